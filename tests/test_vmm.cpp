@@ -1,0 +1,120 @@
+// A stand-in for a VMM: one process whose threads are named like a real VMM's, so the hooks can be
+// exercised on real threads in real cgroups without booting a guest.
+//
+//   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
+//            [--vcpu-delay-ms MS] [--spin] [--ready-file PATH]
+//
+// The main thread stays unnamed (it is "the VMM"), I/O threads are named "IO iothreadN" and vCPU threads
+// are named after --style. With --vcpu-delay-ms the vCPU threads appear only after that delay, as with a
+// VMM that creates its vCPUs after it has set up the machine. With --ready-file, the file is created once
+// every thread exists. The process runs until it is killed.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct Options {
+	int vcpus = 4;
+	int io_threads = 2;
+	std::string style = "qemu-kvm";
+	int vcpu_delay_ms = 0;
+	bool spin = false;
+	std::string ready_file;
+};
+
+[[noreturn]] void usage(const char *why)
+{
+	std::fprintf(stderr, "test-vmm: %s\n", why);
+	std::exit(2);
+}
+
+int parse_count(const char *text, int max)
+{
+	char *end = nullptr;
+	long value = std::strtol(text, &end, 10);
+	if (*text == '\0' || *end != '\0' || value < 0 || value > max)
+		usage("bad number");
+	return static_cast<int>(value);
+}
+
+Options parse(int argc, char **argv)
+{
+	Options options;
+	for (int i = 1; i < argc; ++i) {
+		std::string arg = argv[i];
+		if (i + 1 >= argc && arg != "--spin")
+			usage("missing value");
+		if (arg == "--vcpus")
+			options.vcpus = parse_count(argv[++i], 1024);
+		else if (arg == "--io-threads")
+			options.io_threads = parse_count(argv[++i], 64);
+		else if (arg == "--style")
+			options.style = argv[++i];
+		else if (arg == "--vcpu-delay-ms")
+			options.vcpu_delay_ms = parse_count(argv[++i], 600000);
+		else if (arg == "--ready-file")
+			options.ready_file = argv[++i];
+		else if (arg == "--spin")
+			options.spin = true;
+		else
+			usage("unknown option");
+	}
+	return options;
+}
+
+std::string vcpu_name(const std::string &style, int index)
+{
+	if (style == "qemu-kvm")
+		return "CPU " + std::to_string(index) + "/KVM";
+	if (style == "qemu-tcg")
+		return "CPU " + std::to_string(index) + "/TCG";
+	if (style == "cloud-hypervisor")
+		return "vcpu" + std::to_string(index);
+	if (style == "firecracker")
+		return "fc_vcpu " + std::to_string(index);
+	usage("unknown style");
+}
+
+void run_thread(std::string name, bool spin)
+{
+	pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+	for (;;) {
+		if (spin) {
+			// Burn CPU in short bursts: a relaxed atomic keeps the loop from being optimised away.
+			static std::atomic<unsigned> sink;
+			for (int i = 0; i < 1000000; ++i)
+				sink.fetch_add(1, std::memory_order_relaxed);
+			std::this_thread::yield();
+		} else {
+			pause();
+		}
+	}
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	Options options = parse(argc, argv);
+	std::vector<std::thread> threads;
+	for (int i = 0; i < options.io_threads; ++i)
+		threads.emplace_back(run_thread, "IO iothread" + std::to_string(i), false);
+	if (options.vcpu_delay_ms > 0)
+		std::this_thread::sleep_for(std::chrono::milliseconds(options.vcpu_delay_ms));
+	for (int i = 0; i < options.vcpus; ++i)
+		threads.emplace_back(run_thread, vcpu_name(options.style, i), options.spin);
+	if (!options.ready_file.empty())
+		std::ofstream(options.ready_file) << getpid() << '\n';
+	for (;;)
+		pause();
+}
