@@ -1,0 +1,52 @@
+// What the hooks need from the bundle's config.json: the cgroups path (to cross-check and report), the
+// annotations, and the container's CPU resources.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vmmcg {
+
+struct CgroupsPath {
+	enum class Kind {
+		none,     // absent or empty: the runtime picks a path
+		absolute, // "/a/b": below the root of every hierarchy
+		relative, // "a/b": below the runtime's own cgroup (runc) or the root (crun)
+		systemd,  // "slice:prefix:name" (systemd cgroup driver)
+	};
+	Kind kind = Kind::none;
+	std::string path; // absolute and relative: the path as given
+	std::string slice, prefix, name; // systemd
+};
+
+struct CpuResources {
+	std::optional<std::uint64_t> shares;
+	std::optional<std::int64_t> quota;
+	std::optional<std::uint64_t> period;
+	std::optional<std::string> cpus;
+	std::optional<std::string> mems;
+};
+
+struct BundleConfig {
+	CgroupsPath cgroups_path;
+	std::map<std::string, std::string> annotations;
+	CpuResources cpu;
+};
+
+// config.json may carry large process and mount lists; beyond this it is refused.
+inline constexpr std::size_t max_bundle_config_size = 16 << 20;
+
+// Parses the cgroupsPath forms of runtime-spec config-linux. Throws InputError for a path that could climb.
+CgroupsPath parse_cgroups_path(std::string_view text);
+
+// Parses config.json text. Throws InputError naming the field.
+BundleConfig parse_bundle_config(std::string_view json);
+
+// Reads and parses <bundle>/config.json. Throws InputError when it is missing, unreadable or invalid.
+BundleConfig read_bundle_config(const std::string &bundle_dir);
+
+} // namespace vmmcg

@@ -1,0 +1,74 @@
+// The node owner's configuration: an embedded default, optionally overridden by a JSON file, then by the
+// per-container annotations the file allows.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmmcg {
+
+enum class Mode { split, sandbox_only };
+
+std::string_view to_string(Mode mode);
+std::optional<Mode> parse_mode(std::string_view text);
+
+// Limits for the overhead cgroup (v1 file names; absent means "leave as inherited").
+struct OverheadLimits {
+	std::optional<std::uint64_t> cpu_shares;
+	std::optional<std::int64_t> cpu_quota_us;
+	std::optional<std::uint64_t> cpu_period_us;
+	std::optional<std::string> cpuset_cpus;
+	std::optional<std::string> cpuset_mems;
+};
+
+struct Config {
+	Mode mode = Mode::split;
+	// The overhead cgroup of a container is <overhead_root>/<id> in each overhead hierarchy (v1).
+	std::string overhead_root = "/vmm_overhead";
+	std::vector<std::string> overhead_controllers = {"cpu", "cpuacct", "cpuset"};
+	OverheadLimits overhead_limits;
+	// Globs matched against the executable's base name and the process name (comm).
+	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hypervisor", "firecracker",
+					      "crosvm"};
+	// Thread names of vCPUs; "{n}" stands for the vCPU index.
+	std::vector<std::string> vcpu_thread_patterns = {"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"};
+	unsigned vmm_search_depth = 4;
+	unsigned poststart_budget_ms = 200;
+	unsigned settle_timeout_ms = 60000;
+	unsigned settle_stable_polls = 3;
+	std::string record_dir = "/run/vmm-cgroup-hooks";
+	std::string log_level = "info";
+	bool log_syslog = true;
+	bool log_stderr = true;
+	// Keys of io.vmm-cgroup-hooks.<key> annotations a container creator may set.
+	std::vector<std::string> allowed_annotations;
+};
+
+inline constexpr std::size_t max_config_size = 1 << 20;
+inline constexpr std::string_view annotation_prefix = "io.vmm-cgroup-hooks.";
+inline constexpr std::string_view enable_annotation = "io.vmm-cgroup-hooks.enable";
+
+// Parses a configuration file's text over the defaults. Unknown keys are an error that names the key.
+Config parse_config(std::string_view json);
+
+// Reads the file at path; std::nullopt path or a missing default file gives the defaults.
+Config load_config(const std::optional<std::string> &path, const std::string &default_path);
+
+// What apply_annotations did with each io.vmm-cgroup-hooks.* annotation, for the log.
+struct AnnotationOutcome {
+	std::string key;
+	std::string value;
+	bool applied;
+	std::string reason; // why it was refused
+};
+
+// Applies the allowed annotations to config. An allowed key with a bad value throws InputError; a key
+// that is not allowed is refused (reported, never applied).
+std::vector<AnnotationOutcome> apply_annotations(Config &config,
+						 const std::map<std::string, std::string> &annotations);
+
+} // namespace vmmcg

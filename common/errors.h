@@ -1,0 +1,31 @@
+// The error model: exceptions end a hook, with the context of each layer in the message.
+//  - InputError: what the hook was given is wrong (state, config.json, configuration, annotations).
+//    One line names the field and the problem. Exit code 2.
+//  - std::system_error: the host refused something (a cgroup write, a /proc read). Exit code 1.
+// Outcomes a caller expects (ENOENT on removal, ESRCH for an exited thread) are std::error_code returns.
+#pragma once
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace vmmcg {
+
+class InputError : public std::runtime_error
+{
+public:
+	using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] inline void throw_errno(const std::string &what, int err = errno)
+{
+	throw std::system_error(err, std::generic_category(), what);
+}
+
+inline std::error_code errno_code(int err = errno)
+{
+	return {err, std::generic_category()};
+}
+
+} // namespace vmmcg

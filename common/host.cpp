@@ -1,0 +1,128 @@
+#include "host.h"
+
+#include <linux/magic.h>
+#include <sys/statfs.h>
+
+#include <mutex>
+
+#include <libcgroup.h>
+
+#include "errors.h"
+#include "paths.h"
+
+namespace vmmcg {
+
+namespace {
+
+std::optional<long> fs_magic(const std::string &path)
+{
+	struct statfs fs {};
+	if (::statfs(path.c_str(), &fs) != 0)
+		return std::nullopt;
+	return static_cast<long>(fs.f_type);
+}
+
+void init_libcgroup()
+{
+	static std::once_flag once;
+	static int result = 0;
+	std::call_once(once, [] { result = cgroup_init(); });
+	if (result != 0)
+		throw std::runtime_error(std::string("libcgroup: cgroup_init: ") + cgroup_strerror(result));
+}
+
+} // namespace
+
+std::string_view to_string(HostMode mode)
+{
+	switch (mode) {
+	case HostMode::v1:
+		return "v1";
+	case HostMode::hybrid:
+		return "hybrid";
+	case HostMode::v2:
+		return "v2";
+	}
+	return "?";
+}
+
+std::optional<HostMode> parse_host_mode(std::string_view text)
+{
+	if (text == "v1")
+		return HostMode::v1;
+	if (text == "hybrid")
+		return HostMode::hybrid;
+	if (text == "v2")
+		return HostMode::v2;
+	return std::nullopt;
+}
+
+HostMode detect_host_mode(const std::string &root)
+{
+	auto magic = fs_magic(root);
+	if (!magic)
+		throw_errno("statfs " + root);
+	if (*magic == CGROUP2_SUPER_MAGIC)
+		return HostMode::v2;
+	if (*magic == TMPFS_MAGIC && fs_magic(root + "/unified") == CGROUP2_SUPER_MAGIC)
+		return HostMode::hybrid;
+	return HostMode::v1;
+}
+
+Mounts discover_mounts(HostMode mode, const std::string &root)
+{
+	Mounts mounts;
+	if (mode == HostMode::v2) {
+		mounts.unified = root;
+		return mounts;
+	}
+	if (mode == HostMode::hybrid)
+		mounts.unified = root + "/unified";
+
+	init_libcgroup();
+	void *handle = nullptr;
+	struct cgroup_mount_point info {};
+	int ret = cgroup_get_controller_begin(&handle, &info);
+	while (ret == 0) {
+		// libcgroup also lists controllers that live on the cgroup2 mount (hugetlb here): not v1.
+		if (mounts.unified.empty() || mounts.unified != info.path)
+			mounts.v1.emplace(info.name, info.path);
+		ret = cgroup_get_controller_next(&handle, &info);
+	}
+	cgroup_get_controller_end(&handle);
+	if (ret != ECGEOF)
+		throw std::runtime_error(std::string("libcgroup: listing controllers: ") + cgroup_strerror(ret));
+	return mounts;
+}
+
+ProcCgroups parse_proc_cgroup(std::string_view text)
+{
+	ProcCgroups out;
+	while (!text.empty()) {
+		std::size_t eol = text.find('\n');
+		std::string_view line = text.substr(0, eol);
+		text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+		if (line.empty())
+			continue;
+		std::size_t first = line.find(':');
+		std::size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
+		if (second == std::string_view::npos)
+			throw InputError("cgroup membership line '" + std::string(line) + "': not id:controllers:path");
+		std::string_view controllers = line.substr(first + 1, second - first - 1);
+		std::string path(line.substr(second + 1));
+		if (!is_clean_absolute(path))
+			throw InputError("cgroup membership line '" + std::string(line) + "': path is not absolute");
+		if (controllers.empty()) {
+			out.insert_or_assign("", path);
+			continue;
+		}
+		while (!controllers.empty()) {
+			std::size_t comma = controllers.find(',');
+			out.insert_or_assign(std::string(controllers.substr(0, comma)), path);
+			controllers.remove_prefix(comma == std::string_view::npos ? controllers.size() : comma + 1);
+		}
+	}
+	return out;
+}
+
+} // namespace vmmcg

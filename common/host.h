@@ -1,0 +1,37 @@
+// The host's cgroup setup: v1, hybrid or v2, where each hierarchy is mounted, and where a process is.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vmmcg {
+
+enum class HostMode { v1, hybrid, v2 };
+
+std::string_view to_string(HostMode mode);
+std::optional<HostMode> parse_host_mode(std::string_view text);
+
+// As crun, runc and systemd decide it: statfs(root) is cgroup2 -> v2; tmpfs with a cgroup2 file system at
+// root/unified -> hybrid; otherwise v1. (libcgroup 2.0.2 has no cgroup_setup_mode() to ask.)
+HostMode detect_host_mode(const std::string &root = "/sys/fs/cgroup");
+
+struct Mounts {
+	// v1 controller name -> mount point ("cpu" -> "/sys/fs/cgroup/cpu"); co-mounted controllers share one.
+	std::map<std::string, std::string> v1;
+	// The cgroup2 mount: the root on v2 hosts, root/unified on hybrid ones, empty on v1.
+	std::string unified;
+};
+
+// Finds the mounts: libcgroup's discovery (cgroup_init) for the v1 controllers, detection for cgroup2.
+Mounts discover_mounts(HostMode mode, const std::string &root = "/sys/fs/cgroup");
+
+// /proc/<pid>/cgroup as a map: each v1 controller of a line -> path ("cpu" -> "/a/b"; a named hierarchy
+// keeps its "name=..." key), and the cgroup2 line under the key "" (empty). Throws InputError if malformed.
+using ProcCgroups = std::map<std::string, std::string, std::less<>>;
+ProcCgroups parse_proc_cgroup(std::string_view text);
+
+} // namespace vmmcg

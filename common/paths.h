@@ -1,0 +1,21 @@
+// Path strings the hooks accept from their input: checked here, before any of them reaches the file system.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace vmmcg {
+
+// True for "/", or "/a/b" with no empty, "." or ".." component and no NUL: a path that cannot climb.
+bool is_clean_absolute(std::string_view path);
+
+// The parent of a clean absolute path ("/a/b" -> "/a", "/a" -> "/").
+std::string parent_path(std::string_view path);
+
+// Joins a clean absolute cgroup path and one more component ("/" + "x" -> "/x", "/a" + "x" -> "/a/x").
+std::string join_path(std::string_view base, std::string_view name);
+
+// Runtime container ids: runc and crun accept [A-Za-z0-9_+.-]+ except "." and ".."; we also bound the length.
+bool is_valid_container_id(std::string_view id);
+
+} // namespace vmmcg

@@ -1,0 +1,188 @@
+#include "placement.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "errors.h"
+#include "host.h"
+
+namespace vmmcg {
+
+namespace {
+
+const char *thread_file(const Target &target)
+{
+	return target.v2 ? "cgroup.threads" : "tasks";
+}
+
+bool is_gone(const std::error_code &ec)
+{
+	return ec == std::errc::no_such_process || ec == std::errc::no_such_file_or_directory;
+}
+
+} // namespace
+
+Placer::Placer(const Layout &layout, const ProcFs &proc, const std::vector<std::string> &vcpu_patterns)
+	: layout_(layout), proc_(proc), patterns_(vcpu_patterns)
+{
+	for (const auto &target : layout.targets) {
+		std::string key = target.v2 ? "" : target.controllers.substr(0, target.controllers.find(','));
+		opened_.push_back({&target, CgroupMount::open(target.mount), key});
+	}
+}
+
+void Placer::check_vmm(const ProcessRef &vmm) const
+{
+	std::error_code ec;
+	ProcCgroups where = parse_proc_cgroup(proc_.process_cgroup(vmm.pid, ec));
+	if (ec)
+		return; // gone: the pass notices
+	for (const auto &opened : opened_) {
+		const Target &t = *opened.target;
+		auto it = where.find(opened.key);
+		std::string path = it == where.end() ? "(none)" : it->second;
+		if (path != t.sandbox && path != t.vcpu && path != t.overhead)
+			throw std::runtime_error("VMM pid " + std::to_string(vmm.pid) + " is in " +
+						 opened.mount.describe(path) +
+						 ", not in this container's cgroups: refusing to move it");
+	}
+}
+
+std::error_code Placer::move_thread(Opened &opened, const std::string &cgroup, pid_t tid)
+{
+	std::string key = opened.target->mount + cgroup;
+	auto it = thread_files_.find(key);
+	if (it == thread_files_.end()) {
+		std::error_code ec;
+		UniqueFd fd = opened.mount.open_file(cgroup, thread_file(*opened.target), O_WRONLY, ec);
+		if (!fd.valid())
+			throw std::system_error(ec, "opening " + opened.mount.describe(cgroup, thread_file(*opened.target)));
+		it = thread_files_.emplace(key, std::move(fd)).first;
+	}
+	return write_id(it->second.get(), tid);
+}
+
+PassResult Placer::place(const ProcessRef &vmm)
+{
+	PassResult result;
+	if (!proc_.alive(vmm)) {
+		result.vmm_gone = true;
+		return result;
+	}
+	check_vmm(vmm);
+
+	if (!process_moved_) {
+		for (auto &opened : opened_) {
+			if (opened.target->v2)
+				continue; // a threaded cgroup takes threads, not processes
+			std::error_code ec = opened.mount.write_file(opened.target->overhead, "cgroup.procs",
+								     std::to_string(vmm.pid));
+			if (is_gone(ec)) {
+				result.vmm_gone = true;
+				return result;
+			}
+			if (ec)
+				throw std::system_error(ec, "moving VMM pid " + std::to_string(vmm.pid) + " to " +
+								    opened.mount.describe(opened.target->overhead, "cgroup.procs"));
+		}
+		process_moved_ = true;
+	}
+
+	std::error_code ec;
+	std::vector<ThreadInfo> threads = list_threads(proc_, vmm.pid, patterns_, ec);
+	if (ec) {
+		result.vmm_gone = true;
+		return result;
+	}
+	for (const auto &thread : threads) {
+		std::error_code read_ec;
+		std::string text = proc_.thread_cgroup(vmm.pid, thread.tid, read_ec);
+		if (read_ec)
+			continue; // exited
+		ProcCgroups where = parse_proc_cgroup(text);
+		bool gone = false;
+		for (auto &opened : opened_) {
+			const Target &t = *opened.target;
+			const std::string &want = thread.vcpu ? t.vcpu : t.overhead;
+			auto it = where.find(opened.key);
+			if (it == where.end() || it->second == want)
+				continue;
+			if (it->second != t.sandbox && it->second != t.vcpu && it->second != t.overhead) {
+				spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
+					     thread.tid, thread.name, opened.mount.describe(it->second));
+				continue;
+			}
+			std::error_code move_ec = move_thread(opened, want, thread.tid);
+			if (is_gone(move_ec)) {
+				gone = true;
+				break;
+			}
+			// EINVAL on v2: a thread still being created cannot migrate yet; the next pass retries.
+			if (move_ec == std::errc::invalid_argument && t.v2) {
+				++result.moved;
+				continue;
+			}
+			if (move_ec)
+				throw std::system_error(move_ec, "moving thread " + std::to_string(thread.tid) + " (" +
+									 thread.name + ") to " +
+									 opened.mount.describe(want, thread_file(t)));
+			++result.moved;
+		}
+		if (gone)
+			continue;
+		result.tids.push_back(thread.tid);
+		if (thread.vcpu)
+			result.vcpus.push_back(thread.tid);
+	}
+	return result;
+}
+
+SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
+		    std::chrono::steady_clock::time_point deadline)
+{
+	using namespace std::chrono_literals;
+	SettleResult result;
+	std::optional<Placer> placer;
+	std::vector<pid_t> previous;
+	unsigned stable = 0;
+	auto delay = 5ms;
+	for (;;) {
+		if (!result.vmm) {
+			result.vmm = find_vmm(proc, container.pid, config.vmm_names, config.vmm_search_depth);
+			if (!result.vmm && !proc.alive(container)) {
+				result.container_gone = true;
+				return result;
+			}
+		}
+		if (result.vmm) {
+			if (!placer)
+				placer.emplace(layout, proc, config.vcpu_thread_patterns);
+			PassResult pass = placer->place(*result.vmm);
+			if (pass.vmm_gone) {
+				spdlog::warn("VMM pid {} exited during placement", result.vmm->pid);
+				result.vmm.reset();
+				result.vcpus.clear();
+				return result;
+			}
+			bool same = pass.moved == 0 && pass.tids == previous && !pass.vcpus.empty();
+			stable = same ? stable + 1 : 0;
+			previous = std::move(pass.tids);
+			result.vcpus = std::move(pass.vcpus);
+			if (stable >= config.settle_stable_polls) {
+				result.complete = true;
+				return result;
+			}
+		}
+		auto now = std::chrono::steady_clock::now();
+		if (now >= deadline)
+			return result;
+		std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(delay, deadline - now));
+		delay = std::min(delay * 2, std::chrono::milliseconds(250));
+	}
+}
+
+} // namespace vmmcg

@@ -1,0 +1,66 @@
+// Moving the VMM's threads to where the layout says, and the bounded loop that waits for them to exist.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cgroupfs.h"
+#include "config.h"
+#include "discovery.h"
+#include "layout.h"
+
+namespace vmmcg {
+
+// What one placement pass saw and did.
+struct PassResult {
+	bool vmm_gone = false;
+	std::vector<pid_t> tids;  // every thread seen, sorted
+	std::vector<pid_t> vcpus; // the vCPU threads among them, sorted
+	std::size_t moved = 0;    // threads written to a cgroup in this pass
+};
+
+class Placer
+{
+public:
+	// Opens every target's mount. Throws if one cannot be opened.
+	Placer(const Layout &layout, const ProcFs &proc, const std::vector<std::string> &vcpu_patterns);
+
+	// One pass over the VMM's threads. The first pass on v1 moves the whole process to the overhead cgroups
+	// (cgroup.procs: atomic for the thread group); every pass then moves each thread that is not where it
+	// belongs (v1 "tasks", v2 "cgroup.threads"). A thread is only moved from this container's own cgroups;
+	// the VMM itself must be in one of them, or this throws. Threads that exit meanwhile are skipped.
+	PassResult place(const ProcessRef &vmm);
+
+private:
+	struct Opened {
+		const Target *target;
+		CgroupMount mount;
+		std::string key; // the /proc/<pid>/cgroup key of this hierarchy
+	};
+	std::error_code move_thread(Opened &opened, const std::string &cgroup, pid_t tid);
+	void check_vmm(const ProcessRef &vmm) const;
+
+	const Layout &layout_;
+	const ProcFs &proc_;
+	const std::vector<std::string> &patterns_;
+	std::vector<Opened> opened_;
+	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open tasks/cgroup.threads
+	bool process_moved_ = false;
+};
+
+struct SettleResult {
+	bool complete = false;         // VMM found, vCPUs placed, nothing changed for stable_polls passes
+	bool container_gone = false;   // the container's process exited before a VMM showed up
+	std::optional<ProcessRef> vmm;
+	std::vector<pid_t> vcpus;
+};
+
+// Finds the VMM from the container's process and places it, pass after pass with backoff, until the
+// placement is complete or the deadline passes.
+SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
+		    std::chrono::steady_clock::time_point deadline);
+
+} // namespace vmmcg

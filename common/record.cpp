@@ -1,0 +1,191 @@
+#include "record.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "errors.h"
+#include "io.h"
+#include "json_fields.h"
+#include "paths.h"
+#include "unique_fd.h"
+
+namespace vmmcg {
+
+namespace {
+
+constexpr int record_version = 1;
+constexpr std::size_t max_record_size = 4 << 20;
+
+using nlohmann::json;
+
+json process_to_json(const ProcessRef &ref)
+{
+	return {{"pid", ref.pid}, {"start_time", ref.start_time}};
+}
+
+std::optional<ProcessRef> process_from_json(const json &doc, const char *key)
+{
+	auto it = doc.find(key);
+	if (it == doc.end() || it->is_null())
+		return std::nullopt;
+	return ProcessRef{it->at("pid").get<pid_t>(), it->at("start_time").get<std::uint64_t>()};
+}
+
+std::string temp_prefix(const std::string &id)
+{
+	return "." + id + ".json.";
+}
+
+void write_all(int fd, const std::string &text, const std::string &path)
+{
+	std::size_t done = 0;
+	while (done < text.size()) {
+		ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			throw_errno("writing " + path);
+		done += static_cast<std::size_t>(n);
+	}
+}
+
+} // namespace
+
+std::string record_path(const std::string &dir, const std::string &id)
+{
+	return join_path(dir, id + ".json");
+}
+
+std::string record_to_json(const Record &record)
+{
+	json targets = json::array();
+	for (const auto &target : record.layout.targets) {
+		json create = json::array();
+		for (const auto &dir : target.create)
+			create.push_back({{"path", dir.path}, {"shared", dir.shared}, {"threaded", dir.threaded}});
+		targets.push_back({{"mount", target.mount},
+				   {"controllers", target.controllers},
+				   {"v2", target.v2},
+				   {"sandbox", target.sandbox},
+				   {"vcpu", target.vcpu},
+				   {"overhead", target.overhead},
+				   {"create", create}});
+	}
+	json doc = {{"version", record_version},
+		    {"id", record.id},
+		    {"mode", to_string(record.layout.mode)},
+		    {"host", to_string(record.layout.host)},
+		    {"targets", targets},
+		    {"adopted", record.adopted},
+		    {"vmm", record.vmm ? process_to_json(*record.vmm) : json()},
+		    {"vcpus", record.vcpus},
+		    {"vcpu_source", record.vcpu_source},
+		    {"settler", record.settler ? process_to_json(*record.settler) : json()}};
+	return doc.dump(2) + "\n";
+}
+
+Record record_from_json(const std::string &text)
+{
+	json doc = parse_json_object(text, "record");
+	try {
+		if (doc.at("version").get<int>() != record_version)
+			throw InputError("record: unsupported version");
+		Record record;
+		record.id = doc.at("id").get<std::string>();
+		auto mode = parse_mode(doc.at("mode").get<std::string>());
+		auto host = parse_host_mode(doc.at("host").get<std::string>());
+		if (!mode || !host)
+			throw InputError("record: bad mode or host");
+		record.layout.mode = *mode;
+		record.layout.host = *host;
+		for (const auto &item : doc.at("targets")) {
+			Target target;
+			target.mount = item.at("mount").get<std::string>();
+			target.controllers = item.at("controllers").get<std::string>();
+			target.v2 = item.at("v2").get<bool>();
+			target.sandbox = item.at("sandbox").get<std::string>();
+			target.vcpu = item.at("vcpu").get<std::string>();
+			target.overhead = item.at("overhead").get<std::string>();
+			for (const auto &dir : item.at("create")) {
+				CgroupDir entry{dir.at("path").get<std::string>(), dir.at("shared").get<bool>(),
+						dir.at("threaded").get<bool>()};
+				if (!is_clean_absolute(entry.path) || entry.path == "/")
+					throw InputError("record: bad cgroup path '" + entry.path + "'");
+				target.create.push_back(std::move(entry));
+			}
+			record.layout.targets.push_back(std::move(target));
+		}
+		record.adopted = doc.at("adopted").get<std::vector<std::string>>();
+		record.vmm = process_from_json(doc, "vmm");
+		record.vcpus = doc.at("vcpus").get<std::vector<pid_t>>();
+		record.vcpu_source = doc.at("vcpu_source").get<std::string>();
+		record.settler = process_from_json(doc, "settler");
+		return record;
+	} catch (const json::exception &e) {
+		throw InputError(std::string("record: ") + e.what());
+	}
+}
+
+void write_record(const std::string &dir, const Record &record)
+{
+	if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+		throw_errno("creating record directory " + dir);
+	std::string path = record_path(dir, record.id);
+	std::string temp = join_path(dir, temp_prefix(record.id) + std::to_string(::getpid()));
+	UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+	if (!fd.valid())
+		throw_errno("creating " + temp);
+	try {
+		write_all(fd.get(), record_to_json(record), temp);
+		if (::fsync(fd.get()) != 0)
+			throw_errno("fsync " + temp);
+		fd.reset();
+		if (::rename(temp.c_str(), path.c_str()) != 0)
+			throw_errno("renaming " + temp + " to " + path);
+	} catch (...) {
+		::unlink(temp.c_str());
+		throw;
+	}
+}
+
+std::optional<Record> read_record(const std::string &dir, const std::string &id)
+{
+	std::string path = record_path(dir, id);
+	std::error_code ec;
+	std::string text = read_file(path, max_record_size, ec);
+	if (ec == std::errc::no_such_file_or_directory)
+		return std::nullopt;
+	if (ec)
+		throw InputError(path + ": cannot be read: " + ec.message());
+	try {
+		Record record = record_from_json(text);
+		if (record.id != id)
+			throw InputError("record: holds id '" + record.id + "'");
+		return record;
+	} catch (const InputError &e) {
+		throw InputError(path + ": " + e.what());
+	}
+}
+
+std::error_code remove_record(const std::string &dir, const std::string &id)
+{
+	std::error_code result;
+	if (::unlink(record_path(dir, id).c_str()) != 0 && errno != ENOENT)
+		result = errno_code();
+	// Temp files of writers that were killed between open and rename.
+	if (DIR *d = ::opendir(dir.c_str())) {
+		std::string prefix = temp_prefix(id);
+		while (struct dirent *entry = ::readdir(d)) {
+			if (std::string_view(entry->d_name).starts_with(prefix))
+				::unlinkat(::dirfd(d), entry->d_name, 0);
+		}
+		::closedir(d);
+	}
+	return result;
+}
+
+} // namespace vmmcg
