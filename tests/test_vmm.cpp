@@ -2,12 +2,14 @@
 // exercised on real threads in real cgroups without booting a guest.
 //
 //   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
-//            [--vcpu-delay-ms MS] [--spin] [--ready-file PATH]
+//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH]
 //
 // The main thread stays unnamed (it is "the VMM"), I/O threads are named "IO iothreadN" and vCPU threads
 // are named after --style. With --vcpu-delay-ms the vCPU threads appear only after that delay, as with a
 // VMM that creates its vCPUs after it has set up the machine. With --ready-file, the file is created once
-// every thread exists. The process runs until it is killed.
+// every thread exists. With --churn-vcpus a thread named "IO churn" keeps creating short-lived threads named
+// "CPU 9/KVM" (each lives about a millisecond), so that threads come and go while the hooks move them.
+// The process runs until it is killed.
 #include <pthread.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@ struct Options {
 	std::string style = "qemu-kvm";
 	int vcpu_delay_ms = 0;
 	bool spin = false;
+	bool churn = false;
 	std::string ready_file;
 };
 
@@ -52,7 +55,7 @@ Options parse(int argc, char **argv)
 	Options options;
 	for (int i = 1; i < argc; ++i) {
 		std::string arg = argv[i];
-		if (i + 1 >= argc && arg != "--spin")
+		if (i + 1 >= argc && arg != "--spin" && arg != "--churn-vcpus")
 			usage("missing value");
 		if (arg == "--vcpus")
 			options.vcpus = parse_count(argv[++i], 1024);
@@ -66,6 +69,8 @@ Options parse(int argc, char **argv)
 			options.ready_file = argv[++i];
 		else if (arg == "--spin")
 			options.spin = true;
+		else if (arg == "--churn-vcpus")
+			options.churn = true;
 		else
 			usage("unknown option");
 	}
@@ -101,6 +106,18 @@ void run_thread(std::string name, bool spin)
 	}
 }
 
+void churn()
+{
+	pthread_setname_np(pthread_self(), "IO churn");
+	for (;;) {
+		std::thread short_lived([] {
+			pthread_setname_np(pthread_self(), "CPU 9/KVM");
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		});
+		short_lived.join();
+	}
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -113,6 +130,8 @@ int main(int argc, char **argv)
 		std::this_thread::sleep_for(std::chrono::milliseconds(options.vcpu_delay_ms));
 	for (int i = 0; i < options.vcpus; ++i)
 		threads.emplace_back(run_thread, vcpu_name(options.style, i), options.spin);
+	if (options.churn)
+		threads.emplace_back(churn);
 	if (!options.ready_file.empty())
 		std::ofstream(options.ready_file) << getpid() << '\n';
 	for (;;)

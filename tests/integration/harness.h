@@ -1,0 +1,91 @@
+// The integration harness: plays the runtime's part on the host's real cgroupfs. It makes a sandbox
+// cgroup S (unique prefix) in every v1 hierarchy, starts a real VMM inside it, writes a bundle and a hook
+// configuration, runs the built hook executables with the state on stdin, and reads placement back from
+// /proc/<pid>/task/<tid>/cgroup. Everything it made is removed in the destructor, also when a test fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace vmmcg::test {
+
+struct HookRun {
+	int status = -1; // exit code, or -1 if killed
+	std::string err; // what the hook wrote to stderr
+};
+
+// Where each hierarchy a thread is in says it is: "cpu" -> "/a/b", as parse_proc_cgroup gives it.
+using Placement = std::map<std::string, std::string, std::less<>>;
+
+struct ThreadPlacement {
+	pid_t tid;
+	std::string name;
+	Placement where;
+};
+
+class Sandbox
+{
+public:
+	// name: unique within the test run; it becomes the container id (prefixed).
+	explicit Sandbox(const std::string &name);
+	~Sandbox();
+	Sandbox(const Sandbox &) = delete;
+	Sandbox &operator=(const Sandbox &) = delete;
+
+	const std::string &id() const { return id_; }
+	const std::string &sandbox_path() const { return sandbox_; }   // S, e.g. /vmmcg-it-123/sb-split
+	std::string overhead_path() const { return overhead_root_ + "/" + id_; }
+	const std::string &overhead_root() const { return overhead_root_; }
+	const std::string &record_dir() const { return record_dir_; }
+	std::string record_file() const { return record_dir_ + "/" + id_ + ".json"; }
+
+	// Starts the program (argv[0] a path) with its process already in S in every hierarchy.
+	pid_t start(const std::vector<std::string> &argv);
+	pid_t start_test_vmm(const std::vector<std::string> &extra_args = {});
+	pid_t vmm() const { return vmm_; }
+	void kill_vmm();
+
+	// Extra configuration keys, merged into the hook configuration file.
+	void configure(const std::string &json_object_members);
+	// The bundle's annotations (default: enable=true).
+	void annotate(const std::string &json_object);
+
+	std::string state() const;
+	HookRun run(const std::string &stage, const std::string &state_json) const;
+	HookRun create_runtime() const { return run("create-runtime", state()); }
+	HookRun poststart() const { return run("poststart", state()); }
+	HookRun poststop() const { return run("poststop", state()); }
+
+	std::vector<ThreadPlacement> threads() const;
+	// True when no cgroup <overhead_root>/<id> exists in any hierarchy.
+	bool overhead_gone() const;
+
+	static const std::vector<std::string> &cpu_controllers();   // cpu, cpuacct, cpuset
+	static const std::vector<std::string> &other_controllers(); // memory, pids, devices, freezer, blkio
+
+private:
+	void write_config() const;
+
+	std::string id_;
+	std::string prefix_;
+	std::string sandbox_;
+	std::string overhead_root_;
+	std::string dir_;
+	std::string record_dir_;
+	std::string config_members_;
+	std::string annotations_ = R"({"io.vmm-cgroup-hooks.enable":"true"})";
+	pid_t vmm_ = 0;
+};
+
+// Polls until pred() or the timeout; returns pred()'s last value. For waiting on the settler, not timing.
+bool wait_until(const std::function<bool()> &pred, int timeout_ms = 10000);
+
+std::string build_path(const std::string &relative); // below the meson build dir
+bool is_vcpu_name(const std::string &name);
+bool process_exists(pid_t pid);
+
+} // namespace vmmcg::test

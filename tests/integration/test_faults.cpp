@@ -1,0 +1,149 @@
+// Faults and bad input against the real hooks: nothing half done, nothing left behind.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace fs = std::filesystem;
+using namespace vmmcg::test;
+
+TEST_SUITE("integration-faults")
+{
+	TEST_CASE("createRuntime that fails midway removes what it created and writes no record")
+	{
+		Sandbox sb("midway");
+		// The cpu and cpuacct cgroups are made first; the cpuset limit then fails (no CPU 63 here).
+		sb.configure(R"("overhead_limits":{"cpuset_cpus":"63"})");
+		sb.start_test_vmm({"--vcpus", "2"});
+		HookRun created = sb.create_runtime();
+		CHECK(created.status == 1);
+		CHECK(created.err.find("cpuset.cpus") != std::string::npos);
+		CHECK(sb.overhead_gone());
+		for (const char *c : {"cpu", "cpuacct", "cpuset"})
+			CHECK(!fs::exists(std::string("/sys/fs/cgroup/") + c + sb.overhead_root()));
+		CHECK(!fs::exists(sb.record_file()));
+	}
+
+	TEST_CASE("the VMM exits between createRuntime and poststart")
+	{
+		Sandbox sb("vmmgone");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		std::string state = sb.state();
+		sb.kill_vmm();
+		HookRun started = sb.run("poststart", state);
+		CHECK_MESSAGE(started.status != 0, started.err); // the container's process is gone: an error
+		CHECK(started.err.find("'pid'") != std::string::npos);
+		CHECK(sb.run("poststop", state).status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("vCPU threads that come and go during placement do not fail poststart")
+	{
+		Sandbox sb("churn");
+		sb.start_test_vmm({"--vcpus", "2", "--churn-vcpus"});
+		REQUIRE(sb.create_runtime().status == 0);
+		HookRun started = sb.poststart();
+		CHECK_MESSAGE(started.status == 0, started.err);
+		// The steady threads are placed; churned ones may be anywhere while they live.
+		for (const auto &t : sb.threads()) {
+			if (t.name.rfind("CPU 9", 0) == 0)
+				continue;
+			bool vcpu = is_vcpu_name(t.name);
+			CHECK(t.where.at("cpu") == (vcpu ? sb.sandbox_path() : sb.overhead_path()));
+		}
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("poststop without createRuntime exits 0 and touches nothing")
+	{
+		Sandbox sb("nocreate");
+		sb.start_test_vmm({"--vcpus", "1"});
+		HookRun stopped = sb.poststop();
+		CHECK_MESSAGE(stopped.status == 0, stopped.err);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("poststop as podman runs it: no pid")
+	{
+		Sandbox sb("nopid");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		auto state = nlohmann::json::parse(sb.state());
+		state.erase("pid");
+		CHECK(sb.run("poststop", state.dump()).status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("a VMM that is not in the container's cgroups is refused")
+	{
+		Sandbox sb("escaped");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		// Move the VMM out of S in the cpu hierarchy, to the overhead root (not this container's).
+		std::ofstream("/sys/fs/cgroup/cpu" + sb.overhead_root() + "/cgroup.procs") << sb.vmm();
+		HookRun started = sb.poststart();
+		CHECK(started.status == 1);
+		CHECK(started.err.find("refusing") != std::string::npos);
+		for (const auto &t : sb.threads())
+			CHECK(t.where.at("cpuset") == sb.sandbox_path()); // nothing moved anywhere
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("bad input: one line naming the problem, exit 2, nothing created")
+	{
+		Sandbox sb("badinput");
+		sb.start_test_vmm({"--vcpus", "1"});
+		struct Case {
+			const char *state;
+			const char *expect;
+		};
+		std::string good_bundle = nlohmann::json::parse(sb.state())["bundle"];
+		std::string vmm = std::to_string(sb.vmm());
+		for (const auto &[state, expect] : std::vector<std::pair<std::string, std::string>>{
+			     {"", "not valid JSON"},
+			     {"{\"id\":", "not valid JSON"},
+			     {"[]", "JSON object"},
+			     {R"({"bundle":")" + good_bundle + R"(","pid":)" + vmm + "}", "'id'"},
+			     {R"({"id":"../x","bundle":")" + good_bundle + R"(","pid":)" + vmm + "}", "'id'"},
+			     {R"({"id":"a/b","bundle":")" + good_bundle + R"(","pid":)" + vmm + "}", "'id'"},
+			     {R"({"id":"x","pid":)" + vmm + "}", "'bundle'"},
+			     {R"({"id":"x","bundle":")" + good_bundle + R"(","pid":-1})", "'pid'"},
+			     {R"({"id":"x","bundle":")" + good_bundle + R"(","pid":"12"})", "'pid'"},
+			     {R"({"id":"x","bundle":")" + good_bundle + R"(","pid":0})", "'pid'"},
+			     {R"({"id":"x","bundle":")" + good_bundle + R"(","pid":999999999})", "'pid'"},
+			     {R"({"id":"x","bundle":"/nonexistent-vmmcg","pid":)" + vmm + "}", "config.json"},
+		     }) {
+			HookRun created = sb.run("create-runtime", state);
+			INFO("state: " << state << "\nstderr: " << created.err);
+			CHECK(created.status == 2);
+			CHECK(created.err.find(expect) != std::string::npos);
+			CHECK(std::count(created.err.begin(), created.err.end(), '\n') == 1);
+		}
+		HookRun oversized = sb.run("create-runtime", std::string(2 << 20, ' '));
+		CHECK(oversized.status == 2);
+		CHECK(oversized.err.find("larger than") != std::string::npos);
+		CHECK(sb.overhead_gone());
+		CHECK(!fs::exists(sb.record_dir()));
+	}
+
+	TEST_CASE("an unknown configuration key is named, exit 2")
+	{
+		Sandbox sb("badconfig");
+		sb.configure(R"("overhead_rot":"/x")");
+		sb.start_test_vmm({"--vcpus", "1"});
+		HookRun created = sb.create_runtime();
+		CHECK(created.status == 2);
+		CHECK(created.err.find("'overhead_rot'") != std::string::npos);
+		CHECK(sb.overhead_gone());
+	}
+}
