@@ -142,10 +142,14 @@ int create_runtime(const State &state, Config &config)
 
 	Provisioned made = provision(record.layout, config.overhead_limits);
 	record.adopted = made.adopted;
+	record.enabled = made.enabled;
+	record.saved = made.saved;
 	try {
 		write_record(config.record_dir, record);
 	} catch (...) {
-		teardown(record.layout); // nothing half done: the record is what poststop would clean from
+		// Nothing half done: without a record poststop could not find what to undo.
+		teardown(record.layout);
+		restore_sandbox(record.layout, record.enabled, record.saved);
 		throw;
 	}
 	for (const auto &path : made.created)
@@ -171,11 +175,16 @@ void log_settled(const SettleResult &result, const char *who)
 		spdlog::warn("{}: no VMM found", who);
 }
 
+// Stores the placement; once vCPU threads are in place, lifts S's own CPU limit on v2 (provision.h).
 void store_placement(Record &record, const SettleResult &result)
 {
 	record.vmm = result.vmm;
 	record.vcpus = result.vcpus;
 	record.vcpu_source = result.vmm ? "thread-names" : "";
+	if (result.vmm && !result.vcpus.empty() && !record.relaxed) {
+		relax_sandbox(record.layout);
+		record.relaxed = true;
+	}
 }
 
 int poststart(const State &state, const Config &config)
@@ -277,6 +286,8 @@ int poststop(const State &state, const Config &config)
 		}
 	}
 	std::size_t failures = teardown(layout);
+	if (record)
+		failures += restore_sandbox(layout, record->enabled, record->saved);
 	if (std::error_code ec = remove_record(config.record_dir, state.id)) {
 		spdlog::error("removing {}: {}", record_path(config.record_dir, state.id), ec.message());
 		++failures;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -74,19 +75,71 @@ void apply_limits(const CgroupMount &mount, const Target &target, const std::str
 	}
 }
 
-// Controllers S offers and the threaded children need: enabled in S's subtree_control. The threaded
-// subtree lets S keep its processes while doing so (cgroup-v2.rst, "Threads").
-void enable_threaded_controllers(const CgroupMount &mount, const Target &target)
+bool listed(const std::string &list, std::string_view name)
 {
+	return (" " + list + " ").find(" " + std::string(name) + " ") != std::string::npos;
+}
+
+// Controllers S offers and the threaded children need: enabled in S's subtree_control. The threaded
+// subtree lets S keep its processes while doing so (cgroup-v2.rst, "Threads": cpu and cpuset are
+// threaded controllers). Returns those this call enabled.
+std::vector<std::string> enable_threaded_controllers(const CgroupMount &mount, const Target &target)
+{
+	std::vector<std::string> enabled;
 	std::error_code ec;
-	std::string available = " " + trimmed(mount.read_file(target.sandbox, "cgroup.controllers", ec)) + " ";
+	std::string available = trimmed(mount.read_file(target.sandbox, "cgroup.controllers", ec));
+	std::string active = trimmed(mount.read_file(target.sandbox, "cgroup.subtree_control", ec));
 	for (const char *name : {"cpu", "cpuset"}) {
-		if (available.find(std::string(" ") + name + " ") == std::string::npos) {
+		if (!listed(available, name)) {
 			spdlog::info("{}: controller {} not available: not enabled", mount.describe(target.sandbox), name);
 			continue;
 		}
+		if (listed(active, name))
+			continue;
 		write_or_throw(mount, target.sandbox, "cgroup.subtree_control", std::string("+") + name);
+		enabled.push_back(name);
 	}
+	return enabled;
+}
+
+// The container's CPU limits, as the runtime wrote them on S, go to S/vcpu. S's originals are saved.
+void copy_limits_to_vcpu(const CgroupMount &mount, const Target &target, std::map<std::string, std::string> &saved)
+{
+	for (const char *file : {"cpu.max", "cpu.weight", "cpuset.cpus", "cpuset.mems"}) {
+		std::error_code ec;
+		std::string value = trimmed(mount.read_file(target.sandbox, file, ec));
+		if (ec == std::errc::no_such_file_or_directory || value.empty())
+			continue; // controller not enabled on S, or nothing set
+		if (ec)
+			throw std::system_error(ec, "reading " + mount.describe(target.sandbox, file));
+		std::error_code child_ec;
+		mount.read_file(target.vcpu, file, child_ec);
+		if (child_ec)
+			continue; // the controller is not enabled for the children
+		write_or_throw(mount, target.vcpu, file, value);
+		if (std::string_view(file) == "cpu.max")
+			saved.emplace(file, value);
+	}
+}
+
+// Overhead limits, given in v1 terms, on S/overhead: quota/period -> cpu.max, shares -> cpu.weight with the
+// conversion crun and runc use (cgroup-v2.rst's weight range 1..10000 from shares 2..262144).
+void apply_v2_overhead_limits(const CgroupMount &mount, const Target &target, const OverheadLimits &limits)
+{
+	if (limits.cpu_quota_us || limits.cpu_period_us) {
+		std::string quota = limits.cpu_quota_us && *limits.cpu_quota_us >= 0
+					    ? std::to_string(*limits.cpu_quota_us)
+					    : std::string("max");
+		write_or_throw(mount, target.overhead, "cpu.max",
+			       quota + " " + std::to_string(limits.cpu_period_us.value_or(100000)));
+	}
+	if (limits.cpu_shares)
+		write_or_throw(mount, target.overhead, "cpu.weight",
+			       std::to_string(1 + ((*limits.cpu_shares - 2) * 9999) / 262142));
+	if (limits.cpuset_cpus)
+		write_or_throw(mount, target.overhead, "cpuset.cpus", *limits.cpuset_cpus);
+	if (limits.cpuset_mems)
+		write_or_throw(mount, target.overhead, "cpuset.mems", *limits.cpuset_mems);
 }
 
 // Moves what is left in cgroup to its parent, then removes it. ENOENT is done; EBUSY is retried.
@@ -133,6 +186,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 	};
 	std::vector<Made> made;
 	ScopeExit rollback([&] {
+		restore_sandbox(layout, result.enabled, result.saved);
 		for (auto it = made.rbegin(); it != made.rend(); ++it) {
 			try {
 				CgroupMount mount = CgroupMount::open(it->target->mount);
@@ -163,11 +217,61 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			if (!dir.shared && !target.v2)
 				apply_limits(mount, target, dir.path, limits);
 		}
-		if (target.v2)
-			enable_threaded_controllers(mount, target);
+		if (target.v2) {
+			result.enabled = enable_threaded_controllers(mount, target);
+			copy_limits_to_vcpu(mount, target, result.saved);
+			apply_v2_overhead_limits(mount, target, limits);
+		}
 	}
 	rollback.release();
 	return result;
+}
+
+void relax_sandbox(const Layout &layout)
+{
+	for (const auto &target : layout.targets) {
+		if (!target.v2)
+			continue;
+		CgroupMount mount = CgroupMount::open(target.mount);
+		std::error_code ec;
+		std::string current = trimmed(mount.read_file(target.sandbox, "cpu.max", ec));
+		if (ec || current.starts_with("max"))
+			continue;
+		std::string period = current.substr(current.find(' ') + 1);
+		write_or_throw(mount, target.sandbox, "cpu.max", "max " + period);
+		spdlog::info("{}: cpu.max {} -> max (the limit is on {})", mount.describe(target.sandbox), current,
+			     target.vcpu);
+	}
+}
+
+std::size_t restore_sandbox(const Layout &layout, const std::vector<std::string> &enabled,
+			    const std::map<std::string, std::string> &saved)
+{
+	std::size_t failures = 0;
+	auto report = [&](const CgroupMount &mount, const std::string &cgroup, const char *file, std::error_code ec) {
+		if (ec && ec != std::errc::no_such_file_or_directory) {
+			spdlog::error("restoring {}: {}", mount.describe(cgroup, file), ec.message());
+			++failures;
+		}
+	};
+	for (const auto &target : layout.targets) {
+		if (!target.v2)
+			continue;
+		std::optional<CgroupMount> mount;
+		try {
+			mount.emplace(CgroupMount::open(target.mount));
+		} catch (const std::exception &e) {
+			spdlog::error("{}", e.what());
+			++failures;
+			continue;
+		}
+		for (const auto &[file, value] : saved)
+			report(*mount, target.sandbox, file.c_str(), mount->write_file(target.sandbox, file, value));
+		for (const auto &name : enabled)
+			report(*mount, target.sandbox, "cgroup.subtree_control",
+			       mount->write_file(target.sandbox, "cgroup.subtree_control", "-" + name));
+	}
+	return failures;
 }
 
 std::size_t teardown(const Layout &layout)

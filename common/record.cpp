@@ -81,6 +81,9 @@ std::string record_to_json(const Record &record)
 		    {"host", to_string(record.layout.host)},
 		    {"targets", targets},
 		    {"adopted", record.adopted},
+		    {"enabled", record.enabled},
+		    {"saved", record.saved},
+		    {"relaxed", record.relaxed},
 		    {"vmm", record.vmm ? process_to_json(*record.vmm) : json()},
 		    {"vcpus", record.vcpus},
 		    {"vcpu_source", record.vcpu_source},
@@ -120,6 +123,15 @@ Record record_from_json(const std::string &text)
 			record.layout.targets.push_back(std::move(target));
 		}
 		record.adopted = doc.at("adopted").get<std::vector<std::string>>();
+		record.enabled = doc.at("enabled").get<std::vector<std::string>>();
+		record.saved = doc.at("saved").get<std::map<std::string, std::string>>();
+		record.relaxed = doc.at("relaxed").get<bool>();
+		for (const auto &name : record.enabled)
+			if (name != "cpu" && name != "cpuset")
+				throw InputError("record: bad controller '" + name + "'");
+		for (const auto &[file, value] : record.saved)
+			if (file != "cpu.max")
+				throw InputError("record: bad saved file '" + file + "'");
 		record.vmm = process_from_json(doc, "vmm");
 		record.vcpus = doc.at("vcpus").get<std::vector<pid_t>>();
 		record.vcpu_source = doc.at("vcpu_source").get<std::string>();

@@ -2,6 +2,7 @@
 // (temp file + rename) to <record_dir>/<id>.json. poststart and poststop read it; so can an operator.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@ struct Record {
 	// Cgroups createRuntime found already there (adopted, e.g. after a crash): removed like created ones,
 	// but a failed createRuntime does not roll them back.
 	std::vector<std::string> adopted;
+	// v2: controllers enabled in S's subtree_control by createRuntime, and S's values before the split.
+	std::vector<std::string> enabled;
+	std::map<std::string, std::string> saved;
+	bool relaxed = false; // S's cpu.max was lifted (after the vCPUs were placed)
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
 	std::string vcpu_source; // "thread-names"
