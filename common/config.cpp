@@ -16,7 +16,13 @@ namespace {
 constexpr const char *what = "configuration";
 
 // Annotation keys a node owner may allow, with the configuration key each overrides.
-const std::set<std::string, std::less<>> overridable = {"mode"};
+const std::set<std::string, std::less<>> overridable = {"mode", "qmp-socket"};
+
+// A socket path inside the VMM's root: absolute, no "." or ".." components, bounded like sun_path.
+bool is_socket_path(const std::string &path)
+{
+	return is_clean_absolute(path) && path != "/" && path.size() < 108;
+}
 
 const std::set<std::string, std::less<>> known_controllers = {"cpu", "cpuacct", "cpuset"};
 
@@ -154,6 +160,13 @@ Config parse_config(std::string_view json)
 				      check_pattern);
 		} else if (key == "vmm_search_depth") {
 			config.vmm_search_depth = get_bounded(doc, "vmm_search_depth", 16);
+		} else if (key == "qmp_socket") {
+			config.qmp_socket = need(get_string(doc, "qmp_socket", what), "qmp_socket");
+			if (!is_socket_path(*config.qmp_socket))
+				throw InputError("configuration: field 'qmp_socket': '" + *config.qmp_socket +
+						 "' is not a clean absolute path of at most 107 bytes");
+		} else if (key == "qmp_timeout_ms") {
+			config.qmp_timeout_ms = get_bounded(doc, "qmp_timeout_ms", 10000);
 		} else if (key == "poststart_budget_ms") {
 			config.poststart_budget_ms = get_bounded(doc, "poststart_budget_ms", 5000);
 		} else if (key == "settle_timeout_ms") {
@@ -183,7 +196,7 @@ Config parse_config(std::string_view json)
 			for (const auto &name : config.allowed_annotations)
 				if (!overridable.contains(name))
 					throw InputError("configuration: field 'allowed_annotations': '" + name +
-							 "' is not an annotation key that can be allowed (mode)");
+							 "' is not an annotation key that can be allowed (mode, qmp-socket)");
 		} else {
 			throw InputError("configuration: unknown field '" + key + "'");
 		}
@@ -230,6 +243,11 @@ std::vector<AnnotationOutcome> apply_annotations(Config &config,
 				throw InputError("annotation '" + name + "': '" + value +
 						 "' is not 'split' or 'sandbox-only'");
 			config.mode = *mode;
+		} else if (key == "qmp-socket") {
+			if (!is_socket_path(value))
+				throw InputError("annotation '" + name + "': '" + value +
+						 "' is not a clean absolute path of at most 107 bytes");
+			config.qmp_socket = value;
 		}
 		outcomes.push_back({name, value, true, {}});
 	}

@@ -37,6 +37,10 @@ struct Config {
 	// Thread names of vCPUs; "{n}" stands for the vCPU index.
 	std::vector<std::string> vcpu_thread_patterns = {"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"};
 	unsigned vmm_search_depth = 4;
+	// A QMP socket, as a path inside the VMM's root: vCPU threads from query-cpus-fast (qmp.h), thread
+	// names as the fallback. Usually set per container by the qmp-socket annotation, where allowed.
+	std::optional<std::string> qmp_socket;
+	unsigned qmp_timeout_ms = 1000;
 	unsigned poststart_budget_ms = 200;
 	unsigned settle_timeout_ms = 60000;
 	unsigned settle_stable_polls = 3;

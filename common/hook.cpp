@@ -137,6 +137,7 @@ int create_runtime(const State &state, Config &config)
 
 	Record record;
 	record.id = state.id;
+	record.qmp_socket = config.qmp_socket;
 	record.layout = compute_layout(input);
 	cross_check(bundle.cgroups_path, record.layout);
 
@@ -164,8 +165,8 @@ int create_runtime(const State &state, Config &config)
 void log_settled(const SettleResult &result, const char *who)
 {
 	if (result.complete)
-		spdlog::info("{}: VMM pid {} placed, {} vCPU threads (source: thread names)", who, result.vmm->pid,
-			     result.vcpus.size());
+		spdlog::info("{}: VMM pid {} placed, {} vCPU threads (source: {})", who, result.vmm->pid,
+			     result.vcpus.size(), result.vcpu_source);
 	else if (result.container_gone)
 		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
 	else if (result.vmm)
@@ -180,14 +181,14 @@ void store_placement(Record &record, const SettleResult &result)
 {
 	record.vmm = result.vmm;
 	record.vcpus = result.vcpus;
-	record.vcpu_source = result.vmm ? "thread-names" : "";
+	record.vcpu_source = result.vmm ? result.vcpu_source : "";
 	if (result.vmm && !result.vcpus.empty() && !record.relaxed) {
 		relax_sandbox(record.layout);
 		record.relaxed = true;
 	}
 }
 
-int poststart(const State &state, const Config &config)
+int poststart(const State &state, Config config)
 {
 	ProcFs proc;
 	auto record = read_record(config.record_dir, state.id);
@@ -203,6 +204,7 @@ int poststart(const State &state, const Config &config)
 		spdlog::info("sandbox-only mode: the VMM stays in the container's cgroup");
 		return exit_ok;
 	}
+	config.qmp_socket = record->qmp_socket;
 	auto container = proc.process(state.pid > 0 ? state.pid : -1);
 	if (state.pid <= 0 || !container)
 		throw InputError("state: field 'pid': " + std::to_string(state.pid) + " is not a running process");

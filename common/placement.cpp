@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "host.h"
+#include "qmp.h"
 
 namespace vmmcg {
 
@@ -66,7 +67,7 @@ std::error_code Placer::move_thread(Opened &opened, const std::string &cgroup, p
 	return write_id(it->second.get(), tid);
 }
 
-PassResult Placer::place(const ProcessRef &vmm)
+PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<pid_t>> &vcpu_tids)
 {
 	PassResult result;
 	if (!proc_.alive(vmm)) {
@@ -98,6 +99,12 @@ PassResult Placer::place(const ProcessRef &vmm)
 		result.vmm_gone = true;
 		return result;
 	}
+	if (vcpu_tids)
+		for (auto &thread : threads) {
+			auto it = std::find(vcpu_tids->begin(), vcpu_tids->end(), thread.tid);
+			thread.vcpu = it == vcpu_tids->end() ? std::nullopt
+							     : std::optional<int>(static_cast<int>(it - vcpu_tids->begin()));
+		}
 	for (const auto &thread : threads) {
 		std::error_code read_ec;
 		std::string text = proc_.thread_cgroup(vmm.pid, thread.tid, read_ec);
@@ -147,6 +154,8 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 	using namespace std::chrono_literals;
 	SettleResult result;
 	std::optional<Placer> placer;
+	std::optional<std::vector<pid_t>> qmp_vcpus;
+	unsigned qmp_tries = 0;
 	std::vector<pid_t> previous;
 	unsigned stable = 0;
 	auto delay = 5ms;
@@ -161,7 +170,18 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 		if (result.vmm) {
 			if (!placer)
 				placer.emplace(layout, proc, config.vcpu_thread_patterns);
-			PassResult pass = placer->place(*result.vmm);
+			// QMP answers once the VMM is up; a few tries, then thread names are the source.
+			if (config.qmp_socket && !qmp_vcpus && qmp_tries < 5) {
+				std::string why;
+				qmp_vcpus = query_vcpu_threads(proc, result.vmm->pid, *config.qmp_socket,
+							       {std::chrono::milliseconds(config.qmp_timeout_ms)}, why);
+				if (!qmp_vcpus && ++qmp_tries == 5)
+					spdlog::warn("QMP {}: {}: vCPUs found by thread names", *config.qmp_socket, why);
+				else if (!qmp_vcpus)
+					spdlog::debug("QMP {}: {}", *config.qmp_socket, why);
+			}
+			result.vcpu_source = qmp_vcpus ? "qmp" : "thread-names";
+			PassResult pass = placer->place(*result.vmm, qmp_vcpus);
 			if (pass.vmm_gone) {
 				spdlog::warn("VMM pid {} exited during placement", result.vmm->pid);
 				result.vmm.reset();

@@ -32,7 +32,8 @@ public:
 	// (cgroup.procs: atomic for the thread group); every pass then moves each thread that is not where it
 	// belongs (v1 "tasks", v2 "cgroup.threads"). A thread is only moved from this container's own cgroups;
 	// the VMM itself must be in one of them, or this throws. Threads that exit meanwhile are skipped.
-	PassResult place(const ProcessRef &vmm);
+	// With vcpu_tids (from QMP), exactly those threads are vCPUs; without, thread names decide.
+	PassResult place(const ProcessRef &vmm, const std::optional<std::vector<pid_t>> &vcpu_tids = std::nullopt);
 
 private:
 	struct Opened {
@@ -56,6 +57,7 @@ struct SettleResult {
 	bool container_gone = false;   // the container's process exited before a VMM showed up
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
+	std::string vcpu_source; // "qmp" or "thread-names"
 };
 
 // Finds the VMM from the container's process and places it, pass after pass with backoff, until the

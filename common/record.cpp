@@ -84,6 +84,7 @@ std::string record_to_json(const Record &record)
 		    {"enabled", record.enabled},
 		    {"saved", record.saved},
 		    {"relaxed", record.relaxed},
+		    {"qmp_socket", record.qmp_socket ? json(*record.qmp_socket) : json()},
 		    {"vmm", record.vmm ? process_to_json(*record.vmm) : json()},
 		    {"vcpus", record.vcpus},
 		    {"vcpu_source", record.vcpu_source},
@@ -126,6 +127,11 @@ Record record_from_json(const std::string &text)
 		record.enabled = doc.at("enabled").get<std::vector<std::string>>();
 		record.saved = doc.at("saved").get<std::map<std::string, std::string>>();
 		record.relaxed = doc.at("relaxed").get<bool>();
+		if (auto it = doc.find("qmp_socket"); it != doc.end() && !it->is_null()) {
+			record.qmp_socket = it->get<std::string>();
+			if (!is_clean_absolute(*record.qmp_socket))
+				throw InputError("record: bad qmp_socket");
+		}
 		for (const auto &name : record.enabled)
 			if (name != "cpu" && name != "cpuset")
 				throw InputError("record: bad controller '" + name + "'");
