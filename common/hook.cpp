@@ -149,8 +149,7 @@ int create_runtime(const State &state, Config &config)
 		write_record(config.record_dir, record);
 	} catch (...) {
 		// Nothing half done: without a record poststop could not find what to undo.
-		teardown(record.layout);
-		restore_sandbox(record.layout, record.enabled, record.saved);
+		rollback(record.layout, made);
 		throw;
 	}
 	for (const auto &path : made.created)

@@ -143,10 +143,10 @@ void apply_v2_overhead_limits(const CgroupMount &mount, const Target &target, co
 }
 
 // Moves what is left in cgroup to its parent, then removes it. ENOENT is done; EBUSY is retried.
-std::error_code remove_cgroup(const CgroupMount &mount, const Target &target, const std::string &cgroup)
+std::error_code remove_cgroup(const CgroupMount &mount, bool v2, const std::string &cgroup)
 {
 	using namespace std::chrono_literals;
-	const char *file = target.v2 ? "cgroup.threads" : "tasks";
+	const char *file = v2 ? "cgroup.threads" : "tasks";
 	std::string parent = parent_path(cgroup);
 	auto delay = 5ms;
 	std::error_code ec;
@@ -177,26 +177,24 @@ std::error_code remove_cgroup(const CgroupMount &mount, const Target &target, co
 
 } // namespace
 
+void rollback(const Layout &layout, const Provisioned &provisioned)
+{
+	restore_sandbox(layout, provisioned.enabled, provisioned.saved);
+	for (auto it = provisioned.made.rbegin(); it != provisioned.made.rend(); ++it) {
+		try {
+			CgroupMount mount = CgroupMount::open(it->mount);
+			if (std::error_code ec = remove_cgroup(mount, it->v2, it->path))
+				spdlog::error("rollback: removing {}: {}", mount.describe(it->path), ec.message());
+		} catch (const std::exception &e) {
+			spdlog::error("rollback: {}", e.what());
+		}
+	}
+}
+
 Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 {
 	Provisioned result;
-	struct Made {
-		const Target *target;
-		std::string path;
-	};
-	std::vector<Made> made;
-	ScopeExit rollback([&] {
-		restore_sandbox(layout, result.enabled, result.saved);
-		for (auto it = made.rbegin(); it != made.rend(); ++it) {
-			try {
-				CgroupMount mount = CgroupMount::open(it->target->mount);
-				if (std::error_code ec = remove_cgroup(mount, *it->target, it->path))
-					spdlog::error("rollback: removing {}: {}", mount.describe(it->path), ec.message());
-			} catch (const std::exception &e) {
-				spdlog::error("rollback: {}", e.what());
-			}
-		}
-	});
+	ScopeExit undo([&] { rollback(layout, result); });
 
 	for (const auto &target : layout.targets) {
 		CgroupMount mount = CgroupMount::open(target.mount);
@@ -205,7 +203,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			if (ec && ec != std::errc::file_exists)
 				throw std::system_error(ec, "creating " + mount.describe(dir.path));
 			if (!ec) {
-				made.push_back({&target, dir.path});
+				result.made.push_back({target.mount, dir.path, target.v2});
 				result.created.push_back(mount.describe(dir.path));
 			} else if (!dir.shared) {
 				result.adopted.push_back(mount.describe(dir.path));
@@ -223,7 +221,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			apply_v2_overhead_limits(mount, target, limits);
 		}
 	}
-	rollback.release();
+	undo.release();
 	return result;
 }
 
@@ -289,7 +287,7 @@ std::size_t teardown(const Layout &layout)
 		for (auto it = target.create.rbegin(); it != target.create.rend(); ++it) {
 			if (it->shared)
 				continue;
-			if (std::error_code ec = remove_cgroup(*mount, target, it->path)) {
+			if (std::error_code ec = remove_cgroup(*mount, target.v2, it->path)) {
 				spdlog::error("removing {}: {}", mount->describe(it->path), ec.message());
 				++failures;
 			} else {

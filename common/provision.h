@@ -11,7 +11,14 @@
 namespace vmmcg {
 
 struct Provisioned {
-	// "<mount><path>" of each cgroup this run made (rolled back on failure) or found (adopted).
+	struct Made {
+		std::string mount;
+		std::string path;
+		bool v2;
+	};
+	// Each cgroup this run made, in order (shared ones included): what a rollback removes.
+	std::vector<Made> made;
+	// "<mount><path>" of each cgroup this run made, or found already there (adopted), for the log.
 	std::vector<std::string> created;
 	std::vector<std::string> adopted;
 	// v2: controllers this run enabled in S's cgroup.subtree_control, and S's own values before the
@@ -24,6 +31,10 @@ struct Provisioned {
 // cgroups from their parent (an empty cpuset refuses tasks), applies the overhead limits, makes v2 children
 // threaded and enables +cpu +cpuset in S. On failure removes what it created and throws.
 Provisioned provision(const Layout &layout, const OverheadLimits &limits);
+
+// Undoes exactly what provision() did: removes the cgroups it made, deepest first (shared ones too: this
+// run made them), and restores S. For a failure after provision() returned (the record write).
+void rollback(const Layout &layout, const Provisioned &provisioned);
 
 // v2, once the vCPU threads are in S/vcpu: S's cpu.max becomes "max", so that the container's CPU limit
 // (now on S/vcpu) binds the vCPUs only and the overhead in S/overhead runs outside it. Done at placement,

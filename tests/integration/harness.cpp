@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -102,9 +104,34 @@ std::vector<pid_t> processes_in(const std::string &path)
 	return pids;
 }
 
+// Children a Sandbox waits for itself (hooks, VMMs). Sandboxes may run on several threads at once (the
+// load test), so the reaper below must never take one of those: it reaps only the zombies nobody owns,
+// the settlers that were reparented to this subreaper.
+std::mutex owned_mutex;
+std::set<pid_t> owned;
+
+void disown(pid_t pid)
+{
+	std::lock_guard lock(owned_mutex);
+	owned.erase(pid);
+}
+
 void reap_children()
 {
-	while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+	std::error_code ec;
+	for (const auto &task : fs::directory_iterator("/proc/self/task", ec)) {
+		std::istringstream children(read_text(task.path() / "children"));
+		for (pid_t child; children >> child;) {
+			{
+				std::lock_guard lock(owned_mutex);
+				if (owned.count(child))
+					continue;
+			}
+			std::string stat = read_text("/proc/" + std::to_string(child) + "/stat");
+			auto paren = stat.rfind(')');
+			if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z')
+				::waitpid(child, nullptr, WNOHANG);
+		}
 	}
 }
 
@@ -128,12 +155,11 @@ void remove_stale_trees()
 // under an init that does not reap (as in some sandboxes).
 void become_subreaper()
 {
-	static bool done = false;
-	if (done)
-		return;
-	done = true;
-	::prctl(PR_SET_CHILD_SUBREAPER, 1);
-	remove_stale_trees();
+	static std::once_flag once;
+	std::call_once(once, [] {
+		::prctl(PR_SET_CHILD_SUBREAPER, 1);
+		remove_stale_trees();
+	});
 }
 
 } // namespace
@@ -275,6 +301,11 @@ pid_t Sandbox::start(const std::vector<std::string> &argv)
 	int exec_pipe[2];
 	if (::pipe2(exec_pipe, O_CLOEXEC) != 0)
 		throw std::runtime_error("pipe failed");
+	std::vector<char *> args; // built before fork: the child of a threaded process must not allocate
+	for (const auto &a : argv)
+		args.push_back(const_cast<char *>(a.c_str()));
+	args.push_back(nullptr);
+	std::unique_lock lock(owned_mutex); // registered before the reaper can see it
 	pid_t pid = ::fork();
 	if (pid < 0)
 		throw std::runtime_error("fork failed");
@@ -291,13 +322,11 @@ pid_t Sandbox::start(const std::vector<std::string> &argv)
 		::dup2(null, 0);
 		::dup2(log, 1);
 		::dup2(log, 2);
-		std::vector<char *> args;
-		for (const auto &a : argv)
-			args.push_back(const_cast<char *>(a.c_str()));
-		args.push_back(nullptr);
 		::execv(args[0], args.data());
 		::_exit(127);
 	}
+	owned.insert(pid);
+	lock.unlock();
 	::close(exec_pipe[1]);
 	char byte;
 	while (::read(exec_pipe[0], &byte, 1) < 0 && errno == EINTR) {
@@ -325,6 +354,7 @@ void Sandbox::kill_vmm()
 		return;
 	::kill(vmm_, SIGKILL);
 	::waitpid(vmm_, nullptr, 0);
+	disown(vmm_);
 	vmm_ = 0;
 }
 
@@ -337,18 +367,21 @@ std::string Sandbox::state() const
 HookRun Sandbox::run(const std::string &stage, const std::string &state_json) const
 {
 	std::string exe = build_path("hooks/vmm-cgroup-" + stage);
+	std::string config = dir_ + "/config.json";
+	const char *args[] = {exe.c_str(), "--config", config.c_str(), nullptr};
 	int in[2], err[2];
 	if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
 		throw std::runtime_error("pipe failed");
+	std::unique_lock lock(owned_mutex); // registered before the reaper can see it
 	pid_t pid = ::fork();
 	if (pid == 0) {
 		::dup2(in[0], 0);
 		::dup2(err[1], 2);
-		std::string config = dir_ + "/config.json";
-		const char *args[] = {exe.c_str(), "--config", config.c_str(), nullptr};
 		::execv(exe.c_str(), const_cast<char **>(args));
 		::_exit(127);
 	}
+	owned.insert(pid);
+	lock.unlock();
 	::close(in[0]);
 	::close(err[1]);
 	// A hook stops reading at its input limit: that is EPIPE here, not a reason to die.
@@ -363,6 +396,7 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json) co
 	::close(err[0]);
 	int status = 0;
 	::waitpid(pid, &status, 0);
+	disown(pid);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	return result;
 }

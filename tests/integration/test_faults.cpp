@@ -1,12 +1,15 @@
 // Faults and bad input against the real hooks: nothing half done, nothing left behind.
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "discovery.h"
 #include "harness.h"
 
 namespace fs = std::filesystem;
@@ -97,6 +100,71 @@ TEST_SUITE("integration-faults")
 			CHECK(t.where.at("cpuset") == sb.sandbox_path()); // nothing moved anywhere
 		CHECK(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("the VMM killed while the settler is placing it: the settler ends, poststop cleans")
+	{
+		Sandbox sb("killsettle");
+		sb.start_test_vmm({"--vcpus", "2", "--vcpu-delay-ms", "2000"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		std::ifstream in(sb.record_file());
+		auto record = nlohmann::json::parse(in);
+		REQUIRE(!record["settler"].is_null());
+		vmmcg::ProcessRef settler{record["settler"]["pid"], record["settler"]["start_time"]};
+		sb.kill_vmm();
+		CHECK(wait_until([&] { return !vmmcg::ProcFs().alive(settler); }, 5000));
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+		CHECK(!fs::exists(sb.record_file()));
+	}
+
+	TEST_CASE("poststop racing a late settler: the settler is ended first and writes nothing after")
+	{
+		Sandbox sb("race");
+		sb.start_test_vmm({"--vcpus", "3", "--vcpu-delay-ms", "150"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		std::ifstream in(sb.record_file());
+		auto record = nlohmann::json::parse(in);
+		REQUIRE(!record["settler"].is_null());
+		vmmcg::ProcessRef settler{record["settler"]["pid"], record["settler"]["start_time"]};
+		HookRun stopped = sb.poststop(); // while the settler is waiting for or placing the vCPUs
+		CHECK_MESSAGE(stopped.status == 0, stopped.err);
+		CHECK(!vmmcg::ProcFs().alive(settler));
+		std::this_thread::sleep_for(std::chrono::milliseconds(400)); // past when the vCPUs appear
+		CHECK(sb.overhead_gone());
+		CHECK(!fs::exists(sb.record_file()));
+		CHECK(fs::is_empty(sb.record_dir()));
+	}
+
+	TEST_CASE("the record directory cannot be written: createRuntime fails and leaves nothing")
+	{
+		Sandbox sb("norecord");
+		sb.configure(R"("record_dir":"/proc/vmmcg-no-such-dir")");
+		sb.start_test_vmm({"--vcpus", "2"});
+		HookRun created = sb.create_runtime();
+		CHECK(created.status == 1);
+		CHECK(created.err.find("/proc/vmmcg-no-such-dir") != std::string::npos);
+		CHECK(sb.overhead_gone());
+		for (const char *c : {"cpu", "cpuacct", "cpuset"})
+			CHECK(!fs::exists(std::string("/sys/fs/cgroup/") + c + sb.overhead_root()));
+	}
+
+	TEST_CASE("the overhead cgroup deleted by someone else before poststop: poststop still succeeds")
+	{
+		Sandbox sb("deleted");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		sb.kill_vmm();
+		for (const char *c : {"cpu", "cpuacct", "cpuset"}) {
+			std::string path = std::string("/sys/fs/cgroup/") + c + sb.overhead_path();
+			CHECK(wait_until([&] { return ::rmdir(path.c_str()) == 0; }, 2000));
+		}
+		HookRun stopped = sb.poststop();
+		CHECK_MESSAGE(stopped.status == 0, stopped.err);
+		CHECK(!fs::exists(sb.record_file()));
 	}
 
 	TEST_CASE("bad input: one line naming the problem, exit 2, nothing created")
