@@ -279,6 +279,12 @@ void Sandbox::annotate(const std::string &json_object)
 	write_config();
 }
 
+void Sandbox::set_cgroups_path(const std::string &path)
+{
+	cgroups_path_ = path;
+	write_config();
+}
+
 void Sandbox::write_config() const
 {
 	std::string config = R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
@@ -288,7 +294,7 @@ void Sandbox::write_config() const
 	write_text(dir_ + "/config.json", config + "}");
 	write_text(dir_ + "/bundle/config.json",
 		   R"({"ociVersion":"1.0.2","annotations":)" + annotations_ + R"(,"linux":{"cgroupsPath":")" +
-			   sandbox_ + R"("}})");
+			   (cgroups_path_.empty() ? sandbox_ : cgroups_path_) + R"("}})");
 }
 
 pid_t Sandbox::start(const std::vector<std::string> &argv)

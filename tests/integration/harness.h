@@ -53,6 +53,8 @@ public:
 	void configure(const std::string &json_object_members);
 	// The bundle's annotations (default: enable=true).
 	void annotate(const std::string &json_object);
+	// The bundle's linux.cgroupsPath (default: S).
+	void set_cgroups_path(const std::string &path);
 
 	std::string state() const;
 	HookRun run(const std::string &stage, const std::string &state_json) const;
@@ -77,6 +79,7 @@ private:
 	std::string dir_;
 	std::string record_dir_;
 	std::string config_members_;
+	std::string cgroups_path_;
 	std::string annotations_ = R"({"io.vmm-cgroup-hooks.enable":"true"})";
 	pid_t vmm_ = 0;
 };

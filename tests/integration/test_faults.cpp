@@ -204,6 +204,20 @@ TEST_SUITE("integration-faults")
 		CHECK(!fs::exists(sb.record_dir()));
 	}
 
+	TEST_CASE("a cgroupsPath that climbs out of the root is bad input")
+	{
+		Sandbox sb("climb");
+		sb.start_test_vmm({"--vcpus", "1"});
+		for (const char *path : {"/a/../../etc", "../x", "/a//b"}) {
+			sb.set_cgroups_path(path);
+			HookRun created = sb.create_runtime();
+			INFO(path << ": " << created.err);
+			CHECK(created.status == 2);
+			CHECK(created.err.find("linux.cgroupsPath") != std::string::npos);
+		}
+		CHECK(sb.overhead_gone());
+	}
+
 	TEST_CASE("an unknown configuration key is named, exit 2")
 	{
 		Sandbox sb("badconfig");
