@@ -187,15 +187,23 @@ std::vector<pid_t> CgroupMount::read_ids(std::string_view cgroup, std::string_vi
 	return ec ? std::vector<pid_t>{} : parse_ids(text);
 }
 
+UniqueFd CgroupMount::open_parent(std::string_view cgroup, std::string &name, std::error_code &ec) const
+{
+	if (!is_clean_absolute(cgroup) || cgroup == "/") {
+		ec = errno_code(EINVAL);
+		return {};
+	}
+	name = cgroup.substr(cgroup.rfind('/') + 1);
+	return resolve(relative_path(parent_path(cgroup), {}), O_PATH | O_DIRECTORY, ec);
+}
+
 std::error_code CgroupMount::make_dir(std::string_view cgroup) const
 {
-	if (!is_clean_absolute(cgroup) || cgroup == "/")
-		return errno_code(EINVAL);
 	std::error_code ec;
-	UniqueFd parent = resolve(relative_path(parent_path(cgroup), {}), O_PATH | O_DIRECTORY, ec);
+	std::string name;
+	UniqueFd parent = open_parent(cgroup, name, ec);
 	if (!parent.valid())
 		return ec;
-	std::string name(cgroup.substr(cgroup.rfind('/') + 1));
 	if (::mkdirat(parent.get(), name.c_str(), 0755) != 0)
 		return errno_code();
 	return {};
@@ -203,13 +211,11 @@ std::error_code CgroupMount::make_dir(std::string_view cgroup) const
 
 std::error_code CgroupMount::remove_dir(std::string_view cgroup) const
 {
-	if (!is_clean_absolute(cgroup) || cgroup == "/")
-		return errno_code(EINVAL);
 	std::error_code ec;
-	UniqueFd parent = resolve(relative_path(parent_path(cgroup), {}), O_PATH | O_DIRECTORY, ec);
+	std::string name;
+	UniqueFd parent = open_parent(cgroup, name, ec);
 	if (!parent.valid())
 		return ec;
-	std::string name(cgroup.substr(cgroup.rfind('/') + 1));
 	if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) != 0)
 		return errno_code();
 	return {};

@@ -47,6 +47,8 @@ public:
 private:
 	CgroupMount(UniqueFd root, std::string path, bool v2) : root_(std::move(root)), path_(std::move(path)), v2_(v2) {}
 	UniqueFd resolve(std::string_view relative, int flags, std::error_code &ec) const;
+	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it.
+	UniqueFd open_parent(std::string_view cgroup, std::string &name, std::error_code &ec) const;
 
 	UniqueFd root_;
 	std::string path_;

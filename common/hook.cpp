@@ -96,6 +96,19 @@ ProcessRef container_process(const ProcFs &proc, const State &state)
 	return *ref;
 }
 
+// What the layout depends on, from the host and the configuration; the caller adds S when it knows it.
+LayoutInput layout_input(const Config &config, const std::string &id)
+{
+	LayoutInput input;
+	input.host = detect_host_mode();
+	input.mode = config.mode;
+	input.id = id;
+	input.overhead_root = config.overhead_root;
+	input.overhead_controllers = config.overhead_controllers;
+	input.mounts = discover_mounts(input.host);
+	return input;
+}
+
 // The cgroupsPath is where the runtime was asked to put the container; /proc says where it did. A mismatch
 // is reported, not fatal: runtimes nest (crun's systemd sub-group) and relative paths depend on the runtime.
 void cross_check(const CgroupsPath &asked, const Layout &layout)
@@ -122,13 +135,7 @@ int create_runtime(const State &state, Config &config)
 	}
 	log_annotations(apply_annotations(config, annotations));
 
-	LayoutInput input;
-	input.host = detect_host_mode();
-	input.mode = config.mode;
-	input.id = state.id;
-	input.overhead_root = config.overhead_root;
-	input.overhead_controllers = config.overhead_controllers;
-	input.mounts = discover_mounts(input.host);
+	LayoutInput input = layout_input(config, state.id);
 	std::error_code ec;
 	std::string membership = proc.process_cgroup(container.pid, ec);
 	if (ec)
@@ -273,15 +280,8 @@ int poststop(const State &state, const Config &config)
 	} else {
 		// No record (createRuntime never ran, or a second poststop): what the configuration would have
 		// made. Only v1 overhead cgroups can be found without the container's cgroup.
-		LayoutInput input;
-		input.host = detect_host_mode();
-		input.mode = config.mode;
-		input.id = state.id;
-		input.overhead_root = config.overhead_root;
-		input.overhead_controllers = config.overhead_controllers;
-		input.mounts = discover_mounts(input.host);
 		try {
-			layout = compute_layout(input);
+			layout = compute_layout(layout_input(config, state.id));
 		} catch (const InputError &e) {
 			spdlog::debug("nothing to clean: {}", e.what());
 		}

@@ -175,6 +175,18 @@ std::error_code remove_cgroup(const CgroupMount &mount, bool v2, const std::stri
 	return ec;
 }
 
+// A mount for cleanup: a failure is logged and counted, and cleanup goes on with the next one.
+std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures)
+{
+	try {
+		return CgroupMount::open(path);
+	} catch (const std::exception &e) {
+		spdlog::error("{}", e.what());
+		++failures;
+		return std::nullopt;
+	}
+}
+
 } // namespace
 
 void rollback(const Layout &layout, const Provisioned &provisioned)
@@ -255,14 +267,9 @@ std::size_t restore_sandbox(const Layout &layout, const std::vector<std::string>
 	for (const auto &target : layout.targets) {
 		if (!target.v2)
 			continue;
-		std::optional<CgroupMount> mount;
-		try {
-			mount.emplace(CgroupMount::open(target.mount));
-		} catch (const std::exception &e) {
-			spdlog::error("{}", e.what());
-			++failures;
+		std::optional<CgroupMount> mount = open_for_cleanup(target.mount, failures);
+		if (!mount)
 			continue;
-		}
 		for (const auto &[file, value] : saved)
 			report(*mount, target.sandbox, file.c_str(), mount->write_file(target.sandbox, file, value));
 		for (const auto &name : enabled)
@@ -276,14 +283,9 @@ std::size_t teardown(const Layout &layout)
 {
 	std::size_t failures = 0;
 	for (const auto &target : layout.targets) {
-		std::optional<CgroupMount> mount;
-		try {
-			mount.emplace(CgroupMount::open(target.mount));
-		} catch (const std::exception &e) {
-			spdlog::error("{}", e.what());
-			++failures;
+		std::optional<CgroupMount> mount = open_for_cleanup(target.mount, failures);
+		if (!mount)
 			continue;
-		}
 		for (auto it = target.create.rbegin(); it != target.create.rend(); ++it) {
 			if (it->shared)
 				continue;
