@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 #include <system_error>
 
@@ -64,13 +65,30 @@ void check_pattern(const std::string &pattern)
 				 "' must contain '{n}' exactly once");
 }
 
-// A cpuset list as the kernel writes it: "0-3,8,10-11".
+// A cpuset list as the kernel takes it: comma-separated "N" or "N-M" with N <= M ("0-3,8,10-11").
 bool is_cpu_list(std::string_view text)
 {
+	auto number = [](std::string_view digits) -> std::optional<unsigned> {
+		unsigned value = 0;
+		auto [ptr, err] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+		if (digits.empty() || err != std::errc() || ptr != digits.data() + digits.size())
+			return std::nullopt;
+		return value;
+	};
 	if (text.empty())
 		return false;
-	return std::all_of(text.begin(), text.end(),
-			   [](char c) { return (c >= '0' && c <= '9') || c == ',' || c == '-'; });
+	while (true) {
+		std::size_t comma = text.find(',');
+		std::string_view range = text.substr(0, comma);
+		std::size_t dash = range.find('-');
+		auto first = number(range.substr(0, dash));
+		auto last = dash == std::string_view::npos ? first : number(range.substr(dash + 1));
+		if (!first || !last || *first > *last)
+			return false;
+		if (comma == std::string_view::npos)
+			return true;
+		text.remove_prefix(comma + 1);
+	}
 }
 
 OverheadLimits parse_limits(const nlohmann::json &node)

@@ -199,7 +199,8 @@ std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std
 		if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix))
 			continue;
 		std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-		if (digits.size() > 1 && digits.front() == '0')
+		bool all_digits = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+		if (!all_digits || (digits.size() > 1 && digits.front() == '0'))
 			continue;
 		if (auto index = to_number<int>(digits); index && *index >= 0)
 			return index;

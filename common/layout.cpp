@@ -1,6 +1,7 @@
 #include "layout.h"
 
 #include <algorithm>
+#include <set>
 
 #include "errors.h"
 #include "paths.h"
@@ -33,8 +34,23 @@ std::string sandbox_of(const LayoutInput &input, const std::string &key, const s
 	return it->second;
 }
 
+// The names of a cgroup directory's interface files: "tasks", "cgroup.procs", "cpu.shares", ... A container
+// id like that would make O the overhead root's own file, not a cgroup.
+bool is_interface_file_name(const std::string &name)
+{
+	static const std::set<std::string, std::less<>> plain = {"tasks", "notify_on_release", "release_agent"};
+	static const std::set<std::string, std::less<>> prefixes = {
+		"cgroup", "cpu",    "cpuacct", "cpuset",  "memory",     "io",   "blkio", "pids",
+		"devices", "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"};
+	std::size_t dot = name.find('.');
+	return plain.contains(name) || (dot != std::string::npos && prefixes.contains(name.substr(0, dot)));
+}
+
 std::vector<Target> v1_targets(const LayoutInput &input)
 {
+	if (is_interface_file_name(input.id))
+		throw InputError("container id '" + input.id +
+				 "' is the name of a cgroup interface file: it cannot name an overhead cgroup");
 	std::vector<Target> targets;
 	for (const auto &controller : input.overhead_controllers) {
 		auto mount = input.mounts.v1.find(controller);

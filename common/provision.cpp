@@ -217,6 +217,9 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			if (!ec) {
 				result.made.push_back({target.mount, dir.path, target.v2});
 				result.created.push_back(mount.describe(dir.path));
+			} else if (!mount.exists(dir.path)) {
+				// EEXIST for something that is not a directory: an interface file of the parent.
+				throw std::system_error(errno_code(ENOTDIR), mount.describe(dir.path) + " exists and is not a cgroup");
 			} else if (!dir.shared) {
 				result.adopted.push_back(mount.describe(dir.path));
 			}

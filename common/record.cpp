@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
@@ -32,7 +34,19 @@ std::optional<ProcessRef> process_from_json(const json &doc, const char *key)
 	auto it = doc.find(key);
 	if (it == doc.end() || it->is_null())
 		return std::nullopt;
-	return ProcessRef{it->at("pid").get<pid_t>(), it->at("start_time").get<std::uint64_t>()};
+	ProcessRef ref{it->at("pid").get<pid_t>(), it->at("start_time").get<std::uint64_t>()};
+	if (ref.pid <= 0)
+		throw InputError(std::string("record: bad pid in '") + key + "'");
+	return ref;
+}
+
+// Every path the record hands to the cgroupfs layer is checked here too, not only there.
+std::string cgroup_path(const json &item, const char *key)
+{
+	std::string path = item.at(key).get<std::string>();
+	if (!is_clean_absolute(path))
+		throw InputError(std::string("record: bad path in '") + key + "': '" + path + "'");
+	return path;
 }
 
 std::string temp_prefix(const std::string &id)
@@ -108,12 +122,12 @@ Record record_from_json(const std::string &text)
 		record.layout.host = *host;
 		for (const auto &item : doc.at("targets")) {
 			Target target;
-			target.mount = item.at("mount").get<std::string>();
+			target.mount = cgroup_path(item, "mount");
 			target.controllers = item.at("controllers").get<std::string>();
 			target.v2 = item.at("v2").get<bool>();
-			target.sandbox = item.at("sandbox").get<std::string>();
-			target.vcpu = item.at("vcpu").get<std::string>();
-			target.overhead = item.at("overhead").get<std::string>();
+			target.sandbox = cgroup_path(item, "sandbox");
+			target.vcpu = cgroup_path(item, "vcpu");
+			target.overhead = cgroup_path(item, "overhead");
 			for (const auto &dir : item.at("create")) {
 				CgroupDir entry{dir.at("path").get<std::string>(), dir.at("shared").get<bool>(),
 						dir.at("threaded").get<bool>()};
@@ -140,6 +154,8 @@ Record record_from_json(const std::string &text)
 				throw InputError("record: bad saved file '" + file + "'");
 		record.vmm = process_from_json(doc, "vmm");
 		record.vcpus = doc.at("vcpus").get<std::vector<pid_t>>();
+		if (std::any_of(record.vcpus.begin(), record.vcpus.end(), [](pid_t tid) { return tid <= 0; }))
+			throw InputError("record: bad vCPU thread id");
 		record.vcpu_source = doc.at("vcpu_source").get<std::string>();
 		record.settler = process_from_json(doc, "settler");
 		return record;
@@ -198,7 +214,13 @@ std::error_code remove_record(const std::string &dir, const std::string &id)
 	if (DIR *d = ::opendir(dir.c_str())) {
 		std::string prefix = temp_prefix(id);
 		while (struct dirent *entry = ::readdir(d)) {
-			if (std::string_view(entry->d_name).starts_with(prefix))
+			// ".<id>.json.<pid>": only digits after the prefix, or another container's temp file
+			// (id "abc.json" has ".abc.json.json.<pid>") would match.
+			std::string_view name(entry->d_name);
+			if (!name.starts_with(prefix) || name.size() == prefix.size())
+				continue;
+			std::string_view rest = name.substr(prefix.size());
+			if (std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
 				::unlinkat(::dirfd(d), entry->d_name, 0);
 		}
 		::closedir(d);

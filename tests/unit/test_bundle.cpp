@@ -1,0 +1,218 @@
+#include "bundle.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "errors.h"
+#include "helpers.h"
+
+using namespace vmmcg;
+using nlohmann::json;
+
+namespace
+{
+
+BundleConfig parse(const json &doc)
+{
+	return parse_bundle_config(doc.dump());
+}
+
+json with_cpu(const json &cpu)
+{
+	return {{"linux", {{"resources", {{"cpu", cpu}}}}}};
+}
+
+} // namespace
+
+TEST_SUITE("bundle")
+{
+	TEST_CASE("cgroupsPath: empty is none")
+	{
+		CgroupsPath path = parse_cgroups_path("");
+		CHECK(path.kind == CgroupsPath::Kind::none);
+		CHECK(path.path.empty());
+	}
+
+	TEST_CASE("cgroupsPath: absolute and relative")
+	{
+		CgroupsPath absolute = parse_cgroups_path("/machine.slice/libpod-abc");
+		CHECK(absolute.kind == CgroupsPath::Kind::absolute);
+		CHECK(absolute.path == "/machine.slice/libpod-abc");
+
+		CgroupsPath relative = parse_cgroups_path("kubepods/pod1/abc");
+		CHECK(relative.kind == CgroupsPath::Kind::relative);
+		CHECK(relative.path == "kubepods/pod1/abc");
+
+		CgroupsPath one = parse_cgroups_path("abc");
+		CHECK(one.kind == CgroupsPath::Kind::relative);
+		CHECK(one.path == "abc");
+	}
+
+	TEST_CASE("cgroupsPath: systemd slice:prefix:name")
+	{
+		CgroupsPath path = parse_cgroups_path("system.slice:crio:abc");
+		CHECK(path.kind == CgroupsPath::Kind::systemd);
+		CHECK(path.slice == "system.slice");
+		CHECK(path.prefix == "crio");
+		CHECK(path.name == "abc");
+		CHECK(path.path.empty());
+
+		CgroupsPath empty_slice = parse_cgroups_path(":crio:abc");
+		CHECK(empty_slice.kind == CgroupsPath::Kind::systemd);
+		CHECK(empty_slice.slice.empty());
+		CHECK(empty_slice.prefix == "crio");
+		CHECK(empty_slice.name == "abc");
+
+		CgroupsPath nested = parse_cgroups_path("kubepods-burstable-pod1.slice:cri-o:0123abcd");
+		CHECK(nested.slice == "kubepods-burstable-pod1.slice");
+		CHECK(nested.prefix == "cri-o");
+		CHECK(nested.name == "0123abcd");
+	}
+
+	TEST_CASE("cgroupsPath: bad systemd forms")
+	{
+		for (const char *bad :
+		     {"a:b", ":", "::", "a:b:c:d", "system.slice:crio:abc:", "system:crio:abc",
+		      "system.slicex:crio:abc", "system.slice:crio:", "::abc-but-no-slice:",
+		      "system.slice/x.slice:crio:abc", "system.slice:cr/io:abc", "system.slice:crio:a/b",
+		      "system.slice:crio:../abc", "/a:b:c"}) {
+			CAPTURE(bad);
+			CHECK_INPUT_ERROR(parse_cgroups_path(bad), "cgroupsPath");
+		}
+	}
+
+	TEST_CASE("cgroupsPath: paths that could climb or are not clean")
+	{
+		for (const char *bad : {"/", "/a/../b", "/..", "../x", "..", ".", "./a", "a/./b", "a//b",
+		                        "/a//b", "a/", "/a/", "/a/b/.."}) {
+			CAPTURE(bad);
+			CHECK_INPUT_ERROR(parse_cgroups_path(bad), "cgroupsPath");
+		}
+		CHECK_INPUT_ERROR(parse_cgroups_path(std::string("/a\0b", 4)), "cgroupsPath");
+		CHECK(parse_cgroups_path("/a/..b/c.").kind == CgroupsPath::Kind::absolute);
+	}
+
+	TEST_CASE("config.json: the fields the hooks use")
+	{
+		json doc = {{"ociVersion", "1.0.2"},
+		            {"process", {{"args", {"qemu-system-x86_64"}}}},
+		            {"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}}},
+		            {"linux",
+		             {{"cgroupsPath", "machine.slice:libpod:abc"},
+		              {"resources",
+		               {{"memory", {{"limit", 1 << 30}}},
+		                {"cpu",
+		                 {{"shares", 1024},
+		                  {"quota", 50000},
+		                  {"period", 100000},
+		                  {"cpus", "0-3"},
+		                  {"mems", "0"}}}}}}}};
+		BundleConfig config = parse(doc);
+		CHECK(config.annotations.at("io.vmm-cgroup-hooks.enable") == "true");
+		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::systemd);
+		CHECK(config.cgroups_path.slice == "machine.slice");
+		REQUIRE(config.cpu.shares);
+		CHECK(*config.cpu.shares == 1024);
+		REQUIRE(config.cpu.quota);
+		CHECK(*config.cpu.quota == 50000);
+		REQUIRE(config.cpu.period);
+		CHECK(*config.cpu.period == 100000);
+		CHECK(config.cpu.cpus == "0-3");
+		CHECK(config.cpu.mems == "0");
+	}
+
+	TEST_CASE("config.json: everything optional")
+	{
+		BundleConfig config = parse(json::object());
+		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::none);
+		CHECK(config.annotations.empty());
+		CHECK_FALSE(config.cpu.shares);
+		CHECK_FALSE(config.cpu.quota);
+		CHECK_FALSE(config.cpu.period);
+		CHECK_FALSE(config.cpu.cpus);
+		CHECK_FALSE(config.cpu.mems);
+
+		CHECK(parse({{"linux", json::object()}}).cgroups_path.kind == CgroupsPath::Kind::none);
+		CHECK(parse({{"linux", {{"cgroupsPath", ""}}}}).cgroups_path.kind == CgroupsPath::Kind::none);
+		CHECK(parse({{"linux", {{"cgroupsPath", nullptr}}}}).cgroups_path.kind ==
+		      CgroupsPath::Kind::none);
+		CHECK_FALSE(parse({{"linux", {{"resources", json::object()}}}}).cpu.shares);
+		CHECK_FALSE(parse(with_cpu(json::object())).cpu.quota);
+		CHECK_FALSE(parse(with_cpu(nullptr)).cpu.quota);
+	}
+
+	TEST_CASE("config.json: cgroupsPath errors come through")
+	{
+		CHECK_INPUT_ERROR(parse({{"linux", {{"cgroupsPath", "/a/../b"}}}}), "cgroupsPath");
+		CHECK_INPUT_ERROR(parse({{"linux", {{"cgroupsPath", 7}}}}), "'cgroupsPath'");
+	}
+
+	TEST_CASE("config.json: cpu resources types and bounds")
+	{
+		CHECK(*parse(with_cpu({{"quota", -1}})).cpu.quota == -1);
+		CHECK(*parse(with_cpu({{"quota", INT64_MAX}})).cpu.quota == INT64_MAX);
+		CHECK(*parse(with_cpu({{"shares", UINT64_MAX}})).cpu.shares == UINT64_MAX);
+		CHECK(*parse(with_cpu({{"period", 0}})).cpu.period == 0);
+		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", -2}})), "'quota'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", UINT64_MAX}})), "'quota'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", "100"}})), "'quota'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", 1.5}})), "'quota'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", -1}})), "'shares'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", "1024"}})), "'shares'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", 2.0}})), "'shares'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"period", -100000}})), "'period'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"period", true}})), "'period'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"cpus", 3}})), "'cpus'");
+		CHECK_INPUT_ERROR(parse(with_cpu({{"mems", json::array({0})}})), "'mems'");
+	}
+
+	TEST_CASE("config.json: wrong types of the containers")
+	{
+		CHECK_INPUT_ERROR(parse({{"linux", "x"}}), "'linux'");
+		CHECK_INPUT_ERROR(parse({{"linux", {{"resources", 1}}}}), "'resources'");
+		CHECK_INPUT_ERROR(parse(with_cpu(json::array())), "'cpu'");
+		CHECK_INPUT_ERROR(parse({{"annotations", {{"a", 1}}}}), "'annotations'");
+		CHECK_INPUT_ERROR(parse({{"annotations", "a"}}), "'annotations'");
+		CHECK_INPUT_ERROR(parse_bundle_config(""), "config.json");
+		CHECK_INPUT_ERROR(parse_bundle_config("{"), "config.json: not valid JSON");
+		CHECK_INPUT_ERROR(parse_bundle_config("[]"), "config.json: must be a JSON object");
+	}
+
+	TEST_CASE("read_bundle_config: a file in the bundle")
+	{
+		unit::TempDir dir;
+		dir.write("config.json", R"({"linux":{"cgroupsPath":"/a/b"}})");
+		BundleConfig config = read_bundle_config(dir.path());
+		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::absolute);
+		CHECK(config.cgroups_path.path == "/a/b");
+	}
+
+	TEST_CASE("read_bundle_config: missing, unreadable, invalid, too large")
+	{
+		unit::TempDir dir;
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), dir.path() + "/config.json");
+		CHECK_INPUT_ERROR(read_bundle_config(dir / "nonexistent"), "cannot be read");
+
+		// Unreadable even for root: a directory where the file should be (read(2) gives EISDIR).
+		std::filesystem::create_directory(dir / "config.json");
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "cannot be read");
+		std::filesystem::remove(dir / "config.json");
+
+		dir.write("config.json", "{\"linux\": ");
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "not valid JSON");
+
+		dir.write("config.json", "");
+		int fd = ::open((dir / "config.json").c_str(), O_WRONLY);
+		REQUIRE(fd >= 0);
+		REQUIRE(::ftruncate(fd, static_cast<off_t>(max_bundle_config_size) + 1) == 0);
+		::close(fd);
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "larger than");
+	}
+}
