@@ -105,7 +105,8 @@ LayoutInput layout_input(const Config &config, const std::string &id)
 	input.id = id;
 	input.overhead_root = config.overhead_root;
 	input.overhead_controllers = config.overhead_controllers;
-	input.mounts = discover_mounts(input.host);
+	if (config.mode == Mode::split) // sandbox-only needs no mount: nothing is created or moved
+		input.mounts = discover_mounts(input.host);
 	return input;
 }
 

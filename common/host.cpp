@@ -3,11 +3,16 @@
 #include <linux/magic.h>
 #include <sys/statfs.h>
 
+#include <algorithm>
 #include <mutex>
+#include <set>
+#include <vector>
 
 #include <libcgroup.h>
+#include <spdlog/spdlog.h>
 
 #include "errors.h"
+#include "io.h"
 #include "paths.h"
 
 namespace vmmcg {
@@ -22,14 +27,47 @@ std::optional<long> fs_magic(const std::string &path)
 	return static_cast<long>(fs.f_type);
 }
 
-void init_libcgroup()
+int init_libcgroup()
 {
 	static std::once_flag once;
 	static int result = 0;
 	std::call_once(once, [] { result = cgroup_init(); });
-	if (result != 0)
-		throw std::runtime_error(std::string("libcgroup: cgroup_init: ") + cgroup_strerror(result));
+	return result;
 }
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(std::string_view field)
+{
+	std::string out;
+	for (std::size_t i = 0; i < field.size(); ++i) {
+		if (field[i] == '\\' && i + 3 < field.size()) {
+			std::string_view octal = field.substr(i + 1, 3);
+			if (octal.size() == 3 && std::all_of(octal.begin(), octal.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+				out += static_cast<char>((octal[0] - '0') * 64 + (octal[1] - '0') * 8 + (octal[2] - '0'));
+				i += 3;
+				continue;
+			}
+		}
+		out += field[i];
+	}
+	return out;
+}
+
+std::vector<std::string_view> split(std::string_view text, char sep)
+{
+	std::vector<std::string_view> parts;
+	while (true) {
+		std::size_t at = text.find(sep);
+		parts.push_back(text.substr(0, at));
+		if (at == std::string_view::npos)
+			return parts;
+		text.remove_prefix(at + 1);
+	}
+}
+
+const std::set<std::string, std::less<>> v1_controllers = {
+	"cpu",     "cpuacct", "cpuset",   "memory",     "devices", "freezer", "net_cls",
+	"blkio",   "perf_event", "net_prio", "hugetlb", "pids",    "rdma",    "misc"};
 
 } // namespace
 
@@ -79,7 +117,15 @@ Mounts discover_mounts(HostMode mode, const std::string &root)
 	if (mode == HostMode::hybrid)
 		mounts.unified = root + "/unified";
 
-	init_libcgroup();
+	if (int ret = init_libcgroup(); ret != 0) {
+		std::error_code ec;
+		mounts.v1 = parse_v1_mounts(read_file("/proc/self/mountinfo", 1 << 20, ec));
+		if (ec)
+			throw std::system_error(ec, std::string("libcgroup: cgroup_init: ") + cgroup_strerror(ret) +
+							    "; reading /proc/self/mountinfo");
+		spdlog::debug("libcgroup: cgroup_init: {}: v1 mounts read from /proc/self/mountinfo", cgroup_strerror(ret));
+		return mounts;
+	}
 	void *handle = nullptr;
 	struct cgroup_mount_point info {};
 	int ret = cgroup_get_controller_begin(&handle, &info);
@@ -92,6 +138,25 @@ Mounts discover_mounts(HostMode mode, const std::string &root)
 	cgroup_get_controller_end(&handle);
 	if (ret != ECGEOF)
 		throw std::runtime_error(std::string("libcgroup: listing controllers: ") + cgroup_strerror(ret));
+	return mounts;
+}
+
+std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo)
+{
+	std::map<std::string, std::string> mounts;
+	for (std::string_view line : split(mountinfo, '\n')) {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		std::vector<std::string_view> fields = split(line, ' ');
+		auto dash = std::find(fields.begin(), fields.end(), "-");
+		if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 || dash[1] != "cgroup")
+			continue;
+		if (fields[3] != "/")
+			continue; // a bind mount of a sub-tree: /proc/<pid>/cgroup paths are not relative to it
+		std::string mount_point = unescape(fields[4]);
+		for (std::string_view option : split(dash[3], ','))
+			if (v1_controllers.contains(option) || option.starts_with("name="))
+				mounts.insert_or_assign(std::string(option), mount_point);
+	}
 	return mounts;
 }
 

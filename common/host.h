@@ -27,7 +27,13 @@ struct Mounts {
 };
 
 // Finds the mounts: libcgroup's discovery (cgroup_init) for the v1 controllers, detection for cgroup2.
+// Where cgroup_init fails, /proc/self/mountinfo is read directly: libcgroup 2.0.2 gives up when a cgroup2
+// mount it lists is hidden (crun's wrapper on hybrid hosts mounts a tmpfs over the unified mount).
 Mounts discover_mounts(HostMode mode, const std::string &root = "/sys/fs/cgroup");
+
+// The v1 controller mounts listed in a /proc/<pid>/mountinfo text: controller -> mount point, for
+// mounts of the hierarchy's root. Later lines win, as later mounts hide earlier ones.
+std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo);
 
 // /proc/<pid>/cgroup as a map: each v1 controller of a line -> path ("cpu" -> "/a/b"; a named hierarchy
 // keeps its "name=..." key), and the cgroup2 line under the key "" (empty). Throws InputError if malformed.

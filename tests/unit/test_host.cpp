@@ -90,3 +90,40 @@ TEST_SUITE("host")
 		CHECK_FALSE(parse_host_mode("v3"));
 	}
 }
+
+TEST_SUITE("host")
+{
+	TEST_CASE("parse_v1_mounts: the v1 hierarchies of a hybrid host's mountinfo")
+	{
+		const char *mountinfo =
+			"25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n"
+			"26 25 0:24 / /sys/fs/cgroup rw,nosuid shared:8 - tmpfs tmpfs rw,mode=755\n"
+			"27 26 0:25 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu\n"
+			"28 26 0:26 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+			"29 26 0:27 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n"
+			"30 26 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+			"31 26 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
+			"32 26 0:30 /sub /mnt/cpuset\\040copy rw - cgroup cgroup rw,cpuset\n"
+			"33 26 0:31 / /sys/fs/cgroup/cpuset\\040x rw - cgroup cgroup rw,cpuset,clone_children\n"
+			"34 31 0:32 / /sys/fs/cgroup/unified rw - tmpfs none rw\n"
+			"garbage line\n";
+		auto mounts = vmmcg::parse_v1_mounts(mountinfo);
+		CHECK(mounts.at("cpu") == "/sys/fs/cgroup/cpu");
+		CHECK(mounts.at("cpuacct") == "/sys/fs/cgroup/cpuacct");
+		CHECK(mounts.at("net_cls") == "/sys/fs/cgroup/net_cls,net_prio");
+		CHECK(mounts.at("net_prio") == "/sys/fs/cgroup/net_cls,net_prio");
+		CHECK(mounts.at("name=systemd") == "/sys/fs/cgroup/systemd");
+		// Not a sub-tree bind mount (root /sub); octal escapes undone.
+		CHECK(mounts.at("cpuset") == "/sys/fs/cgroup/cpuset x");
+		CHECK(mounts.count("rw") == 0);
+		CHECK(mounts.count("clone_children") == 0);
+		CHECK(mounts.count("xattr") == 0);
+		CHECK(mounts.size() == 6);
+	}
+
+	TEST_CASE("parse_v1_mounts: a pure v2 host has none")
+	{
+		CHECK(vmmcg::parse_v1_mounts("24 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n").empty());
+		CHECK(vmmcg::parse_v1_mounts("").empty());
+	}
+}
