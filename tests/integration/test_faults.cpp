@@ -171,13 +171,10 @@ TEST_SUITE("integration-faults")
 	{
 		Sandbox sb("badinput");
 		sb.start_test_vmm({"--vcpus", "1"});
-		struct Case {
-			const char *state;
-			const char *expect;
-		};
 		std::string good_bundle = nlohmann::json::parse(sb.state())["bundle"];
 		std::string vmm = std::to_string(sb.vmm());
-		for (const auto &[state, expect] : std::vector<std::pair<std::string, std::string>>{
+		// A pair, not a structured binding: clang 14 cannot capture bindings in doctest's INFO lambda.
+		for (const auto &input : std::vector<std::pair<std::string, std::string>>{
 			     {"", "not valid JSON"},
 			     {"{\"id\":", "not valid JSON"},
 			     {"[]", "JSON object"},
@@ -191,8 +188,9 @@ TEST_SUITE("integration-faults")
 			     {R"({"id":"x","bundle":")" + good_bundle + R"(","pid":999999999})", "'pid'"},
 			     {R"({"id":"x","bundle":"/nonexistent-vmmcg","pid":)" + vmm + "}", "config.json"},
 		     }) {
+			const auto &[state, expect] = input;
 			HookRun created = sb.run("create-runtime", state);
-			INFO("state: " << state << "\nstderr: " << created.err);
+			INFO("state: " << input.first << "\nstderr: " << created.err);
 			CHECK(created.status == 2);
 			CHECK(created.err.find(expect) != std::string::npos);
 			CHECK(std::count(created.err.begin(), created.err.end(), '\n') == 1);
