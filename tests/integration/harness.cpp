@@ -189,11 +189,6 @@ bool is_vcpu_name(const std::string &name)
 	return match_vcpu_name({"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"}, name).has_value();
 }
 
-bool process_exists(pid_t pid)
-{
-	return ProcFs().alive(ProcessRef{pid, ProcFs().start_time(pid).value_or(0)});
-}
-
 bool wait_until(const std::function<bool()> &pred, int timeout_ms)
 {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -243,15 +238,9 @@ Sandbox::~Sandbox()
 			::kill(pid, SIGKILL);
 	// A settler still running: end it by the pid and start time in the record.
 	try {
-		if (fs::exists(record_file())) {
-			std::ifstream in(record_file());
-			auto record = nlohmann::json::parse(in);
-			if (!record["settler"].is_null()) {
-				ProcessRef settler{record["settler"]["pid"], record["settler"]["start_time"]};
-				if (ProcFs().alive(settler))
-					::kill(settler.pid, SIGKILL);
-			}
-		}
+		if (fs::exists(record_file()))
+			if (auto running = settler(); running && ProcFs().alive(*running))
+				::kill(running->pid, SIGKILL);
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "harness: reading %s: %s\n", record_file().c_str(), e.what());
 	}
@@ -405,6 +394,30 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json) co
 	disown(pid);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	return result;
+}
+
+nlohmann::json Sandbox::record() const
+{
+	std::ifstream in(record_file());
+	if (!in)
+		throw std::runtime_error("no record " + record_file());
+	return nlohmann::json::parse(in);
+}
+
+bool Sandbox::settled() const
+{
+	if (!fs::exists(record_file()))
+		return false;
+	auto r = record();
+	return r["settler"].is_null() && !r["vcpus"].empty();
+}
+
+std::optional<ProcessRef> Sandbox::settler() const
+{
+	auto r = record();
+	if (r["settler"].is_null())
+		return std::nullopt;
+	return ProcessRef{r["settler"]["pid"], r["settler"]["start_time"]};
 }
 
 std::vector<ThreadPlacement> Sandbox::threads() const

@@ -7,9 +7,14 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "discovery.h"
 
 namespace vmmcg::test {
 
@@ -62,6 +67,12 @@ public:
 	HookRun poststart() const { return run("poststart", state()); }
 	HookRun poststop() const { return run("poststop", state()); }
 
+	// The record createRuntime wrote (throws if there is none); settled(): no settler running any more and
+	// vCPU threads recorded; settler(): the settler in the record, if there is one.
+	nlohmann::json record() const;
+	bool settled() const;
+	std::optional<ProcessRef> settler() const;
+
 	std::vector<ThreadPlacement> threads() const;
 	// True when no cgroup <overhead_root>/<id> exists in any hierarchy.
 	bool overhead_gone() const;
@@ -89,6 +100,5 @@ bool wait_until(const std::function<bool()> &pred, int timeout_ms = 10000);
 
 std::string build_path(const std::string &relative); // below the meson build dir
 bool is_vcpu_name(const std::string &name);
-bool process_exists(pid_t pid);
 
 } // namespace vmmcg::test

@@ -108,10 +108,9 @@ TEST_SUITE("integration-faults")
 		sb.start_test_vmm({"--vcpus", "2", "--vcpu-delay-ms", "2000"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
-		std::ifstream in(sb.record_file());
-		auto record = nlohmann::json::parse(in);
-		REQUIRE(!record["settler"].is_null());
-		vmmcg::ProcessRef settler{record["settler"]["pid"], record["settler"]["start_time"]};
+		auto running = sb.settler();
+		REQUIRE(running);
+		vmmcg::ProcessRef settler = *running;
 		sb.kill_vmm();
 		CHECK(wait_until([&] { return !vmmcg::ProcFs().alive(settler); }, 5000));
 		CHECK(sb.poststop().status == 0);
@@ -125,10 +124,9 @@ TEST_SUITE("integration-faults")
 		sb.start_test_vmm({"--vcpus", "3", "--vcpu-delay-ms", "150"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
-		std::ifstream in(sb.record_file());
-		auto record = nlohmann::json::parse(in);
-		REQUIRE(!record["settler"].is_null());
-		vmmcg::ProcessRef settler{record["settler"]["pid"], record["settler"]["start_time"]};
+		auto running = sb.settler();
+		REQUIRE(running);
+		vmmcg::ProcessRef settler = *running;
 		HookRun stopped = sb.poststop(); // while the settler is waiting for or placing the vCPUs
 		CHECK_MESSAGE(stopped.status == 0, stopped.err);
 		CHECK(!vmmcg::ProcFs().alive(settler));

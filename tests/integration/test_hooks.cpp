@@ -48,20 +48,6 @@ void check_all_in_sandbox(const Sandbox &sb)
 			}
 }
 
-nlohmann::json read_record(const Sandbox &sb)
-{
-	std::ifstream in(sb.record_file());
-	return nlohmann::json::parse(in);
-}
-
-bool settled(const Sandbox &sb)
-{
-	if (!fs::exists(sb.record_file()))
-		return false;
-	auto record = read_record(sb);
-	return record["settler"].is_null() && !record["vcpus"].empty();
-}
-
 } // namespace
 
 TEST_SUITE("integration")
@@ -82,7 +68,7 @@ TEST_SUITE("integration")
 		HookRun started = sb.poststart();
 		REQUIRE_MESSAGE(started.status == 0, started.err);
 		check_split(sb, 4);
-		auto record = read_record(sb);
+		auto record = sb.record();
 		CHECK(record["mode"] == "split");
 		CHECK(record["vcpus"].size() == 4);
 		CHECK(record["vmm"]["pid"] == sb.vmm());
@@ -112,7 +98,7 @@ TEST_SUITE("integration")
 		CHECK(sb.overhead_gone());
 		REQUIRE(sb.poststart().status == 0);
 		check_all_in_sandbox(sb);
-		CHECK(read_record(sb)["mode"] == "sandbox-only");
+		CHECK(sb.record()["mode"] == "sandbox-only");
 		REQUIRE(sb.poststop().status == 0);
 		CHECK(!fs::exists(sb.record_file()));
 	}
@@ -163,7 +149,7 @@ TEST_SUITE("integration")
 		HookRun started = sb.poststart();
 		REQUIRE_MESSAGE(started.status == 0, started.err);
 		CHECK(started.err.find("settler pid") != std::string::npos);
-		REQUIRE(wait_until([&] { return settled(sb); }));
+		REQUIRE(wait_until([&] { return sb.settled(); }));
 		check_split(sb, 3);
 		REQUIRE(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());
@@ -176,13 +162,12 @@ TEST_SUITE("integration")
 		sb.start({"/bin/sleep", "60"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
-		auto record = read_record(sb);
-		REQUIRE(!record["settler"].is_null());
-		pid_t settler = record["settler"]["pid"];
-		CHECK(process_exists(settler));
+		auto settler = sb.settler();
+		REQUIRE(settler);
+		CHECK(vmmcg::ProcFs().alive(*settler));
 		HookRun stopped = sb.poststop();
 		CHECK_MESSAGE(stopped.status == 0, stopped.err);
-		CHECK(wait_until([&] { return !process_exists(settler); }, 2000));
+		CHECK(wait_until([&] { return !vmmcg::ProcFs().alive(*settler); }, 2000));
 		CHECK(sb.overhead_gone());
 	}
 
@@ -194,9 +179,10 @@ TEST_SUITE("integration")
 		HookRun created = sb.create_runtime();
 		REQUIRE_MESSAGE(created.status == 0, created.err);
 		REQUIRE(sb.poststart().status == 0);
-		pid_t settler = read_record(sb)["settler"]["pid"];
-		CHECK(wait_until([&] { return !process_exists(settler); }, 5000));
-		CHECK(read_record(sb)["settler"].is_null());
+		auto settler = sb.settler();
+		REQUIRE(settler);
+		CHECK(wait_until([&] { return !vmmcg::ProcFs().alive(*settler); }, 5000));
+		CHECK(sb.record()["settler"].is_null());
 		CHECK(sb.poststop().status == 0);
 	}
 
@@ -208,8 +194,8 @@ TEST_SUITE("integration")
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		auto has_vmm = [&] {
-			return fs::exists(sb.record_file()) && read_record(sb)["vcpus"].size() == 2 &&
-			       read_record(sb)["settler"].is_null();
+			return fs::exists(sb.record_file()) && sb.record()["vcpus"].size() == 2 &&
+			       sb.record()["settler"].is_null();
 		};
 		REQUIRE(wait_until(has_vmm));
 		pid_t shell = sb.vmm();
@@ -239,7 +225,7 @@ TEST_SUITE("integration-qemu")
 		REQUIRE(sb.create_runtime().status == 0);
 		HookRun started = sb.poststart();
 		REQUIRE_MESSAGE(started.status == 0, started.err);
-		REQUIRE(wait_until([&] { return settled(sb); }, 20000));
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
 		check_split(sb, 4);
 		REQUIRE(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());

@@ -49,14 +49,9 @@ Outcome run_one(int index)
 			return fail("createRuntime: " + r.err);
 		if (HookRun r = sb.poststart(); r.status != 0)
 			return fail("poststart: " + r.err);
-		auto record = [&] {
-			std::ifstream in(sb.record_file());
-			return nlohmann::json::parse(in);
-		};
-		if (auto r = record(); !r["settler"].is_null())
-			outcome.settler = vmmcg::ProcessRef{r["settler"]["pid"], r["settler"]["start_time"]};
+		outcome.settler = sb.settler();
 		bool settled = wait_until([&] {
-			auto r = record();
+			auto r = sb.record();
 			return r["settler"].is_null() && r["vcpus"].size() == static_cast<std::size_t>(vcpus);
 		});
 		if (!settled)

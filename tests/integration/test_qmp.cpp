@@ -21,24 +21,10 @@ using namespace vmmcg::test;
 
 namespace {
 
-nlohmann::json record_of(const Sandbox &sb)
-{
-	std::ifstream in(sb.record_file());
-	return nlohmann::json::parse(in);
-}
-
-bool settled(const Sandbox &sb)
-{
-	if (!fs::exists(sb.record_file()))
-		return false;
-	auto record = record_of(sb);
-	return record["settler"].is_null() && !record["vcpus"].empty();
-}
-
 // The VMM (found below the container's process) and its threads, judged by the record's vCPU ids.
 void check_split_by_record(const Sandbox &sb, pid_t vmm, std::size_t expected_vcpus)
 {
-	auto record = record_of(sb);
+	auto record = sb.record();
 	std::set<pid_t> vcpus;
 	for (pid_t tid : record["vcpus"])
 		vcpus.insert(tid);
@@ -148,8 +134,8 @@ TEST_SUITE("integration-qmp")
 		REQUIRE(sb.create_runtime().status == 0);
 		HookRun started = sb.poststart();
 		REQUIRE_MESSAGE(started.status == 0, started.err);
-		REQUIRE(wait_until([&] { return settled(sb); }, 20000));
-		CHECK(record_of(sb)["vcpu_source"] == "qmp");
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+		CHECK(sb.record()["vcpu_source"] == "qmp");
 		check_split_by_record(sb, qemu, 4);
 		CHECK(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());
@@ -167,8 +153,8 @@ TEST_SUITE("integration-qmp")
 		sb.start(args);
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
-		REQUIRE(wait_until([&] { return settled(sb); }, 20000));
-		auto record = record_of(sb);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+		auto record = sb.record();
 		CHECK(record["vcpu_source"] == "qmp");
 		pid_t qemu = record["vmm"]["pid"];
 		CHECK(qemu != sb.vmm()); // the child of unshare, pid 1 in its namespace
@@ -192,8 +178,8 @@ TEST_SUITE("integration-qmp")
 			HookRun started = sb.poststart();
 			INFO("peer kind " << static_cast<int>(kind) << ": " << started.err);
 			CHECK(started.status == 0);
-			REQUIRE(wait_until([&] { return settled(sb); }, 20000));
-			CHECK(record_of(sb)["vcpu_source"] == "thread-names");
+			REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+			CHECK(sb.record()["vcpu_source"] == "thread-names");
 			check_split_by_record(sb, sb.vmm(), 3);
 			CHECK(sb.poststop().status == 0);
 		}
@@ -215,8 +201,8 @@ TEST_SUITE("integration-qmp")
 		REQUIRE(sb.create_runtime().status == 0);
 		HookRun started = sb.poststart();
 		CHECK(started.status == 0);
-		REQUIRE(wait_until([&] { return settled(sb); }, 20000));
-		CHECK(record_of(sb)["vcpu_source"] == "thread-names");
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+		CHECK(sb.record()["vcpu_source"] == "thread-names");
 		CHECK(sb.poststop().status == 0);
 		sb.kill_vmm();
 		fs::remove_all(root);
@@ -231,7 +217,7 @@ TEST_SUITE("integration-qmp")
 		REQUIRE(created.status == 0);
 		CHECK(created.err.find("io.vmm-cgroup-hooks.qmp-socket=/tmp/x.qmp refused") != std::string::npos);
 		REQUIRE(sb.poststart().status == 0);
-		CHECK(record_of(sb)["qmp_socket"].is_null());
+		CHECK(sb.record()["qmp_socket"].is_null());
 		CHECK(sb.poststop().status == 0);
 	}
 
