@@ -99,12 +99,16 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 		result.vmm_gone = true;
 		return result;
 	}
-	if (vcpu_tids)
+	if (vcpu_tids) {
+		// tid -> vCPU index, built once a pass: linear in threads, not threads x vCPUs.
+		std::map<pid_t, int> index;
+		for (std::size_t i = 0; i < vcpu_tids->size(); ++i)
+			index.emplace((*vcpu_tids)[i], static_cast<int>(i));
 		for (auto &thread : threads) {
-			auto it = std::find(vcpu_tids->begin(), vcpu_tids->end(), thread.tid);
-			thread.vcpu = it == vcpu_tids->end() ? std::nullopt
-							     : std::optional<int>(static_cast<int>(it - vcpu_tids->begin()));
+			auto it = index.find(thread.tid);
+			thread.vcpu = it == index.end() ? std::nullopt : std::optional<int>(it->second);
 		}
+	}
 	for (const auto &thread : threads) {
 		std::error_code read_ec;
 		std::string text = proc_.thread_cgroup(vmm.pid, thread.tid, read_ec);
