@@ -31,8 +31,9 @@ struct Config {
 	std::string overhead_root = "/vmm_overhead";
 	std::vector<std::string> overhead_controllers = {"cpu", "cpuacct", "cpuset"};
 	OverheadLimits overhead_limits;
-	// Globs matched against the executable's base name and the process name (comm).
-	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hypervisor", "firecracker",
+	// Globs matched against the executable's base name and the process name (comm, 15 characters:
+	// "cloud-hyperviso*" finds Cloud Hypervisor by either).
+	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hyperviso*", "firecracker",
 					      "crosvm"};
 	// Thread names of vCPUs; "{n}" stands for the vCPU index.
 	std::vector<std::string> vcpu_thread_patterns = {"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"};

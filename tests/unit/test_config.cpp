@@ -42,7 +42,7 @@ void check_defaults(const Config &config)
 	CHECK_FALSE(config.overhead_limits.cpu_period_us);
 	CHECK_FALSE(config.overhead_limits.cpuset_cpus);
 	CHECK_FALSE(config.overhead_limits.cpuset_mems);
-	CHECK(config.vmm_names == std::vector<std::string>{"qemu-system-*", "qemu-kvm", "cloud-hypervisor",
+	CHECK(config.vmm_names == std::vector<std::string>{"qemu-system-*", "qemu-kvm", "cloud-hyperviso*",
 	                                                   "firecracker", "crosvm"});
 	CHECK(config.vcpu_thread_patterns ==
 	      std::vector<std::string>{"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"});
