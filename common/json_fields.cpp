@@ -33,28 +33,35 @@ std::optional<std::string> get_string(const nlohmann::json &obj, const char *key
 	return it->get<std::string>();
 }
 
+std::int64_t as_integer(const nlohmann::json &value, const char *key, const std::string &what, std::int64_t min,
+			std::int64_t max)
+{
+	// is_number_integer() first: nlohmann's get<int>() of a float is a static_cast, undefined when out of range.
+	if (value.is_number_unsigned()) {
+		auto number = value.get<std::uint64_t>();
+		if (number > static_cast<std::uint64_t>(max))
+			field_error(what, key, "must be at most " + std::to_string(max));
+		if (static_cast<std::int64_t>(number) < min)
+			field_error(what, key, "must be at least " + std::to_string(min));
+		return static_cast<std::int64_t>(number);
+	}
+	if (!value.is_number_integer())
+		field_error(what, key, "must be an integer");
+	auto number = value.get<std::int64_t>();
+	if (number < min)
+		field_error(what, key, "must be at least " + std::to_string(min));
+	if (number > max)
+		field_error(what, key, "must be at most " + std::to_string(max));
+	return number;
+}
+
 std::optional<std::int64_t> get_integer(const nlohmann::json &obj, const char *key, const std::string &what,
 					std::int64_t min, std::int64_t max)
 {
 	auto it = obj.find(key);
 	if (it == obj.end() || it->is_null())
 		return std::nullopt;
-	if (it->is_number_unsigned()) {
-		auto value = it->get<std::uint64_t>();
-		if (value > static_cast<std::uint64_t>(max))
-			field_error(what, key, "must be at most " + std::to_string(max));
-		if (static_cast<std::int64_t>(value) < min)
-			field_error(what, key, "must be at least " + std::to_string(min));
-		return static_cast<std::int64_t>(value);
-	}
-	if (!it->is_number_integer())
-		field_error(what, key, "must be an integer");
-	auto value = it->get<std::int64_t>();
-	if (value < min)
-		field_error(what, key, "must be at least " + std::to_string(min));
-	if (value > max)
-		field_error(what, key, "must be at most " + std::to_string(max));
-	return value;
+	return as_integer(*it, key, what, min, max);
 }
 
 std::optional<std::uint64_t> get_unsigned(const nlohmann::json &obj, const char *key, const std::string &what,

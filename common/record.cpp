@@ -5,8 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
@@ -21,6 +19,7 @@ namespace {
 
 constexpr int record_version = 1;
 constexpr std::size_t max_record_size = 4 << 20;
+constexpr std::int64_t max_pid = 1 << 22; // PID_MAX_LIMIT
 
 using nlohmann::json;
 
@@ -34,10 +33,21 @@ std::optional<ProcessRef> process_from_json(const json &doc, const char *key)
 	auto it = doc.find(key);
 	if (it == doc.end() || it->is_null())
 		return std::nullopt;
-	ProcessRef ref{it->at("pid").get<pid_t>(), it->at("start_time").get<std::uint64_t>()};
-	if (ref.pid <= 0)
-		throw InputError(std::string("record: bad pid in '") + key + "'");
-	return ref;
+	if (!it->is_object())
+		throw InputError(std::string("record: field '") + key + "': must be an object");
+	auto pid = as_integer(it->at("pid"), "pid", std::string("record: '") + key + "'", 1, max_pid);
+	const json &start_time = it->at("start_time");
+	if (!start_time.is_number_unsigned())
+		throw InputError(std::string("record: '") + key + "': field 'start_time': must be a non-negative integer");
+	return ProcessRef{static_cast<pid_t>(pid), start_time.get<std::uint64_t>()};
+}
+
+const json &array_field(const json &obj, const char *key)
+{
+	const json &value = obj.at(key);
+	if (!value.is_array())
+		throw InputError(std::string("record: field '") + key + "': must be a list");
+	return value;
 }
 
 // Every path the record hands to the cgroupfs layer is checked here too, not only there.
@@ -110,7 +120,7 @@ Record record_from_json(const std::string &text)
 {
 	json doc = parse_json_object(text, "record");
 	try {
-		if (doc.at("version").get<int>() != record_version)
+		if (as_integer(doc.at("version"), "version", "record", 0, 1 << 20) != record_version)
 			throw InputError("record: unsupported version");
 		Record record;
 		record.id = doc.at("id").get<std::string>();
@@ -120,7 +130,7 @@ Record record_from_json(const std::string &text)
 			throw InputError("record: bad mode or host");
 		record.layout.mode = *mode;
 		record.layout.host = *host;
-		for (const auto &item : doc.at("targets")) {
+		for (const auto &item : array_field(doc, "targets")) {
 			Target target;
 			target.mount = cgroup_path(item, "mount");
 			target.controllers = item.at("controllers").get<std::string>();
@@ -128,7 +138,7 @@ Record record_from_json(const std::string &text)
 			target.sandbox = cgroup_path(item, "sandbox");
 			target.vcpu = cgroup_path(item, "vcpu");
 			target.overhead = cgroup_path(item, "overhead");
-			for (const auto &dir : item.at("create")) {
+			for (const auto &dir : array_field(item, "create")) {
 				CgroupDir entry{dir.at("path").get<std::string>(), dir.at("shared").get<bool>(),
 						dir.at("threaded").get<bool>()};
 				if (!is_clean_absolute(entry.path) || entry.path == "/")
@@ -153,9 +163,8 @@ Record record_from_json(const std::string &text)
 			if (file != "cpu.max")
 				throw InputError("record: bad saved file '" + file + "'");
 		record.vmm = process_from_json(doc, "vmm");
-		record.vcpus = doc.at("vcpus").get<std::vector<pid_t>>();
-		if (std::any_of(record.vcpus.begin(), record.vcpus.end(), [](pid_t tid) { return tid <= 0; }))
-			throw InputError("record: bad vCPU thread id");
+		for (const auto &tid : array_field(doc, "vcpus"))
+			record.vcpus.push_back(static_cast<pid_t>(as_integer(tid, "vcpus", "record", 1, max_pid)));
 		record.vcpu_source = doc.at("vcpu_source").get<std::string>();
 		record.settler = process_from_json(doc, "settler");
 		return record;

@@ -195,12 +195,45 @@ TEST_SUITE("record")
 		                  })),
 		                  "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["relaxed"] = 1; })), "record");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["targets"][0]["create"] = {{"k", 1}}; })),
+				  "'create'");
+	}
+
+	// Found by fuzz_record: nlohmann's get<int>() of a float is a static_cast, undefined out of range.
+	TEST_CASE("record_from_json: numbers that are floats or out of range are refused, not converted")
+	{
+		Record record = v2_record();
+		auto bad = [&](const std::function<void(json &)> &edit) {
+			return edited(record, edit).dump();
+		};
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = 4.21845e+23; })), "'version'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = 1.0; })), "'version'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = -1e300; })), "'version'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {1e30}; })), "'vcpus'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {4294967297ULL}; })), "'vcpus'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
+			d["vmm"] = {{"pid", 7.5}, {"start_time", 1}};
+		})),
+				  "'vmm'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
+			d["vmm"] = {{"pid", 4294967297ULL}, {"start_time", 1}};
+		})),
+				  "'vmm'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
+			d["vmm"] = {{"pid", 7}, {"start_time", 1e40}};
+		})),
+				  "start_time");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
+			d["settler"] = {{"pid", 7}, {"start_time", -3}};
+		})),
+				  "start_time");
 		// Paths and ids the record hands on are checked here, not only by the layers that use them.
 		for (const char *key : {"mount", "sandbox", "vcpu", "overhead"})
 			CHECK_INPUT_ERROR(record_from_json(bad([&](json &d) { d["targets"][0][key] = "/a/../b"; })),
 					  std::string("'") + key + "'");
-		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {12, -1}; })), "vCPU");
-		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {0}; })), "vCPU");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {12, -1}; })), "'vcpus'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {0}; })), "'vcpus'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = 12; })), "'vcpus'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
 			d["vmm"] = {{"pid", -1}, {"start_time", 1}};
 		})),
