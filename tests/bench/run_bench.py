@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Benchmark of the hooks against the floor and the cgroup-tools peer, on this host's real cgroupfs.
+
+For each vCPU count, each run starts a fresh test VMM (vCPU threads named "CPU <n>/KVM", plus I/O
+threads) in a fresh sandbox cgroup, as a runtime would, and then drives one implementation through the
+three stages: createRuntime, poststart (VMM running, all threads up), poststop (VMM gone, as when a
+runtime runs it). Every stage is one process, started with posix_spawn with the OCI state on its standard
+input and reaped with wait4: its wall time is spawn to reap, its peak memory wait4's ru_maxrss. After
+poststart, the placement of every thread is checked in every hierarchy, for all three implementations, so
+that only correct work is timed; after poststop, that nothing is left.
+
+  hooks  the built vmm-cgroup-create-runtime / -poststart / -poststop, default configuration except the
+         overhead root and the record directory;
+  floor  bench/floor.c, static: only the syscalls a stage cannot avoid;
+  peer   bench/peer.sh: cgcreate, cgset, cgclassify and cgdelete from cgroup-tools.
+
+Runs interleave the implementations, so drift on a shared machine falls on all three alike. Needs root and
+cgroup v1 hierarchies for cpu, cpuacct and cpuset (this project's split layout on a v1 or hybrid host).
+Everything is named vmmcg-bench-<pid> and removed at the end, also on failure or Ctrl-C.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import sys
+import time
+
+CONTROLLERS = ("cpu", "cpuacct", "cpuset")
+STAGES = ("createRuntime", "poststart", "poststop")
+IMPLS = ("hooks", "floor", "peer")
+VCPU_NAME = re.compile(r"CPU \d+/KVM")
+
+
+class BenchError(Exception):
+    pass
+
+
+def v1_mounts():
+    """Controller -> mount point of the v1 hierarchies that carry it, from /proc/self/mountinfo."""
+    mounts = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fstype, _source, options = right.split()[:3]
+            if fstype != "cgroup":
+                continue
+            point = left.split()[4]
+            for option in options.split(","):
+                if option in CONTROLLERS:
+                    mounts[option] = point
+    missing = [c for c in CONTROLLERS if c not in mounts]
+    if missing:
+        raise BenchError(f"no cgroup v1 hierarchy for {', '.join(missing)}: the benchmark measures the "
+                         "split layout of a v1 or hybrid host")
+    return mounts
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = fraction * (len(ordered) - 1)
+    low = int(index)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        build = os.path.abspath(args.build_dir)
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.hooks = {stage: os.path.join(build, "hooks", name) for stage, name in
+                      zip(STAGES, ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop"))}
+        self.floor = os.path.join(build, "tests", "bench", "vmmcg-bench-floor")
+        self.peer = os.path.join(here, "peer.sh")
+        self.test_vmm = os.path.join(build, "tests", "test-vmm")
+        for path in [*self.hooks.values(), self.floor, self.test_vmm]:
+            if not os.access(path, os.X_OK):
+                raise BenchError(f"{path}: not built (ninja -C {args.build_dir})")
+        for tool in ("cgcreate", "cgset", "cgget", "cgclassify", "cgdelete"):
+            if not shutil.which(tool):
+                raise BenchError(f"{tool} not found: apt-get install cgroup-tools")
+        self.mounts = v1_mounts()
+        self.prefix = f"vmmcg-bench-{os.getpid()}"
+        self.parent = "/" + self.prefix                 # the sandboxes' parent, as a runtime's
+        self.overhead_root = f"/{self.prefix}-overhead"  # the hooks', the floor's and the peer's
+        self.run_dir = f"/run/{self.prefix}"             # tmpfs, as /run/vmm-cgroup-hooks is
+        self.vmms = {}                                   # pid -> Popen-less handle (pid only)
+        self.devnull = os.open(os.devnull, os.O_WRONLY)
+        self.stderr_path = os.path.join(self.run_dir, "stderr")
+
+    # --- setup and cleanup -------------------------------------------------------------------------------
+
+    def setup(self):
+        os.makedirs(self.run_dir, mode=0o700)
+        os.makedirs(os.path.join(self.run_dir, "bundle"))
+        self.config = os.path.join(self.run_dir, "config.json")
+        write(self.config, json.dumps({"overhead_root": self.overhead_root,
+                                       "record_dir": os.path.join(self.run_dir, "records"),
+                                       "vmm_names": ["test-vmm"]}))
+        for controller in CONTROLLERS:
+            self.make_cgroup(controller, self.parent)
+
+    def cgroup_dir(self, controller, path):
+        return self.mounts[controller] + path
+
+    def make_cgroup(self, controller, path):
+        directory = self.cgroup_dir(controller, path)
+        os.mkdir(directory)
+        if controller == "cpuset":
+            parent = os.path.dirname(directory)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                write(os.path.join(directory, name), read(os.path.join(parent, name)))
+
+    def remove_cgroup_tree(self, controller, path):
+        top = self.cgroup_dir(controller, path)
+        if not os.path.isdir(top):
+            return
+        for directory, _subdirs, _files in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+            for attempt in range(100):
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)  # a task just killed is still leaving
+
+    def cleanup(self):
+        for pid in list(self.vmms):
+            self.stop_vmm(pid)
+        for controller in CONTROLLERS:
+            self.remove_cgroup_tree(controller, self.parent)
+            self.remove_cgroup_tree(controller, self.overhead_root)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        left = [self.cgroup_dir(c, p) for c in CONTROLLERS for p in (self.parent, self.overhead_root)
+                if os.path.exists(self.cgroup_dir(c, p))]
+        if left:
+            print(f"warning: could not remove {', '.join(left)}", file=sys.stderr)
+
+    # --- the VMM -----------------------------------------------------------------------------------------
+
+    def start_vmm(self, sandbox, vcpus):
+        ready = os.path.join(self.run_dir, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        procs = [os.path.join(self.cgroup_dir(c, sandbox), "cgroup.procs") for c in CONTROLLERS]
+        pid = os.fork()
+        if pid == 0:  # the child joins the sandbox before exec, as a runtime's init does
+            try:
+                for path in procs:
+                    write(path, "0")
+                os.execv(self.test_vmm, [self.test_vmm, "--vcpus", str(vcpus), "--io-threads",
+                                         str(self.args.io_threads), "--ready-file", ready])
+            finally:
+                os._exit(127)
+        self.vmms[pid] = True
+        deadline = time.monotonic() + 10
+        while not os.path.exists(ready):
+            if time.monotonic() > deadline:
+                raise BenchError(f"test VMM pid {pid} did not become ready")
+            time.sleep(0.001)
+        return pid
+
+    def stop_vmm(self, pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        del self.vmms[pid]
+
+    # --- one timed process -------------------------------------------------------------------------------
+
+    def timed(self, argv, state):
+        """Wall time (ns) and peak RSS (KiB) of argv with `state` on stdin; raises if it fails."""
+        data = json.dumps(state).encode()
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)  # a state is far below a pipe's capacity
+        os.close(write_end)
+        err = os.open(self.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        actions = [(os.POSIX_SPAWN_DUP2, read_end, 0), (os.POSIX_SPAWN_DUP2, self.devnull, 1),
+                   (os.POSIX_SPAWN_DUP2, err, 2)]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        start = time.perf_counter_ns()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        _, status, usage = os.wait4(pid, 0)
+        elapsed = time.perf_counter_ns() - start
+        os.close(read_end)
+        os.close(err)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise BenchError(f"{' '.join(argv)} exited {os.waitstatus_to_exitcode(status)}:\n"
+                             f"{read(self.stderr_path)}")
+        return elapsed, usage.ru_maxrss
+
+    def argv(self, impl, stage, cid, pid):
+        if impl == "hooks":
+            return [self.hooks[stage], "--config", self.config]
+        mounts = [self.mounts[c] for c in CONTROLLERS]
+        floor_stage = {"createRuntime": "create", "poststart": "place", "poststop": "teardown"}[stage]
+        if impl == "floor":
+            return [self.floor, floor_stage, self.overhead_root, *mounts]
+        args = [floor_stage, self.overhead_root, ",".join(CONTROLLERS), cid]
+        return ["/bin/bash", self.peer, *args, *([str(pid)] if stage == "poststart" else [])]
+
+    # --- checks ------------------------------------------------------------------------------------------
+
+    def check_placement(self, impl, pid, sandbox, overhead, vcpus):
+        task_dir = f"/proc/{pid}/task"
+        seen_vcpus = 0
+        for tid in os.listdir(task_dir):
+            name = read(f"{task_dir}/{tid}/comm").strip()
+            where = {}
+            for line in read(f"{task_dir}/{tid}/cgroup").splitlines():
+                _, names, path = line.split(":", 2)
+                for controller in names.split(","):
+                    where[controller] = path
+            is_vcpu = bool(VCPU_NAME.fullmatch(name))
+            seen_vcpus += is_vcpu
+            want = sandbox if is_vcpu else overhead
+            for controller in CONTROLLERS:
+                if where.get(controller) != want:
+                    raise BenchError(f"{impl}: thread {tid} ({name}) is in {controller}:"
+                                     f"{where.get(controller)}, expected {want}")
+        if seen_vcpus != vcpus:
+            raise BenchError(f"{impl}: {seen_vcpus} vCPU threads, expected {vcpus}")
+
+    def check_gone(self, impl, overhead):
+        for controller in CONTROLLERS:
+            if os.path.exists(self.cgroup_dir(controller, overhead)):
+                raise BenchError(f"{impl}: {controller}:{overhead} left after poststop")
+
+    # --- a run -------------------------------------------------------------------------------------------
+
+    def run_once(self, impl, vcpus, run):
+        name = f"{impl}-{vcpus}-{run}"
+        cid = f"{self.prefix}-{name}"
+        sandbox = f"{self.parent}/{name}"
+        overhead = f"{self.overhead_root}/{cid}"
+        for controller in CONTROLLERS:
+            self.make_cgroup(controller, sandbox)
+        bundle = os.path.join(self.run_dir, "bundle")
+        write(os.path.join(bundle, "config.json"), json.dumps({
+            "ociVersion": "1.0.2",
+            "annotations": {"io.vmm-cgroup-hooks.enable": "true"},
+            "linux": {"cgroupsPath": sandbox}}))
+        state = {"ociVersion": "1.0.2", "id": cid, "bundle": bundle,
+                 "annotations": {"io.vmm-cgroup-hooks.enable": "true"}}
+        figures = {}
+        pid = self.start_vmm(sandbox, vcpus)
+        try:
+            figures["createRuntime"] = self.timed(self.argv(impl, "createRuntime", cid, pid),
+                                                  {**state, "status": "created", "pid": pid})
+            figures["poststart"] = self.timed(self.argv(impl, "poststart", cid, pid),
+                                              {**state, "status": "running", "pid": pid})
+            try:
+                self.check_placement(impl, pid, sandbox, overhead, vcpus)
+            except BenchError as e:
+                raise BenchError(f"{e}\n{impl} poststart said:\n{read(self.stderr_path)}") from None
+            if impl == "hooks":
+                record = json.loads(read(os.path.join(self.run_dir, "records", cid + ".json")))
+                if record.get("settler"):
+                    raise BenchError("hooks: poststart handed over to a settler on a settled VMM")
+        finally:
+            self.stop_vmm(pid)
+        figures["poststop"] = self.timed(self.argv(impl, "poststop", cid, pid), {**state, "status": "stopped"})
+        self.check_gone(impl, overhead)
+        for controller in CONTROLLERS:
+            os.rmdir(self.cgroup_dir(controller, sandbox))
+        return figures
+
+    def run(self):
+        results = {}  # (impl, vcpus, stage) -> [(ns, kib)]
+        for vcpus in self.args.vcpus:
+            for run in range(self.args.warmup + self.args.runs):
+                for impl in IMPLS:
+                    figures = self.run_once(impl, vcpus, run)
+                    if run < self.args.warmup:
+                        continue
+                    for stage, figure in figures.items():
+                        results.setdefault((impl, vcpus, stage), []).append(figure)
+            print(f"  {vcpus} vCPUs: {self.args.runs} runs done", file=sys.stderr, flush=True)
+        return results
+
+
+def report(results, args):
+    def ms(values):
+        return statistics.median(values) / 1e6
+
+    print(f"\nWall time per stage in ms: median [p10-p90] over {args.runs} runs; ratios of medians. "
+          f"Test VMM with N vCPU threads + {args.io_threads} I/O threads + main thread.\n")
+    header = (f"{'vCPUs':>5} {'stage':<13} {'hooks':>22} {'floor':>22} {'peer':>22} "
+              f"{'hooks/floor':>11} {'peer/hooks':>10} {'peak RSS KiB h/f/p':>20}")
+    print(header)
+    print("-" * len(header))
+    summary = {}
+    for vcpus in args.vcpus:
+        for stage in STAGES:
+            cells, medians, rss = [], {}, []
+            for impl in IMPLS:
+                times = [t for t, _ in results[(impl, vcpus, stage)]]
+                medians[impl] = ms(times)
+                cells.append(f"{medians[impl]:7.2f} [{percentile(times, .1) / 1e6:5.2f}-"
+                             f"{percentile(times, .9) / 1e6:6.2f}]")
+                rss.append(max(k for _, k in results[(impl, vcpus, stage)]))
+            ratio_floor = medians["hooks"] / medians["floor"]
+            ratio_peer = medians["peer"] / medians["hooks"]
+            summary[(vcpus, stage)] = (medians, ratio_floor, ratio_peer, rss)
+            print(f"{vcpus:>5} {stage:<13} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} "
+                  f"{ratio_floor:>10.2f}x {ratio_peer:>9.2f}x {'/'.join(map(str, rss)):>20}")
+    if len(args.vcpus) > 1:
+        low, high = min(args.vcpus), max(args.vcpus)
+        print(f"\nCost per added vCPU thread, poststart, {low} -> {high} vCPUs (linear cost: the same for all):")
+        for impl in IMPLS:
+            a = summary[(low, "poststart")][0][impl]
+            b = summary[(high, "poststart")][0][impl]
+            print(f"  {impl:<6} {(b - a) * 1000 / (high - low):6.1f} us")
+    return summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", default="build")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--vcpus", default="1,8,64,256",
+                        type=lambda text: [int(n) for n in text.split(",")])
+    parser.add_argument("--io-threads", type=int, default=4)
+    parser.add_argument("--json", help="also write the raw figures here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run_bench.py: needs root (it makes cgroups)")
+    try:
+        bench = Bench(args)
+    except BenchError as e:
+        sys.exit(f"run_bench.py: {e}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    bench.setup()
+    try:
+        results = bench.run()
+    except BenchError as e:
+        sys.exit(f"run_bench.py: {e}")
+    finally:
+        bench.cleanup()
+    report(results, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"impl": i, "vcpus": v, "stage": s, "ns": [t for t, _ in r], "rss_kib": [k for _, k in r]}
+                       for (i, v, s), r in results.items()], f)
+
+
+if __name__ == "__main__":
+    main()
