@@ -189,10 +189,8 @@ Config parse_config(std::string_view json)
 			config.poststart_budget_ms = get_bounded(doc, "poststart_budget_ms", 5000);
 		} else if (key == "settle_timeout_ms") {
 			config.settle_timeout_ms = get_bounded(doc, "settle_timeout_ms", 600000);
-		} else if (key == "settle_stable_polls") {
-			config.settle_stable_polls = get_bounded(doc, "settle_stable_polls", 100);
-			if (config.settle_stable_polls == 0)
-				throw InputError("configuration: field 'settle_stable_polls': must be at least 1");
+		} else if (key == "settle_quiet_ms") {
+			config.settle_quiet_ms = get_bounded(doc, "settle_quiet_ms", 10000);
 		} else if (key == "record_dir") {
 			config.record_dir = need(get_string(doc, "record_dir", what), "record_dir");
 			if (!is_clean_absolute(config.record_dir) || config.record_dir == "/")

@@ -44,7 +44,7 @@ struct Config {
 	unsigned qmp_timeout_ms = 1000;
 	unsigned poststart_budget_ms = 200;
 	unsigned settle_timeout_ms = 60000;
-	unsigned settle_stable_polls = 3;
+	unsigned settle_quiet_ms = 100;
 	std::string record_dir = "/run/vmm-cgroup-hooks";
 	std::string log_level = "info";
 	bool log_syslog = true;

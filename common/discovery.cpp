@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fnmatch.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,6 +82,15 @@ std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat)
 {
 	auto field = stat_field(stat, 22);
 	return field ? to_number<std::uint64_t>(*field) : std::nullopt;
+}
+
+std::optional<std::string_view> parse_stat_comm(std::string_view stat)
+{
+	std::size_t open = stat.find('(');
+	std::size_t close = stat.rfind(')');
+	if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+		return std::nullopt;
+	return stat.substr(open + 1, close - open - 1);
 }
 
 std::optional<char> parse_stat_state(std::string_view stat)
@@ -168,6 +178,12 @@ std::string ProcFs::thread_name(pid_t pid, pid_t tid) const
 				      256, ec));
 }
 
+std::string ProcFs::thread_stat(pid_t pid, pid_t tid, std::error_code &ec) const
+{
+	return read_file(root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat",
+			 max_proc_file_size, ec);
+}
+
 std::string ProcFs::thread_cgroup(pid_t pid, pid_t tid, std::error_code &ec) const
 {
 	return read_file(root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/cgroup",
@@ -231,14 +247,34 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vec
 	return std::nullopt;
 }
 
+std::chrono::nanoseconds boot_time()
+{
+	struct timespec now {};
+	::clock_gettime(CLOCK_BOOTTIME, &now);
+	return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
+
+std::chrono::nanoseconds clock_tick()
+{
+	static const long per_second = ::sysconf(_SC_CLK_TCK);
+	return std::chrono::nanoseconds(1'000'000'000 / (per_second > 0 ? per_second : 100));
+}
+
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
 				     std::error_code &ec)
 {
 	std::vector<ThreadInfo> threads;
 	for (pid_t tid : proc.thread_ids(pid, ec)) {
+		std::error_code read_ec;
+		std::string stat = proc.thread_stat(pid, tid, read_ec);
+		auto name = parse_stat_comm(stat);
+		auto start = parse_stat_start_time(stat);
+		if (read_ec || !name || !start)
+			continue; // exited meanwhile
 		ThreadInfo info;
 		info.tid = tid;
-		info.name = proc.thread_name(pid, tid);
+		info.name = std::string(*name);
+		info.start_time = *start;
 		info.vcpu = match_vcpu_name(patterns, info.name);
 		threads.push_back(std::move(info));
 	}

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,8 +24,9 @@ struct ProcessRef {
 
 struct ThreadInfo {
 	pid_t tid = 0;
-	std::string name;        // /proc/<pid>/task/<tid>/comm without the newline
-	std::optional<int> vcpu; // the vCPU index, if the name matched a vCPU pattern
+	std::string name;            // the comm, from /proc/<pid>/task/<tid>/stat
+	std::uint64_t start_time = 0; // clock ticks since boot, field 22 of the same line
+	std::optional<int> vcpu;     // the vCPU index, if the name matched a vCPU pattern
 };
 
 class ProcFs
@@ -44,6 +46,8 @@ public:
 	std::vector<pid_t> children(pid_t pid) const;
 	std::vector<pid_t> thread_ids(pid_t pid, std::error_code &ec) const;
 	std::string thread_name(pid_t pid, pid_t tid) const;
+	// /proc/<pid>/task/<tid>/stat; ec is ESRCH/ENOENT when the thread is gone.
+	std::string thread_stat(pid_t pid, pid_t tid, std::error_code &ec) const;
 	// /proc/<pid>/task/<tid>/cgroup; ec is ESRCH/ENOENT when the thread is gone.
 	std::string thread_cgroup(pid_t pid, pid_t tid, std::error_code &ec) const;
 	std::string process_cgroup(pid_t pid, std::error_code &ec) const;
@@ -54,6 +58,8 @@ private:
 
 // Field 22 of a /proc/<pid>/stat line, parsed after the last ')' (comm may hold spaces and parens).
 std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat);
+// Field 2, the comm: between the first '(' and the last ')'.
+std::optional<std::string_view> parse_stat_comm(std::string_view stat);
 // Field 3 (state letter) of the same line.
 std::optional<char> parse_stat_state(std::string_view stat);
 
@@ -68,7 +74,13 @@ std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std
 std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vector<std::string> &globs,
 				   unsigned max_depth);
 
-// The VMM's threads with their names and vCPU indexes.
+// The time since boot (CLOCK_BOOTTIME, the clock of the start times in /proc/<pid>/stat), and the length of
+// one of their clock ticks.
+std::chrono::nanoseconds boot_time();
+std::chrono::nanoseconds clock_tick();
+
+// The VMM's threads with their names, start times and vCPU indexes: one read of .../stat per thread.
+// Threads that exit while they are listed are left out.
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
 				     std::error_code &ec);
 

@@ -160,12 +160,13 @@ int create_runtime(const State &state, Config &config)
 		rollback(record.layout, made);
 		throw;
 	}
+	// One line at info per stage: this runs for every container start, and syslog is shared.
 	for (const auto &path : made.created)
-		spdlog::info("created {}", path);
+		spdlog::debug("created {}", path);
 	for (const auto &path : made.adopted)
 		spdlog::warn("adopted existing {}", path);
-	spdlog::info("{} mode on a {} host: {} hierarchies", to_string(config.mode), to_string(input.host),
-		     record.layout.targets.size());
+	spdlog::info("{} mode on a {} host: {} hierarchies, {} cgroups created", to_string(config.mode),
+		     to_string(input.host), record.layout.targets.size(), made.created.size());
 	return exit_ok;
 }
 

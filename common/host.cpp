@@ -4,12 +4,8 @@
 #include <sys/statfs.h>
 
 #include <algorithm>
-#include <mutex>
 #include <set>
 #include <vector>
-
-#include <libcgroup.h>
-#include <spdlog/spdlog.h>
 
 #include "errors.h"
 #include "io.h"
@@ -25,14 +21,6 @@ std::optional<long> fs_magic(const std::string &path)
 	if (::statfs(path.c_str(), &fs) != 0)
 		return std::nullopt;
 	return static_cast<long>(fs.f_type);
-}
-
-int init_libcgroup()
-{
-	static std::once_flag once;
-	static int result = 0;
-	std::call_once(once, [] { result = cgroup_init(); });
-	return result;
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -117,27 +105,10 @@ Mounts discover_mounts(HostMode mode, const std::string &root)
 	if (mode == HostMode::hybrid)
 		mounts.unified = root + "/unified";
 
-	if (int ret = init_libcgroup(); ret != 0) {
-		std::error_code ec;
-		mounts.v1 = parse_v1_mounts(read_file("/proc/self/mountinfo", 1 << 20, ec));
-		if (ec)
-			throw std::system_error(ec, std::string("libcgroup: cgroup_init: ") + cgroup_strerror(ret) +
-							    "; reading /proc/self/mountinfo");
-		spdlog::debug("libcgroup: cgroup_init: {}: v1 mounts read from /proc/self/mountinfo", cgroup_strerror(ret));
-		return mounts;
-	}
-	void *handle = nullptr;
-	struct cgroup_mount_point info {};
-	int ret = cgroup_get_controller_begin(&handle, &info);
-	while (ret == 0) {
-		// libcgroup also lists controllers that live on the cgroup2 mount (hugetlb here): not v1.
-		if (mounts.unified.empty() || mounts.unified != info.path)
-			mounts.v1.emplace(info.name, info.path);
-		ret = cgroup_get_controller_next(&handle, &info);
-	}
-	cgroup_get_controller_end(&handle);
-	if (ret != ECGEOF)
-		throw std::runtime_error(std::string("libcgroup: listing controllers: ") + cgroup_strerror(ret));
+	std::error_code ec;
+	mounts.v1 = parse_v1_mounts(read_file("/proc/self/mountinfo", 1 << 20, ec));
+	if (ec)
+		throw std::system_error(ec, "reading /proc/self/mountinfo");
 	return mounts;
 }
 

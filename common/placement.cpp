@@ -25,6 +25,14 @@ bool is_gone(const std::error_code &ec)
 	return ec == std::errc::no_such_process || ec == std::errc::no_such_file_or_directory;
 }
 
+// How long until the youngest thread is `quiet` old; zero or less when it is. A start time is a whole
+// clock tick (10 ms) rounded down, so the thread is taken as one tick younger than it may be.
+std::chrono::nanoseconds until_quiet(std::uint64_t youngest, std::chrono::milliseconds quiet)
+{
+	auto born = clock_tick() * static_cast<std::int64_t>(youngest + 1);
+	return born + quiet - boot_time();
+}
+
 } // namespace
 
 Placer::Placer(const Layout &layout, const ProcFs &proc, const std::vector<std::string> &vcpu_patterns)
@@ -135,6 +143,7 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 			// EINVAL on v2: a thread still being created cannot migrate yet; the next pass retries.
 			if (move_ec == std::errc::invalid_argument && t.v2) {
 				++result.moved;
+				result.retry = true;
 				continue;
 			}
 			if (move_ec)
@@ -145,11 +154,18 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 		}
 		if (gone)
 			continue;
+		result.youngest = std::max(result.youngest, thread.start_time);
 		result.tids.push_back(thread.tid);
 		if (thread.vcpu)
 			result.vcpus.push_back(thread.tid);
 	}
 	return result;
+}
+
+bool Placer::same_threads(const ProcessRef &vmm, const std::vector<pid_t> &tids) const
+{
+	std::error_code ec;
+	return proc_.thread_ids(vmm.pid, ec) == tids && !ec;
 }
 
 SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
@@ -160,10 +176,9 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 	std::optional<Placer> placer;
 	std::optional<std::vector<pid_t>> qmp_vcpus;
 	unsigned qmp_tries = 0;
-	std::vector<pid_t> previous;
-	unsigned stable = 0;
 	auto delay = 5ms;
 	for (;;) {
+		std::optional<std::chrono::nanoseconds> wait;
 		if (!result.vmm) {
 			result.vmm = find_vmm(proc, container.pid, config.vmm_names, config.vmm_search_depth);
 			if (!result.vmm && !proc.alive(container)) {
@@ -192,20 +207,30 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 				result.vcpus.clear();
 				return result;
 			}
-			bool same = pass.moved == 0 && pass.tids == previous && !pass.vcpus.empty();
-			stable = same ? stable + 1 : 0;
-			previous = std::move(pass.tids);
-			result.vcpus = std::move(pass.vcpus);
-			if (stable >= config.settle_stable_polls) {
-				result.complete = true;
-				return result;
+			result.vcpus = pass.vcpus;
+			// Threads created or gone while the pass moved others: another pass, after the backoff.
+			if (!pass.retry && !pass.vcpus.empty() && placer->same_threads(*result.vmm, pass.tids)) {
+				if (qmp_vcpus && pass.vcpus.size() == qmp_vcpus->size()) {
+					result.complete = true;
+					return result;
+				}
+				// Quiet when this pass read the threads: every name it matched was set long before.
+				// Not yet: one more pass once it is (a thread seen newborn may not have its name).
+				auto left = until_quiet(pass.youngest, std::chrono::milliseconds(config.settle_quiet_ms));
+				if (left <= 0ns) {
+					result.complete = true;
+					return result;
+				}
+				wait = left;
 			}
 		}
 		auto now = std::chrono::steady_clock::now();
 		if (now >= deadline)
 			return result;
-		std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(delay, deadline - now));
-		delay = std::min(delay * 2, std::chrono::milliseconds(250));
+		std::chrono::steady_clock::duration pause = wait ? std::chrono::steady_clock::duration(*wait) : delay;
+		std::this_thread::sleep_for(std::min(pause, deadline - now));
+		if (!wait)
+			delay = std::min(delay * 2, std::chrono::milliseconds(250));
 	}
 }
 

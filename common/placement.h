@@ -20,6 +20,8 @@ struct PassResult {
 	std::vector<pid_t> tids;  // every thread seen, sorted
 	std::vector<pid_t> vcpus; // the vCPU threads among them, sorted
 	std::size_t moved = 0;    // threads written to a cgroup in this pass
+	bool retry = false;       // a move the kernel refused for now (v2 EINVAL): a full pass is needed again
+	std::uint64_t youngest = 0; // the latest start time among the threads (clock ticks since boot)
 };
 
 class Placer
@@ -34,6 +36,10 @@ public:
 	// the VMM itself must be in one of them, or this throws. Threads that exit meanwhile are skipped.
 	// With vcpu_tids (from QMP), exactly those threads are vCPUs; without, thread names decide.
 	PassResult place(const ProcessRef &vmm, const std::optional<std::vector<pid_t>> &vcpu_tids = std::nullopt);
+
+	// True if the VMM's threads are exactly `tids` (sorted): one readdir, no per-thread read. After a pass
+	// whose moves all succeeded, that proves the placement without reading every thread's cgroup again.
+	bool same_threads(const ProcessRef &vmm, const std::vector<pid_t> &tids) const;
 
 private:
 	struct Opened {
@@ -53,15 +59,20 @@ private:
 };
 
 struct SettleResult {
-	bool complete = false;         // VMM found, vCPUs placed, nothing changed for stable_polls passes
+	bool complete = false;         // VMM found, vCPUs placed and verified, no thread created for quiet_ms
 	bool container_gone = false;   // the container's process exited before a VMM showed up
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
 	std::string vcpu_source; // "qmp" or "thread-names"
 };
 
-// Finds the VMM from the container's process and places it, pass after pass with backoff, until the
-// placement is complete or the deadline passes.
+// Finds the VMM from the container's process and places it until the placement is complete or the
+// deadline passes. Complete means: a pass found vCPU threads and every move succeeded; a readdir right
+// after it found the same threads; and either QMP listed exactly those vCPUs (QEMU answers QMP only after
+// it has created them all) or the youngest thread is at least settle_quiet_ms old, so the VMM is not in
+// the middle of creating its threads. The quiet time is read from the threads' start times, not waited
+// for by polling: a VMM that is already quiet costs one pass and one readdir, and a young one a single
+// sleep until it would be quiet.
 SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
 		    std::chrono::steady_clock::time_point deadline);
 

@@ -4,8 +4,9 @@
 For each vCPU count, each run starts a fresh test VMM (vCPU threads named "CPU <n>/KVM", plus I/O
 threads) in a fresh sandbox cgroup, as a runtime would, and then drives one implementation through the
 three stages: createRuntime, poststart (VMM running, all threads up), poststop (VMM gone, as when a
-runtime runs it). Every stage is one process, started with posix_spawn with the OCI state on its standard
-input and reaped with wait4: its wall time is spawn to reap, its peak memory wait4's ru_maxrss. After
+runtime runs it). Every stage is one process with the OCI state on its standard input, started and reaped
+by a small static launcher (spawn.c): its wall time is posix_spawn to wait4, its peak memory wait4's
+ru_maxrss. After
 poststart, the placement of every thread is checked in every hierarchy, for all three implementations, so
 that only correct work is timed; after poststop, that nothing is left.
 
@@ -32,6 +33,7 @@ CONTROLLERS = ("cpu", "cpuacct", "cpuset")
 STAGES = ("createRuntime", "poststart", "poststop")
 IMPLS = ("hooks", "floor", "peer")
 VCPU_NAME = re.compile(r"CPU \d+/KVM")
+QUIET_S = 0.13  # the hooks' default settle_quiet_ms, plus a clock tick and margin
 
 
 class BenchError(Exception):
@@ -84,9 +86,10 @@ class Bench:
         self.hooks = {stage: os.path.join(build, "hooks", name) for stage, name in
                       zip(STAGES, ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop"))}
         self.floor = os.path.join(build, "tests", "bench", "vmmcg-bench-floor")
+        self.spawn = os.path.join(build, "tests", "bench", "vmmcg-bench-spawn")
         self.peer = os.path.join(here, "peer.sh")
         self.test_vmm = os.path.join(build, "tests", "test-vmm")
-        for path in [*self.hooks.values(), self.floor, self.test_vmm]:
+        for path in [*self.hooks.values(), self.floor, self.spawn, self.test_vmm]:
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path}: not built (ninja -C {args.build_dir})")
         for tool in ("cgcreate", "cgset", "cgget", "cgclassify", "cgdelete"):
@@ -98,7 +101,6 @@ class Bench:
         self.overhead_root = f"/{self.prefix}-overhead"  # the hooks', the floor's and the peer's
         self.run_dir = f"/run/{self.prefix}"             # tmpfs, as /run/vmm-cgroup-hooks is
         self.vmms = {}                                   # pid -> Popen-less handle (pid only)
-        self.devnull = os.open(os.devnull, os.O_WRONLY)
         self.stderr_path = os.path.join(self.run_dir, "stderr")
 
     # --- setup and cleanup -------------------------------------------------------------------------------
@@ -172,6 +174,9 @@ class Bench:
             if time.monotonic() > deadline:
                 raise BenchError(f"test VMM pid {pid} did not become ready")
             time.sleep(0.001)
+        # A running VMM, as the benchmark measures: its threads created more than the hooks' settle_quiet_ms
+        # (100 ms) ago. poststart on a younger VMM waits until then, by design; that wait is not cost.
+        time.sleep(QUIET_S)
         return pid
 
     def stop_vmm(self, pid):
@@ -185,25 +190,29 @@ class Bench:
     # --- one timed process -------------------------------------------------------------------------------
 
     def timed(self, argv, state):
-        """Wall time (ns) and peak RSS (KiB) of argv with `state` on stdin; raises if it fails."""
+        """Wall time (ns) and peak RSS (KiB) of argv with `state` on stdin, from the static launcher."""
         data = json.dumps(state).encode()
-        read_end, write_end = os.pipe()
-        os.write(write_end, data)  # a state is far below a pipe's capacity
-        os.close(write_end)
+        state_read, state_write = os.pipe()
+        os.write(state_write, data)  # a state is far below a pipe's capacity
+        os.close(state_write)
+        result_read, result_write = os.pipe()
         err = os.open(self.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        actions = [(os.POSIX_SPAWN_DUP2, read_end, 0), (os.POSIX_SPAWN_DUP2, self.devnull, 1),
+        actions = [(os.POSIX_SPAWN_DUP2, state_read, 0), (os.POSIX_SPAWN_DUP2, result_write, 1),
                    (os.POSIX_SPAWN_DUP2, err, 2)]
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        start = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-        _, status, usage = os.wait4(pid, 0)
-        elapsed = time.perf_counter_ns() - start
-        os.close(read_end)
-        os.close(err)
+        launcher = os.posix_spawn(self.spawn, [self.spawn, *argv], env, file_actions=actions)
+        for fd in (state_read, result_write, err):
+            os.close(fd)
+        with os.fdopen(result_read) as f:
+            result = f.read().split()
+        _, launcher_status = os.waitpid(launcher, 0)
+        if os.waitstatus_to_exitcode(launcher_status) != 0 or len(result) != 3:
+            raise BenchError(f"{self.spawn} failed:\n{read(self.stderr_path)}")
+        ns, rss, status = (int(x) for x in result)
         if os.waitstatus_to_exitcode(status) != 0:
             raise BenchError(f"{' '.join(argv)} exited {os.waitstatus_to_exitcode(status)}:\n"
                              f"{read(self.stderr_path)}")
-        return elapsed, usage.ru_maxrss
+        return ns, rss
 
     def argv(self, impl, stage, cid, pid):
         if impl == "hooks":

@@ -81,7 +81,7 @@ void check_config(const vmmcg::Config &config)
 	check(config.qmp_timeout_ms <= 10000, "qmp_timeout_ms <= 10000");
 	check(config.poststart_budget_ms <= 5000, "poststart_budget_ms <= 5000");
 	check(config.settle_timeout_ms <= 600000, "settle_timeout_ms <= 600000");
-	check(config.settle_stable_polls >= 1 && config.settle_stable_polls <= 100, "settle_stable_polls in 1..100");
+	check(config.settle_quiet_ms <= 10000, "settle_quiet_ms in 0..10000");
 	check(vmmcg::is_clean_absolute(config.record_dir) && config.record_dir != "/",
 	      "record_dir is a clean absolute path other than /", config.record_dir);
 	check(levels.contains(config.log_level), "log_level is a known level", config.log_level);

@@ -7,15 +7,41 @@
 #include <fstream>
 
 #include <doctest/doctest.h>
+#include <libcgroup.h>
 
 #include "cgroupfs.h"
 #include "harness.h"
+#include "host.h"
 
 namespace fs = std::filesystem;
 using namespace vmmcg;
 
 TEST_SUITE("integration-cgroupfs")
 {
+	// The hooks read /proc/self/mountinfo themselves (host.h says why); libcgroup is the reference.
+	TEST_CASE("mount discovery finds the v1 hierarchies libcgroup finds")
+	{
+		HostMode host = detect_host_mode();
+		Mounts ours = discover_mounts(host);
+		REQUIRE_MESSAGE(host != HostMode::v2, "this test compares v1 mounts; the host is pure cgroup v2");
+		REQUIRE(cgroup_init() == 0);
+		std::map<std::string, std::string> theirs;
+		void *handle = nullptr;
+		struct cgroup_mount_point info {};
+		for (int ret = cgroup_get_controller_begin(&handle, &info); ret == 0;
+		     ret = cgroup_get_controller_next(&handle, &info))
+			if (info.path != ours.unified) // libcgroup also lists controllers of the cgroup2 mount
+				theirs.emplace(info.name, info.path);
+		cgroup_get_controller_end(&handle);
+		REQUIRE(theirs.contains("cpu"));
+		for (const auto &[name, path] : theirs) {
+			INFO("controller " << name);
+			CHECK(ours.v1[name] == path);
+		}
+		for (const char *name : {"cpu", "cpuacct", "cpuset", "memory", "pids"})
+			CHECK(ours.v1.contains(name));
+	}
+
 	TEST_CASE("a mount path that is a symlink, or not a cgroup file system, is refused")
 	{
 		std::string link = "/sys/fs/cgroup/vmmcg-it-" + std::to_string(::getpid()) + "-link";

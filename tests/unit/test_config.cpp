@@ -51,7 +51,7 @@ void check_defaults(const Config &config)
 	CHECK(config.qmp_timeout_ms == 1000);
 	CHECK(config.poststart_budget_ms == 200);
 	CHECK(config.settle_timeout_ms == 60000);
-	CHECK(config.settle_stable_polls == 3);
+	CHECK(config.settle_quiet_ms == 100);
 	CHECK(config.record_dir == "/run/vmm-cgroup-hooks");
 	CHECK(config.log_level == "info");
 	CHECK(config.log_syslog);
@@ -71,7 +71,7 @@ const char *const all_keys[] = {"mode",
                                 "qmp_timeout_ms",
                                 "poststart_budget_ms",
                                 "settle_timeout_ms",
-                                "settle_stable_polls",
+                                "settle_quiet_ms",
                                 "record_dir",
                                 "log_level",
                                 "log_syslog",
@@ -230,7 +230,7 @@ TEST_SUITE("config")
 		                        {"qmp_timeout_ms", &Config::qmp_timeout_ms, 0, 10000},
 		                        {"poststart_budget_ms", &Config::poststart_budget_ms, 0, 5000},
 		                        {"settle_timeout_ms", &Config::settle_timeout_ms, 0, 600000},
-		                        {"settle_stable_polls", &Config::settle_stable_polls, 1, 100}};
+		                        {"settle_quiet_ms", &Config::settle_quiet_ms, 0, 10000}};
 		for (const Bound &bound : bounds) {
 			CAPTURE(bound.key);
 			std::string name = std::string("'") + bound.key + "'";

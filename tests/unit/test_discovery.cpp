@@ -34,7 +34,8 @@ struct FakeThread {
 	std::vector<pid_t> children = {};
 };
 
-// A /proc-like tree: <root>/<pid>/{stat,comm,exe,cgroup,task/<tid>/{comm,children,cgroup}}.
+// A /proc-like tree: <root>/<pid>/{stat,comm,exe,cgroup,task/<tid>/{stat,comm,children,cgroup}}; a
+// thread's start time is the process's plus its tid.
 class FakeProc
 {
 public:
@@ -55,6 +56,7 @@ public:
 		for (const auto &thread : threads) {
 			std::string task = base + "/task/" + std::to_string(thread.tid);
 			dir_.write(task + "/comm", thread.name + "\n");
+			dir_.write(task + "/stat", stat_line(thread.tid, thread.name, 'S', start + thread.tid));
 			std::string children;
 			for (pid_t child : thread.children)
 				children += std::to_string(child) + " ";
@@ -372,11 +374,29 @@ TEST_SUITE("discovery")
 		CHECK(threads[4].name == "CPU 0/KVM");
 		CHECK(threads[4].vcpu == 0);
 		CHECK(threads[5].vcpu == 1);
+		CHECK(threads[5].start_time == 1001);
 
 		auto none = list_threads(fake.procfs(), 300, {"vcpu{n}"}, ec);
 		REQUIRE(none.size() == 6);
 		for (const auto &thread : none)
 			CHECK_FALSE(thread.vcpu);
+	}
+
+	TEST_CASE("list_threads: names with spaces and parentheses come from stat whole; a thread without stat is gone")
+	{
+		FakeProc fake;
+		fake.add(40, "vmm", "/usr/bin/cloud-hypervisor", 7, {{40, "vmm"}, {41, "CPU 3/KVM"}, {42, "a) b (c"}});
+		std::filesystem::remove(fake.root() + "/40/task/40/stat");
+		std::error_code ec;
+		auto threads = list_threads(fake.procfs(), 40, default_patterns, ec);
+		REQUIRE(threads.size() == 2);
+		CHECK(threads[0].name == "CPU 3/KVM");
+		CHECK(threads[0].vcpu == 3);
+		CHECK(threads[0].start_time == 48);
+		CHECK(threads[1].name == "a) b (c");
+		CHECK(parse_stat_comm("12 (x) S") == std::optional<std::string_view>("x"));
+		CHECK_FALSE(parse_stat_comm("12 x) S ("));
+		CHECK_FALSE(parse_stat_comm(""));
 	}
 
 	TEST_CASE("list_threads: a process that is gone")
