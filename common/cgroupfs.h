@@ -6,7 +6,8 @@
 //
 // Why not libcgroup for these writes: libcgroup 2.0.2 opens files by path (fopen, following symlinks), has
 // no API for cgroup.type or cgroup.threads, moves one thread per call with a fresh open each time, and
-// reports "ECGOTHER" where a caller needs ESRCH or EBUSY. It serves here for mount discovery (host.cpp).
+// reports "ECGOTHER" where a caller needs ESRCH or EBUSY. The integration tests use it as the reference for
+// mount discovery (host.h says why the hooks do not).
 #pragma once
 
 #include <sys/types.h>

@@ -117,24 +117,34 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 			thread.vcpu = it == index.end() ? std::nullopt : std::optional<int>(it->second);
 		}
 	}
+	// Where each thread is, from the thread files of this container's cgroups: a few reads per pass, where
+	// reading every thread's /proc/<pid>/task/<tid>/cgroup was one per thread and the largest cost of a
+	// pass. Read after the threads were listed, so that a listed thread is in one of them, or elsewhere.
+	std::vector<Members> members;
+	for (auto &opened : opened_)
+		members.push_back(membership(opened));
 	for (const auto &thread : threads) {
-		std::error_code read_ec;
-		std::string text = proc_.thread_cgroup(vmm.pid, thread.tid, read_ec);
-		if (read_ec)
-			continue; // exited
-		ProcCgroups where = parse_proc_cgroup(text);
 		bool gone = false;
-		for (auto &opened : opened_) {
+		for (std::size_t i = 0; i < opened_.size(); ++i) {
+			Opened &opened = opened_[i];
 			const Target &t = *opened.target;
 			const std::string &want = thread.vcpu ? t.vcpu : t.overhead;
-			auto it = where.find(opened.key);
-			if (it == where.end() || it->second == want)
-				continue;
-			if (it->second != t.sandbox && it->second != t.vcpu && it->second != t.overhead) {
-				spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
-					     thread.tid, thread.name, opened.mount.describe(it->second));
+			auto it = members[i].find(thread.tid);
+			if (it == members[i].end()) {
+				// In none of them: exited since it was listed, or somewhere else, left alone.
+				std::error_code read_ec;
+				std::string text = proc_.thread_cgroup(vmm.pid, thread.tid, read_ec);
+				if (read_ec) {
+					gone = true;
+					break;
+				}
+				if (auto where = find_proc_cgroup(text, opened.key))
+					spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
+						     thread.tid, thread.name, opened.mount.describe(*where));
 				continue;
 			}
+			if (*it->second == want)
+				continue;
 			std::error_code move_ec = move_thread(opened, want, thread.tid);
 			if (is_gone(move_ec)) {
 				gone = true;
@@ -160,6 +170,20 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 			result.vcpus.push_back(thread.tid);
 	}
 	return result;
+}
+
+Placer::Members Placer::membership(const Opened &opened) const
+{
+	const Target &t = *opened.target;
+	Members members;
+	for (const std::string *cgroup : {&t.sandbox, &t.vcpu, &t.overhead}) {
+		std::error_code ec;
+		for (pid_t tid : opened.mount.read_ids(*cgroup, thread_file(t), ec))
+			members.emplace(tid, cgroup);
+		if (ec && ec != std::errc::no_such_file_or_directory) // ENOENT: removed by someone else
+			throw std::system_error(ec, "reading " + opened.mount.describe(*cgroup, thread_file(t)));
+	}
+	return members;
 }
 
 bool Placer::same_threads(const ProcessRef &vmm, const std::vector<pid_t> &tids) const

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cgroupfs.h"
@@ -47,6 +48,9 @@ private:
 		CgroupMount mount;
 		std::string key; // the /proc/<pid>/cgroup key of this hierarchy
 	};
+	// Thread id -> which of the target's cgroups (sandbox, vcpu, overhead) holds it.
+	using Members = std::unordered_map<pid_t, const std::string *>;
+	Members membership(const Opened &opened) const;
 	std::error_code move_thread(Opened &opened, const std::string &cgroup, pid_t tid);
 	void check_vmm(const ProcessRef &vmm) const;
 

@@ -1,6 +1,7 @@
 /*
  * The benchmark's stopwatch: runs PROGRAM with this process's standard input and error (its standard
- * output goes to /dev/null) and prints "<wall ns> <peak RSS KiB> <wait status>" to standard output.
+ * output goes to /dev/null) and prints "<wall ns> <peak RSS KiB> <wait status> <CPU ns>" to standard
+ * output, CPU being user plus system time.
  *
  *   vmmcg-bench-spawn PROGRAM [ARG...]
  *
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	long long ns = (end.tv_sec - start.tv_sec) * 1000000000LL + (end.tv_nsec - start.tv_nsec);
-	printf("%lld %ld %d\n", ns, usage.ru_maxrss, status);
+	long long cpu = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000000LL +
+			(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000LL;
+	printf("%lld %ld %d %lld\n", ns, usage.ru_maxrss, status, cpu);
 	return 0;
 }
