@@ -42,12 +42,13 @@ std::string trimmed(std::string text)
 	return text;
 }
 
-// A v1 cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC) until they are set.
-void seed_cpuset(const CgroupMount &mount, const std::string &cgroup)
+// A v1 cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC) until they are set. One
+// that existed already keeps what it has; one just made gets its parent's without being read first.
+void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, bool made)
 {
 	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
 		std::error_code ec;
-		if (!trimmed(mount.read_file(cgroup, file, ec)).empty())
+		if (!made && !trimmed(mount.read_file(cgroup, file, ec)).empty())
 			continue;
 		std::string parent = trimmed(mount.read_file(parent_path(cgroup), file, ec));
 		if (ec)
@@ -150,27 +151,30 @@ std::error_code remove_cgroup(const CgroupMount &mount, bool v2, const std::stri
 	std::string parent = parent_path(cgroup);
 	auto delay = 5ms;
 	std::error_code ec;
+	// rmdir first: at poststop the container has exited and the cgroup is empty, so the tasks file need
+	// not be read. Busy: move what is left to the parent, or give exiting tasks a moment.
 	for (int attempt = 0; attempt < 10; ++attempt) {
-		std::error_code read_ec;
-		std::vector<pid_t> ids = mount.read_ids(cgroup, file, read_ec);
-		if (read_ec == std::errc::no_such_file_or_directory)
-			return {};
-		if (!ids.empty()) {
-			UniqueFd to = mount.open_file(parent, file, O_WRONLY, read_ec);
-			for (pid_t id : ids) {
-				// ESRCH: the thread exited meanwhile, nothing to move.
-				if (to.valid())
-					if (std::error_code move_ec = write_id(to.get(), id); move_ec && move_ec != std::errc::no_such_process)
-						spdlog::warn("moving thread {} out of {}: {}", id, mount.describe(cgroup), move_ec.message());
-			}
-		}
 		ec = mount.remove_dir(cgroup);
 		if (!ec || ec == std::errc::no_such_file_or_directory)
 			return {};
 		if (ec != std::errc::device_or_resource_busy)
 			return ec;
-		std::this_thread::sleep_for(delay); // exiting tasks keep a cgroup busy for a moment
-		delay = std::min(delay * 2, std::chrono::milliseconds(200));
+		std::error_code read_ec;
+		std::vector<pid_t> ids = mount.read_ids(cgroup, file, read_ec);
+		if (read_ec == std::errc::no_such_file_or_directory)
+			return {};
+		if (ids.empty()) {
+			std::this_thread::sleep_for(delay); // exiting tasks keep a cgroup busy for a moment
+			delay = std::min(delay * 2, std::chrono::milliseconds(200));
+			continue;
+		}
+		UniqueFd to = mount.open_file(parent, file, O_WRONLY, read_ec);
+		for (pid_t id : ids) {
+			// ESRCH: the thread exited meanwhile, nothing to move.
+			if (to.valid())
+				if (std::error_code move_ec = write_id(to.get(), id); move_ec && move_ec != std::errc::no_such_process)
+					spdlog::warn("moving thread {} out of {}: {}", id, mount.describe(cgroup), move_ec.message());
+		}
 	}
 	return ec;
 }
@@ -226,7 +230,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			if (dir.threaded)
 				write_or_throw(mount, dir.path, "cgroup.type", "threaded");
 			if (!target.v2 && has_controller(target, "cpuset"))
-				seed_cpuset(mount, dir.path);
+				seed_cpuset(mount, dir.path, !ec);
 			if (!dir.shared && !target.v2)
 				apply_limits(mount, target, dir.path, limits);
 		}

@@ -117,7 +117,7 @@ class Bench:
         self.config = os.path.join(self.run_dir, "config.json")
         write(self.config, json.dumps({"overhead_root": self.overhead_root,
                                        "record_dir": os.path.join(self.run_dir, "records"),
-                                       "vmm_names": ["test-vmm"]}))
+                                       "vmm_names": ["test-vmm"], **json.loads(os.environ.get("VMMCG_BENCH_CONFIG", "{}"))}))
         for controller in CONTROLLERS:
             self.make_cgroup(controller, self.parent)
 
