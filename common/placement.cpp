@@ -177,6 +177,8 @@ Placer::Members Placer::membership(const Opened &opened) const
 	const Target &t = *opened.target;
 	Members members;
 	for (const std::string *cgroup : {&t.sandbox, &t.vcpu, &t.overhead}) {
+		if (cgroup != &t.sandbox && *cgroup == t.sandbox)
+			continue; // v1: the vCPUs' cgroup is S itself
 		std::error_code ec;
 		for (pid_t tid : opened.mount.read_ids(*cgroup, thread_file(t), ec))
 			members.emplace(tid, cgroup);

@@ -223,6 +223,10 @@ class Bench:
         return ns, rss, cpu
 
     def argv(self, impl, stage, cid, pid):
+        if impl == "hooks" and self.args.callgrind:
+            out = os.path.join(self.args.callgrind, f"callgrind.{stage}")
+            return [shutil.which("valgrind"), "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}",
+                    self.hooks[stage], "--config", self.config]
         if impl == "hooks":
             return [self.hooks[stage], "--config", self.config]
         mounts = [self.mounts[c] for c in CONTROLLERS]
@@ -324,6 +328,44 @@ class Bench:
         return results
 
 
+def profile(bench, args):
+    """One run of the hooks under callgrind: instructions per stage and where they go (inclusive)."""
+    os.makedirs(args.callgrind, exist_ok=True)
+    bench.run_once("hooks", 8, 0)
+    wanted = re.compile(r"vmmcg::|_dl_start|below main|spdlog::|nlohmann::")
+    for stage in STAGES:
+        out = os.path.join(args.callgrind, f"callgrind.{stage}")
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, text=True,
+                              check=True).stdout
+        total = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", text).group(1)
+        print(f"\n{stage}: {total} instructions, inclusive ({out})")
+        seen = set()
+        for line in text.splitlines():
+            match = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+[^:]*:(.*?)(?: \[[^]]*\])?$", line)
+            if not match or not wanted.search(match.group(3)):
+                continue
+            name = short_name(match.group(3))
+            if name in seen or float(match.group(2)) > 99.9:
+                continue
+            seen.add(name)
+            print(f"  {match.group(1):>10} {match.group(2):>5}%  {name}")
+            if len(seen) == 10:
+                break
+
+
+def short_name(name):
+    """A demangled name without template arguments, parameters and namespaces of the standard library."""
+    out, depth = [], 0
+    for char in name:
+        if char in "<(":
+            depth += 1
+        elif char in ">)":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            out.append(char)
+    return "".join(out).replace("(anonymous namespace)::", "").replace("json_abi_v3_11_2::", "").replace("::::", "::").strip()
+
+
 def report(results, args):
     def ms(values):
         return statistics.median(values) / 1e6
@@ -374,6 +416,9 @@ def main():
                         help="warm: a no-op migration right before poststart takes the kernel's RCU grace "
                              "period out of the figure (the default); cold: the stage pays it")
     parser.add_argument("--json", help="also write the raw figures here")
+    parser.add_argument("--callgrind", metavar="DIR",
+                        help="instead of timing: one run of the hooks at 8 vCPUs under valgrind's callgrind, its "
+                             "profiles written to DIR, and where each stage's instructions go")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run_bench.py: needs root (it makes cgroups)")
@@ -384,6 +429,11 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench.setup()
     try:
+        if args.callgrind:
+            if not shutil.which("valgrind"):
+                raise BenchError("valgrind not found: apt-get install valgrind")
+            profile(bench, args)
+            return
         results = bench.run()
     except BenchError as e:
         sys.exit(f"run_bench.py: {e}")
