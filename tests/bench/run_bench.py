@@ -93,9 +93,9 @@ class Bench:
         for path in [*self.hooks.values(), self.floor, self.spawn, self.test_vmm]:
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path}: not built (ninja -C {args.build_dir})")
-        for tool in ("cgcreate", "cgset", "cgget", "cgclassify", "cgdelete"):
+        for tool in ("cgcreate", "cgset", "cgget", "cgclassify", "cgdelete", "strip"):
             if not shutil.which(tool):
-                raise BenchError(f"{tool} not found: apt-get install cgroup-tools")
+                raise BenchError(f"{tool} not found: apt-get install cgroup-tools binutils")
         self.mounts = v1_mounts()
         self.prefix = f"vmmcg-bench-{os.getpid()}"
         self.parent = "/" + self.prefix                 # the sandboxes' parent, as a runtime's
@@ -111,9 +111,20 @@ class Bench:
         os.makedirs(self.run_dir, mode=0o700)
         # /run is a tmpfs on a node, as it is not on every build machine (here: ext4, where creating and
         # unlinking the record cost a journal write): the records go to one, mounted by the benchmark.
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,size=16m", self.prefix, self.run_dir], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,size=64m", self.prefix, self.run_dir], check=True)
         self.mounted = True
         os.makedirs(os.path.join(self.run_dir, "bundle"))
+        # Stripped copies, as installed binaries are (meson install --strip, dh_strip): the debug info of a
+        # debugoptimized build costs each start some 20 page faults.
+        bin_dir = os.path.join(self.run_dir, "bin")
+        os.makedirs(bin_dir)
+        for name, path in [*self.hooks.items(), ("floor", self.floor)]:
+            stripped = os.path.join(bin_dir, os.path.basename(path))
+            subprocess.run(["strip", "-o", stripped, path], check=True)
+            if name == "floor":
+                self.floor = stripped
+            else:
+                self.hooks[name] = stripped
         self.config = os.path.join(self.run_dir, "config.json")
         write(self.config, json.dumps({"overhead_root": self.overhead_root,
                                        "record_dir": os.path.join(self.run_dir, "records"),
