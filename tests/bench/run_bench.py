@@ -116,9 +116,10 @@ class Bench:
         os.makedirs(os.path.join(self.run_dir, "bundle"))
         # Stripped copies, as installed binaries are (meson install --strip, dh_strip): the debug info of a
         # debugoptimized build costs each start some 20 page faults.
+        # (Not for a profile, which needs the symbols.)
         bin_dir = os.path.join(self.run_dir, "bin")
         os.makedirs(bin_dir)
-        for name, path in [*self.hooks.items(), ("floor", self.floor)]:
+        for name, path in [] if self.args.callgrind else [*self.hooks.items(), ("floor", self.floor)]:
             stripped = os.path.join(bin_dir, os.path.basename(path))
             subprocess.run(["strip", "-o", stripped, path], check=True)
             if name == "floor":

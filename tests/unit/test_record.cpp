@@ -115,6 +115,40 @@ std::set<std::string> entries(const std::string &dir)
 	return names;
 }
 
+// The record as a document, the way record_to_json built it before it wrote the text directly: the
+// reference its output must match byte for byte.
+json process_document(const std::optional<ProcessRef> &ref)
+{
+	return ref ? json{{"pid", ref->pid}, {"start_time", ref->start_time}} : json();
+}
+
+json reference_document(const Record &record)
+{
+	json targets = json::array();
+	for (const auto &target : record.layout.targets) {
+		json create = json::array();
+		for (const auto &dir : target.create)
+			create.push_back({{"path", dir.path}, {"shared", dir.shared}, {"threaded", dir.threaded}});
+		targets.push_back({{"mount", target.mount}, {"controllers", target.controllers}, {"v2", target.v2},
+		                   {"sandbox", target.sandbox}, {"vcpu", target.vcpu}, {"overhead", target.overhead},
+		                   {"create", create}});
+	}
+	return {{"version", 1},
+	        {"id", record.id},
+	        {"mode", to_string(record.layout.mode)},
+	        {"host", to_string(record.layout.host)},
+	        {"targets", targets},
+	        {"adopted", record.adopted},
+	        {"enabled", record.enabled},
+	        {"saved", record.saved},
+	        {"relaxed", record.relaxed},
+	        {"qmp_socket", record.qmp_socket ? json(*record.qmp_socket) : json()},
+	        {"vmm", process_document(record.vmm)},
+	        {"vcpus", record.vcpus},
+	        {"vcpu_source", record.vcpu_source},
+	        {"settler", process_document(record.settler)}};
+}
+
 json edited(const Record &record, const std::function<void(json &)> &edit)
 {
 	json doc = json::parse(record_to_json(record));
@@ -126,6 +160,28 @@ json edited(const Record &record, const std::function<void(json &)> &edit)
 
 TEST_SUITE("record")
 {
+	TEST_CASE("record_to_json writes what nlohmann's dump() of the document writes, byte for byte")
+	{
+		Record empty;
+		empty.id = "e";
+		Record escapes = v2_record();
+		escapes.qmp_socket = "/run/a \"quoted\" \\ path\twith\x01control";
+		escapes.saved = {{"cpu.max", "50000 100000"}};
+		escapes.layout.targets[0].sandbox = "/k\xc3\xa9/\xe2\x82\xac"; // UTF-8: é, €
+		Record many = v1_record();
+		for (pid_t tid = 1; tid < 300; ++tid)
+			many.vcpus.push_back(tid * 7);
+		many.vmm = ProcessRef{4194304, 18446744073709551615ULL};
+		for (const Record &record : {v1_record(), v2_record(), empty, escapes, many}) {
+			CAPTURE(record.id);
+			CHECK(record_to_json(record) == reference_document(record).dump() + "\n");
+		}
+		// Not UTF-8: refused as the document refused it, not written as something unreadable.
+		Record bad = v1_record();
+		bad.layout.targets[0].mount = "/sys/fs/cgroup/\xff";
+		CHECK_THROWS_AS(record_to_json(bad), json::type_error);
+	}
+
 	TEST_CASE("round trip: v1 layout with VMM, settler, vCPUs and adopted cgroups")
 	{
 		Record record = v1_record();
