@@ -194,7 +194,12 @@ UniqueFd CgroupMount::open_parent(std::string_view cgroup, std::string &name, st
 		return {};
 	}
 	name = cgroup.substr(cgroup.rfind('/') + 1);
-	return resolve(relative_path(parent_path(cgroup), {}), O_PATH | O_DIRECTORY, ec);
+	std::string parent = parent_path(cgroup);
+	if (parent == "/") {
+		ec.clear();
+		return {}; // the mount's root: the caller uses root_ itself, already checked
+	}
+	return resolve(relative_path(parent, {}), O_PATH | O_DIRECTORY, ec);
 }
 
 std::error_code CgroupMount::make_dir(std::string_view cgroup) const
@@ -202,9 +207,10 @@ std::error_code CgroupMount::make_dir(std::string_view cgroup) const
 	std::error_code ec;
 	std::string name;
 	UniqueFd parent = open_parent(cgroup, name, ec);
-	if (!parent.valid())
+	int dir = parent.valid() ? parent.get() : root_.get();
+	if (!parent.valid() && ec)
 		return ec;
-	if (::mkdirat(parent.get(), name.c_str(), 0755) != 0)
+	if (::mkdirat(dir, name.c_str(), 0755) != 0)
 		return errno_code();
 	return {};
 }
@@ -214,9 +220,10 @@ std::error_code CgroupMount::remove_dir(std::string_view cgroup) const
 	std::error_code ec;
 	std::string name;
 	UniqueFd parent = open_parent(cgroup, name, ec);
-	if (!parent.valid())
+	int dir = parent.valid() ? parent.get() : root_.get();
+	if (!parent.valid() && ec)
 		return ec;
-	if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) != 0)
+	if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0)
 		return errno_code();
 	return {};
 }

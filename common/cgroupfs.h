@@ -48,7 +48,8 @@ public:
 private:
 	CgroupMount(UniqueFd root, std::string path, bool v2) : root_(std::move(root)), path_(std::move(path)), v2_(v2) {}
 	UniqueFd resolve(std::string_view relative, int flags, std::error_code &ec) const;
-	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it.
+	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it. An invalid fd with no
+	// error for a cgroup right below the root: use root_, which needs no second open.
 	UniqueFd open_parent(std::string_view cgroup, std::string &name, std::error_code &ec) const;
 
 	UniqueFd root_;

@@ -44,16 +44,25 @@ std::string trimmed(std::string text)
 
 // A v1 cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC) until they are set. One
 // that existed already keeps what it has; one just made gets its parent's without being read first.
-void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, bool made)
+// `known` holds what this createRuntime wrote, so a child of a root it just seeded is not read again.
+void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, bool made,
+		 std::map<std::string, std::string> &known)
 {
 	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
 		std::error_code ec;
 		if (!made && !trimmed(mount.read_file(cgroup, file, ec)).empty())
 			continue;
-		std::string parent = trimmed(mount.read_file(parent_path(cgroup), file, ec));
-		if (ec)
-			throw std::system_error(ec, "reading " + mount.describe(parent_path(cgroup), file));
-		write_or_throw(mount, cgroup, file, parent);
+		std::string value;
+		if (auto it = known.find(join_path(parent_path(cgroup), file)); it != known.end()) {
+			value = it->second;
+		} else {
+			ec.clear();
+			value = trimmed(mount.read_file(parent_path(cgroup), file, ec));
+			if (ec)
+				throw std::system_error(ec, "reading " + mount.describe(parent_path(cgroup), file));
+		}
+		write_or_throw(mount, cgroup, file, value);
+		known[join_path(cgroup, file)] = value;
 	}
 }
 
@@ -214,6 +223,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 
 	for (const auto &target : layout.targets) {
 		CgroupMount mount = CgroupMount::open(target.mount);
+		std::map<std::string, std::string> seeded;
 		for (const auto &dir : target.create) {
 			std::error_code ec = mount.make_dir(dir.path);
 			if (ec && ec != std::errc::file_exists)
@@ -230,7 +240,7 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 			if (dir.threaded)
 				write_or_throw(mount, dir.path, "cgroup.type", "threaded");
 			if (!target.v2 && has_controller(target, "cpuset"))
-				seed_cpuset(mount, dir.path, !ec);
+				seed_cpuset(mount, dir.path, !ec, seeded);
 			if (!dir.shared && !target.v2)
 				apply_limits(mount, target, dir.path, limits);
 		}
