@@ -25,12 +25,13 @@ bool is_gone(const std::error_code &ec)
 	return ec == std::errc::no_such_process || ec == std::errc::no_such_file_or_directory;
 }
 
-// How long until the youngest thread is `quiet` old; zero or less when it is. A start time is a whole
-// clock tick (10 ms) rounded down, so the thread is taken as one tick younger than it may be.
-std::chrono::nanoseconds until_quiet(std::uint64_t youngest, std::chrono::milliseconds quiet)
+// How long after `at` the youngest thread is `quiet` old; zero or less when it already was. A start time
+// is a whole clock tick (10 ms) rounded down, so the thread is taken as one tick younger than it may be.
+std::chrono::nanoseconds until_quiet(std::uint64_t youngest, std::chrono::milliseconds quiet,
+				     std::chrono::nanoseconds at)
 {
 	auto born = clock_tick() * static_cast<std::int64_t>(youngest + 1);
-	return born + quiet - boot_time();
+	return born + quiet - at;
 }
 
 } // namespace
@@ -226,6 +227,7 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 					spdlog::debug("QMP {}: {}", *config.qmp_socket, why);
 			}
 			result.vcpu_source = qmp_vcpus ? "qmp" : "thread-names";
+			auto read_at = boot_time();
 			PassResult pass = placer->place(*result.vmm, qmp_vcpus);
 			if (pass.vmm_gone) {
 				spdlog::warn("VMM pid {} exited during placement", result.vmm->pid);
@@ -242,12 +244,12 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 				}
 				// Quiet when this pass read the threads: every name it matched was set long before.
 				// Not yet: one more pass once it is (a thread seen newborn may not have its name).
-				auto left = until_quiet(pass.youngest, std::chrono::milliseconds(config.settle_quiet_ms));
-				if (left <= 0ns) {
+				auto quiet = std::chrono::milliseconds(config.settle_quiet_ms);
+				if (until_quiet(pass.youngest, quiet, read_at) <= 0ns) {
 					result.complete = true;
 					return result;
 				}
-				wait = left;
+				wait = std::max(until_quiet(pass.youngest, quiet, boot_time()), std::chrono::nanoseconds(0));
 			}
 		}
 		auto now = std::chrono::steady_clock::now();

@@ -121,7 +121,9 @@ TEST_SUITE("integration-faults")
 	TEST_CASE("poststop racing a late settler: the settler is ended first and writes nothing after")
 	{
 		Sandbox sb("race");
-		sb.start_test_vmm({"--vcpus", "3", "--vcpu-delay-ms", "150"});
+		// Late enough that poststart (200 ms budget, and 100 ms of quiet after the vCPUs appear) hands
+		// over to the settler even when sanitizers slow the hooks down.
+		sb.start_test_vmm({"--vcpus", "3", "--vcpu-delay-ms", "600"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		auto running = sb.settler();
@@ -130,7 +132,7 @@ TEST_SUITE("integration-faults")
 		HookRun stopped = sb.poststop(); // while the settler is waiting for or placing the vCPUs
 		CHECK_MESSAGE(stopped.status == 0, stopped.err);
 		CHECK(!vmmcg::ProcFs().alive(settler));
-		std::this_thread::sleep_for(std::chrono::milliseconds(400)); // past when the vCPUs appear
+		std::this_thread::sleep_for(std::chrono::milliseconds(900)); // past when the vCPUs appear
 		CHECK(sb.overhead_gone());
 		CHECK(!fs::exists(sb.record_file()));
 		CHECK(fs::is_empty(sb.record_dir()));
