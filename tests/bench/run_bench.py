@@ -101,7 +101,7 @@ class Bench:
         self.parent = "/" + self.prefix                 # the sandboxes' parent, as a runtime's
         self.overhead_root = f"/{self.prefix}-overhead"  # the hooks', the floor's and the peer's
         self.run_dir = f"/run/{self.prefix}"             # tmpfs, as /run/vmm-cgroup-hooks is
-        self.vmms = {}                                   # pid -> Popen-less handle (pid only)
+        self.vmms = set()                                # pids of the test VMMs started and not reaped
         self.stderr_path = os.path.join(self.run_dir, "stderr")
         self.mounted = False
 
@@ -129,7 +129,7 @@ class Bench:
         self.config = os.path.join(self.run_dir, "config.json")
         write(self.config, json.dumps({"overhead_root": self.overhead_root,
                                        "record_dir": os.path.join(self.run_dir, "records"),
-                                       "vmm_names": ["test-vmm"], **json.loads(os.environ.get("VMMCG_BENCH_CONFIG", "{}"))}))
+                                       "vmm_names": ["test-vmm"], **json.loads(self.args.config_json)}))
         for controller in CONTROLLERS:
             self.make_cgroup(controller, self.parent)
 
@@ -188,7 +188,7 @@ class Bench:
                                          str(self.args.io_threads), "--ready-file", ready])
             finally:
                 os._exit(127)
-        self.vmms[pid] = True
+        self.vmms.add(pid)
         deadline = time.monotonic() + 10
         while not os.path.exists(ready):
             if time.monotonic() > deadline:
@@ -205,7 +205,7 @@ class Bench:
         except ProcessLookupError:
             pass
         os.waitpid(pid, 0)
-        del self.vmms[pid]
+        self.vmms.discard(pid)
 
     # --- one timed process -------------------------------------------------------------------------------
 
@@ -428,6 +428,9 @@ def main():
                         help="warm: a no-op migration right before poststart takes the kernel's RCU grace "
                              "period out of the figure (the default); cold: the stage pays it")
     parser.add_argument("--json", help="also write the raw figures here")
+    parser.add_argument("--config-json", default="{}",
+                        help="configuration keys for the hooks on top of the benchmark's, e.g. "
+                             "'{\"log_syslog\": false}'")
     parser.add_argument("--callgrind", metavar="DIR",
                         help="instead of timing: one run of the hooks at 8 vCPUs under valgrind's callgrind, its "
                              "profiles written to DIR, and where each stage's instructions go")
@@ -439,8 +442,8 @@ def main():
     except BenchError as e:
         sys.exit(f"run_bench.py: {e}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    bench.setup()
     try:
+        bench.setup()
         if args.callgrind:
             if not shutil.which("valgrind"):
                 raise BenchError("valgrind not found: apt-get install valgrind")

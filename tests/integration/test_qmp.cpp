@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "scope_exit.h"
 
 namespace fs = std::filesystem;
 using namespace vmmcg::test;
@@ -191,6 +192,10 @@ TEST_SUITE("integration-qmp")
 		// The VMM runs chrooted in a directory holding only itself and a symlink to a real QMP-looking
 		// socket outside; resolved in the VMM's root, the symlink points at nothing.
 		std::string root = "/tmp/" + sb.id() + "-root";
+		vmmcg::ScopeExit remove_root([&] {
+			std::error_code ec;
+			fs::remove_all(root, ec); // also when a check below fails
+		});
 		fs::create_directories(root + "/run");
 		fs::copy_file(build_path("tests/test-vmm"), root + "/test-vmm");
 		std::string outside = "/tmp/" + sb.id() + "-outside.qmp";
@@ -205,7 +210,6 @@ TEST_SUITE("integration-qmp")
 		CHECK(sb.record()["vcpu_source"] == "thread-names");
 		CHECK(sb.poststop().status == 0);
 		sb.kill_vmm();
-		fs::remove_all(root);
 	}
 
 	TEST_CASE("a qmp-socket annotation the node owner did not allow is refused")

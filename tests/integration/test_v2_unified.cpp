@@ -2,6 +2,7 @@
 // (no cpu controller there, but threaded cgroups and thread moves work), driven through the library since
 // the hooks choose the v1 layout on such a host. The full v2 path, limits included, runs in the v2guest
 // suite on a pure cgroup v2 kernel.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,25 +46,44 @@ struct V2Sandbox {
 
 	explicit V2Sandbox(std::string m) : mount(std::move(m))
 	{
-		path = "/vmmcg-it-" + std::to_string(::getpid()) + "-v2";
-		fs::create_directory(mount + path);
+		// Everything that can throw comes before the fork (a throw in the child would run the rest of the
+		// tests there), and a failure after the mkdir removes what was made: a constructor that throws
+		// gets no destructor.
+		std::string exe = test::build_path("tests/test-vmm");
 		std::string ready = "/tmp/vmmcg-it-" + std::to_string(::getpid()) + "-v2-ready";
+		path = "/vmmcg-it-" + std::to_string(::getpid()) + "-v2";
+		std::string procs = mount + path + "/cgroup.procs";
 		fs::remove(ready);
+		fs::create_directory(mount + path);
 		vmm = ::fork();
 		if (vmm == 0) {
-			std::ofstream(mount + path + "/cgroup.procs") << 0;
-			std::string exe = test::build_path("tests/test-vmm");
+			int fd = ::open(procs.c_str(), O_WRONLY);
+			if (fd < 0 || ::write(fd, "0", 1) != 1)
+				::_exit(126);
 			::execl(exe.c_str(), exe.c_str(), "--vcpus", "3", "--io-threads", "2", "--ready-file", ready.c_str(),
 				nullptr);
 			::_exit(127);
 		}
-		REQUIRE(test::wait_until([&] { return fs::exists(ready); }));
+		try {
+			REQUIRE(vmm > 0);
+			REQUIRE(test::wait_until([&] { return fs::exists(ready); }));
+		} catch (...) {
+			clean_up();
+			throw;
+		}
 		fs::remove(ready);
 	}
-	~V2Sandbox()
+	~V2Sandbox() { clean_up(); }
+	V2Sandbox(const V2Sandbox &) = delete;
+	V2Sandbox &operator=(const V2Sandbox &) = delete;
+
+	void clean_up()
 	{
-		::kill(vmm, SIGKILL);
-		::waitpid(vmm, nullptr, 0);
+		if (vmm > 0) {
+			::kill(vmm, SIGKILL);
+			::waitpid(vmm, nullptr, 0);
+			vmm = 0;
+		}
 		for (const char *child : {"/vcpu", "/overhead"})
 			::rmdir((mount + path + child).c_str());
 		test::wait_until([&] { return ::rmdir((mount + path).c_str()) == 0 || errno == ENOENT; }, 2000);
