@@ -178,7 +178,7 @@ void log_settled(const SettleResult &result, const char *who)
 	else if (result.container_gone)
 		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
 	else if (result.vmm)
-		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not yet stable", who, result.vmm->pid,
+		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still changing, or too young)", who, result.vmm->pid,
 			     result.vcpus.size());
 	else
 		spdlog::warn("{}: no VMM found", who);
