@@ -45,12 +45,12 @@ Placer::Placer(const Layout &layout, const ProcFs &proc, const std::vector<std::
 	}
 }
 
-void Placer::check_vmm(const ProcessRef &vmm) const
+ProcCgroups Placer::check_vmm(const ProcessRef &vmm) const
 {
 	std::error_code ec;
 	ProcCgroups where = parse_proc_cgroup(proc_.process_cgroup(vmm.pid, ec));
 	if (ec)
-		return; // gone: the pass notices
+		return {}; // gone: the pass notices
 	for (const auto &opened : opened_) {
 		const Target &t = *opened.target;
 		auto it = where.find(opened.key);
@@ -60,6 +60,7 @@ void Placer::check_vmm(const ProcessRef &vmm) const
 						 opened.mount.describe(path) +
 						 ", not in this container's cgroups: refusing to move it");
 	}
+	return where;
 }
 
 std::error_code Placer::move_thread(Opened &opened, const std::string &cgroup, pid_t tid)
@@ -83,12 +84,17 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 		result.vmm_gone = true;
 		return result;
 	}
-	check_vmm(vmm);
+	ProcCgroups vmm_where = check_vmm(vmm);
 
 	if (!process_moved_) {
 		for (auto &opened : opened_) {
 			if (opened.target->v2)
 				continue; // a threaded cgroup takes threads, not processes
+			// Only a VMM still in S: once its main thread is in O, an earlier stage moved the group, and
+			// moving it again would take the vCPU threads out of S until this pass put them back (the
+			// settler after poststart, a second settle in one process).
+			if (auto it = vmm_where.find(opened.key); it != vmm_where.end() && it->second == opened.target->overhead)
+				continue;
 			std::error_code ec = opened.mount.write_file(opened.target->overhead, "cgroup.procs",
 								     std::to_string(vmm.pid));
 			if (is_gone(ec)) {

@@ -11,6 +11,7 @@
 #include "cgroupfs.h"
 #include "config.h"
 #include "discovery.h"
+#include "host.h"
 #include "layout.h"
 
 namespace vmmcg {
@@ -52,7 +53,9 @@ private:
 	using Members = std::unordered_map<pid_t, const std::string *>;
 	Members membership(const Opened &opened) const;
 	std::error_code move_thread(Opened &opened, const std::string &cgroup, pid_t tid);
-	void check_vmm(const ProcessRef &vmm) const;
+	// Where the VMM's main thread is, per /proc/<pid>/cgroup; throws if it is outside this container's
+	// cgroups. Empty when the VMM is gone.
+	ProcCgroups check_vmm(const ProcessRef &vmm) const;
 
 	const Layout &layout_;
 	const ProcFs &proc_;

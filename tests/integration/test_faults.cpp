@@ -9,8 +9,11 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "config.h"
 #include "discovery.h"
 #include "harness.h"
+#include "placement.h"
+#include "record.h"
 
 namespace fs = std::filesystem;
 using namespace vmmcg::test;
@@ -44,6 +47,31 @@ TEST_SUITE("integration-faults")
 		CHECK(started.err.find("'pid'") != std::string::npos);
 		CHECK(sb.run("poststop", state).status == 0);
 		CHECK(sb.overhead_gone());
+	}
+
+	// The settler, or any second placement, must not move the VMM's group to O again: that took the vCPU
+	// threads out of S until its pass put them back (seen as a flaky churn test below).
+	TEST_CASE("a second placement of a placed VMM moves nothing")
+	{
+		Sandbox sb("again");
+		sb.start_test_vmm({"--vcpus", "3"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(sb.settled());
+		auto record = vmmcg::read_record(sb.record_dir(), sb.id());
+		REQUIRE(record);
+		vmmcg::ProcFs proc;
+		auto vmm = proc.process(sb.vmm());
+		REQUIRE(vmm);
+		vmmcg::Config config; // the Placer keeps references: none may be a temporary
+		vmmcg::Placer placer(record->layout, proc, config.vcpu_thread_patterns);
+		vmmcg::PassResult pass = placer.place(*vmm);
+		CHECK(pass.moved == 0);
+		CHECK(pass.vcpus.size() == 3);
+		for (const auto &t : sb.threads())
+			CHECK(t.where.at("cpu") == (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_path()));
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
 	}
 
 	TEST_CASE("vCPU threads that come and go during placement do not fail poststart")
