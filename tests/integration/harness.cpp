@@ -239,8 +239,11 @@ Sandbox::~Sandbox()
 	// A settler still running: end it by the pid and start time in the record.
 	try {
 		if (fs::exists(record_file()))
-			if (auto running = settler(); running && ProcFs().alive(*running))
+			if (auto running = settler(); running && ProcFs().alive(*running)) {
 				::kill(running->pid, SIGKILL);
+				// Dead before the directory goes: a write it was in could otherwise land after.
+				wait_until([&] { return !ProcFs().alive(*running); }, 2000);
+			}
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "harness: reading %s: %s\n", record_file().c_str(), e.what());
 	}

@@ -57,7 +57,8 @@ TEST_SUITE("integration-faults")
 		sb.start_test_vmm({"--vcpus", "3"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
-		REQUIRE(sb.settled());
+		// poststart, or the settler when a loaded machine made poststart hand over.
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
 		auto record = vmmcg::read_record(sb.record_dir(), sb.id());
 		REQUIRE(record);
 		vmmcg::ProcFs proc;
