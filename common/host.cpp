@@ -161,31 +161,4 @@ ProcCgroups parse_proc_cgroup(std::string_view text)
 	return out;
 }
 
-std::optional<std::string_view> find_proc_cgroup(std::string_view text, std::string_view key)
-{
-	while (!text.empty()) {
-		std::size_t eol = text.find('\n');
-		std::string_view line = text.substr(0, eol);
-		text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-		std::size_t first = line.find(':');
-		std::size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
-		if (second == std::string_view::npos)
-			continue;
-		std::string_view controllers = line.substr(first + 1, second - first - 1);
-		bool match = key.empty() ? controllers.empty() : false;
-		while (!match && !controllers.empty()) {
-			std::size_t comma = controllers.find(',');
-			match = controllers.substr(0, comma) == key;
-			controllers.remove_prefix(comma == std::string_view::npos ? controllers.size() : comma + 1);
-		}
-		if (!match)
-			continue;
-		std::string_view path = line.substr(second + 1);
-		if (!is_clean_absolute(path))
-			throw InputError("cgroup membership line '" + std::string(line) + "': path is not absolute");
-		return path;
-	}
-	return std::nullopt;
-}
-
 } // namespace vmmcg

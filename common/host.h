@@ -41,9 +41,4 @@ std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo);
 using ProcCgroups = std::map<std::string, std::string, std::less<>>;
 ProcCgroups parse_proc_cgroup(std::string_view text);
 
-// The path of one hierarchy in a /proc/<pid>/cgroup text, by the same keys, without building the map:
-// placement reads this file for every thread in every pass, and the map was most of a pass's user time.
-// nullopt when no line has the key; throws InputError if that line is malformed.
-std::optional<std::string_view> find_proc_cgroup(std::string_view text, std::string_view key);
-
 } // namespace vmmcg

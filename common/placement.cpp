@@ -145,9 +145,10 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 					gone = true;
 					break;
 				}
-				if (auto where = find_proc_cgroup(text, opened.key))
+				ProcCgroups actual = parse_proc_cgroup(text);
+				if (auto at = actual.find(opened.key); at != actual.end())
 					spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
-						     thread.tid, thread.name, opened.mount.describe(*where));
+						     thread.tid, thread.name, opened.mount.describe(at->second));
 				continue;
 			}
 			if (*it->second == want)

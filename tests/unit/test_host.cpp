@@ -30,31 +30,6 @@ TEST_SUITE("host")
 		CHECK_FALSE(cgroups.contains("systemd"));
 	}
 
-	TEST_CASE("find_proc_cgroup: the same answers as parse_proc_cgroup, key by key")
-	{
-		const char *texts[] = {"12:cpu,cpuacct:/a\n11:cpuset:/b\n1:name=systemd:/x\n0::/y\n",
-		                       "4:cpu,cpuacct:/k/abc\n3:cpuset:/\n1:name=systemd:/k", "0::/a/b\n", "", "\n\n",
-		                       "0::/a:b\n"};
-		for (const char *text : texts) {
-			CAPTURE(text);
-			ProcCgroups all = parse_proc_cgroup(text);
-			for (const char *key : {"cpu", "cpuacct", "cpuset", "memory", "name=systemd", "", "systemd", "cpu,"}) {
-				CAPTURE(key);
-				auto found = find_proc_cgroup(text, key);
-				auto it = all.find(key);
-				CHECK(found.has_value() == (it != all.end()));
-				if (found && it != all.end())
-					CHECK(*found == it->second);
-			}
-		}
-		CHECK(find_proc_cgroup("12:cpuacct,cpu:/z\n", "cpu") == std::optional<std::string_view>("/z"));
-		CHECK_FALSE(find_proc_cgroup("12:cpuacct:/z\n", "cpu"));
-		CHECK_INPUT_ERROR(find_proc_cgroup("12:cpu:relative\n", "cpu"), "not absolute");
-		CHECK_INPUT_ERROR(find_proc_cgroup("12:cpu:/a/../b\n", "cpu"), "not absolute");
-		// A malformed line that is not the one asked for is skipped, as placement needs only its own.
-		CHECK(find_proc_cgroup("garbage\n3:cpu:/c\n", "cpu") == std::optional<std::string_view>("/c"));
-	}
-
 	TEST_CASE("parse_proc_cgroup: v1 host without a cgroup2 line, and no trailing newline")
 	{
 		ProcCgroups cgroups =
