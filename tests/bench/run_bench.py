@@ -235,12 +235,12 @@ class Bench:
         return ns, rss, cpu
 
     def argv(self, impl, stage, cid, pid):
-        if impl == "hooks" and self.args.callgrind:
-            out = os.path.join(self.args.callgrind, f"callgrind.{stage}")
-            return [shutil.which("valgrind"), "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}",
-                    self.hooks[stage], "--config", self.config]
         if impl == "hooks":
-            return [self.hooks[stage], "--config", self.config]
+            hook = [self.hooks[stage], "--config", self.config]
+            if not self.args.callgrind:
+                return hook
+            out = os.path.join(self.args.callgrind, f"callgrind.{stage}")
+            return [shutil.which("valgrind"), "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}", *hook]
         mounts = [self.mounts[c] for c in CONTROLLERS]
         floor_stage = {"createRuntime": "create", "poststart": "place", "poststop": "teardown"}[stage]
         if impl == "floor":
