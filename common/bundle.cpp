@@ -75,7 +75,8 @@ BundleConfig parse_bundle_config(std::string_view json)
 	BundleConfig config;
 	config.annotations = get_string_map(doc, "annotations", what);
 	if (const nlohmann::json *linux = get_object(doc, "linux", what)) {
-		config.cgroups_path = parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));
+		config.cgroups_path =
+			parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));
 		config.cpu = parse_cpu(*linux);
 	}
 	return config;

@@ -19,7 +19,7 @@ struct CgroupsPath {
 		systemd,  // "slice:prefix:name" (systemd cgroup driver)
 	};
 	Kind kind = Kind::none;
-	std::string path; // absolute and relative: the path as given
+	std::string path;                // absolute and relative: the path as given
 	std::string slice, prefix, name; // systemd
 };
 

@@ -71,7 +71,8 @@ UniqueFd resolve_by_components(int root, const std::string &relative, int flags,
 		bool last = slash == std::string_view::npos;
 		if (part.empty() && last)
 			break;
-		int step_flags = last ? (flags | O_NOFOLLOW | O_CLOEXEC) : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int step_flags = last ? (flags | O_NOFOLLOW | O_CLOEXEC)
+				      : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		UniqueFd next(::openat(dir.get(), part.c_str(), step_flags));
 		if (!next.valid()) {
 			ec = errno_code();
@@ -115,7 +116,8 @@ UniqueFd CgroupMount::resolve(std::string_view relative, int flags, std::error_c
 	std::string rel(relative);
 	if (!openat2_missing) {
 		struct open_how how {};
-		// openat2 rejects flags that do not apply: O_PATH takes only O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC.
+		// openat2 rejects flags that do not apply: O_PATH takes only O_DIRECTORY, O_NOFOLLOW,
+		// O_CLOEXEC.
 		int extra = (flags & O_PATH) ? O_CLOEXEC : (O_CLOEXEC | O_NOCTTY);
 		how.flags = static_cast<__u64>(flags | extra);
 		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
@@ -166,7 +168,8 @@ std::string CgroupMount::read_file(std::string_view cgroup, std::string_view fil
 	}
 }
 
-std::error_code CgroupMount::write_file(std::string_view cgroup, std::string_view file, std::string_view value) const
+std::error_code CgroupMount::write_file(std::string_view cgroup, std::string_view file,
+					std::string_view value) const
 {
 	std::error_code ec;
 	UniqueFd fd = open_file(cgroup, file, O_WRONLY, ec);
@@ -181,7 +184,8 @@ std::error_code CgroupMount::write_file(std::string_view cgroup, std::string_vie
 	return {};
 }
 
-std::vector<pid_t> CgroupMount::read_ids(std::string_view cgroup, std::string_view file, std::error_code &ec) const
+std::vector<pid_t> CgroupMount::read_ids(std::string_view cgroup, std::string_view file,
+					 std::error_code &ec) const
 {
 	std::string text = read_file(cgroup, file, ec);
 	return ec ? std::vector<pid_t>{} : parse_ids(text);

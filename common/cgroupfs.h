@@ -1,6 +1,6 @@
 // The one place that touches cgroup file systems. Every access starts from a directory fd on a cgroup mount
-// whose file system magic was checked, and resolves paths with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV): no "..", no symlink, no other file system, so nothing a hook
+// whose file system magic was checked, and resolves paths with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+// | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV): no "..", no symlink, no other file system, so nothing a hook
 // does can land outside the mount. Where openat2 is missing (Linux < 5.6) each component is opened with
 // O_NOFOLLOW and the file system is checked again.
 //
@@ -31,11 +31,14 @@ public:
 	bool v2() const { return v2_; }
 
 	// `cgroup` is a clean absolute cgroup path ("/" is the mount root); `file` one name in it.
-	UniqueFd open_file(std::string_view cgroup, std::string_view file, int flags, std::error_code &ec) const;
+	UniqueFd open_file(std::string_view cgroup, std::string_view file, int flags,
+			   std::error_code &ec) const;
 	std::string read_file(std::string_view cgroup, std::string_view file, std::error_code &ec) const;
-	std::error_code write_file(std::string_view cgroup, std::string_view file, std::string_view value) const;
+	std::error_code write_file(std::string_view cgroup, std::string_view file,
+				   std::string_view value) const;
 	// The ids in a tasks, cgroup.threads or cgroup.procs file.
-	std::vector<pid_t> read_ids(std::string_view cgroup, std::string_view file, std::error_code &ec) const;
+	std::vector<pid_t> read_ids(std::string_view cgroup, std::string_view file,
+				    std::error_code &ec) const;
 
 	// mkdir: EEXIST comes back as such. rmdir: ENOENT and EBUSY come back as such.
 	std::error_code make_dir(std::string_view cgroup) const;
@@ -46,7 +49,9 @@ public:
 	std::string describe(std::string_view cgroup, std::string_view file = {}) const;
 
 private:
-	CgroupMount(UniqueFd root, std::string path, bool v2) : root_(std::move(root)), path_(std::move(path)), v2_(v2) {}
+	CgroupMount(UniqueFd root, std::string path, bool v2)
+		: root_(std::move(root)), path_(std::move(path)), v2_(v2)
+	{}
 	UniqueFd resolve(std::string_view relative, int flags, std::error_code &ec) const;
 	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it. An invalid fd with no
 	// error for a cgroup right below the root: use root_, which needs no second open.

@@ -35,7 +35,8 @@ std::vector<std::string> get_string_list(const nlohmann::json &doc, const char *
 	std::vector<std::string> out;
 	for (const auto &item : *it) {
 		if (!item.is_string() || item.get_ref<const std::string &>().empty())
-			throw InputError(std::string(what) + ": field '" + key + "': must be a list of non-empty strings");
+			throw InputError(std::string(what) + ": field '" + key +
+					 "': must be a list of non-empty strings");
 		out.push_back(item.get<std::string>());
 	}
 	if (out.empty() && !allow_empty)
@@ -44,7 +45,7 @@ std::vector<std::string> get_string_list(const nlohmann::json &doc, const char *
 }
 
 // A key that is present must have a value: null is refused like any other wrong type.
-template<typename T>
+template <typename T>
 T need(std::optional<T> value, const char *key)
 {
 	if (!value)
@@ -97,8 +98,8 @@ OverheadLimits parse_limits(const nlohmann::json &node)
 	OverheadLimits limits;
 	for (auto &[key, value] : node.items()) {
 		(void)value;
-		if (key != "cpu_shares" && key != "cpu_quota_us" && key != "cpu_period_us" && key != "cpuset_cpus" &&
-		    key != "cpuset_mems")
+		if (key != "cpu_shares" && key != "cpu_quota_us" && key != "cpu_period_us" &&
+		    key != "cpuset_cpus" && key != "cpuset_mems")
 			throw InputError(where + ": unknown field '" + key + "'");
 	}
 	limits.cpu_shares = get_unsigned(node, "cpu_shares", where, 262144);
@@ -113,9 +114,11 @@ OverheadLimits parse_limits(const nlohmann::json &node)
 	if (limits.cpu_period_us && *limits.cpu_period_us < 1000)
 		throw InputError(where + ": field 'cpu_period_us': must be at least 1000");
 	if (limits.cpuset_cpus && !is_cpu_list(*limits.cpuset_cpus))
-		throw InputError(where + ": field 'cpuset_cpus': '" + *limits.cpuset_cpus + "' is not a CPU list");
+		throw InputError(where + ": field 'cpuset_cpus': '" + *limits.cpuset_cpus +
+				 "' is not a CPU list");
 	if (limits.cpuset_mems && !is_cpu_list(*limits.cpuset_mems))
-		throw InputError(where + ": field 'cpuset_mems': '" + *limits.cpuset_mems + "' is not a node list");
+		throw InputError(where + ": field 'cpuset_mems': '" + *limits.cpuset_mems +
+				 "' is not a node list");
 	return limits;
 }
 
@@ -158,13 +161,14 @@ Config parse_config(std::string_view json)
 						 "' is not 'split' or 'sandbox-only'");
 			config.mode = *mode;
 		} else if (key == "overhead_root") {
-			config.overhead_root = normalize_overhead_root(need(get_string(doc, "overhead_root", what), "overhead_root"));
+			config.overhead_root = normalize_overhead_root(
+				need(get_string(doc, "overhead_root", what), "overhead_root"));
 		} else if (key == "overhead_controllers") {
 			config.overhead_controllers = get_string_list(doc, "overhead_controllers", false);
 			for (const auto &name : config.overhead_controllers)
 				if (!known_controllers.contains(name))
-					throw InputError("configuration: field 'overhead_controllers': '" + name +
-							 "' is not one of cpu, cpuacct, cpuset");
+					throw InputError("configuration: field 'overhead_controllers': '" +
+							 name + "' is not one of cpu, cpuacct, cpuset");
 		} else if (key == "overhead_limits") {
 			const nlohmann::json *limits = get_object(doc, "overhead_limits", what);
 			if (!limits)
@@ -211,8 +215,10 @@ Config parse_config(std::string_view json)
 			config.allowed_annotations = get_string_list(doc, "allowed_annotations", true);
 			for (const auto &name : config.allowed_annotations)
 				if (!overridable.contains(name))
-					throw InputError("configuration: field 'allowed_annotations': '" + name +
-							 "' is not an annotation key that can be allowed (mode, qmp-socket)");
+					throw InputError("configuration: field 'allowed_annotations': '" +
+							 name +
+							 "' is not an annotation key that can be allowed "
+							 "(mode, qmp-socket)");
 		} else {
 			throw InputError("configuration: unknown field '" + key + "'");
 		}
@@ -228,8 +234,8 @@ Config load_config(const std::optional<std::string> &path, const std::string &de
 	if (ec == std::errc::no_such_file_or_directory && !path)
 		return Config{};
 	if (ec == std::errc::file_too_large)
-		throw InputError("configuration " + file + ": larger than " + std::to_string(max_config_size) +
-				 " bytes");
+		throw InputError("configuration " + file + ": larger than " +
+				 std::to_string(max_config_size) + " bytes");
 	if (ec)
 		throw InputError("configuration " + file + ": cannot be read: " + ec.message());
 	try {
@@ -250,7 +256,8 @@ std::vector<AnnotationOutcome> apply_annotations(Config &config,
 		bool allowed = std::find(config.allowed_annotations.begin(), config.allowed_annotations.end(),
 					 key) != config.allowed_annotations.end();
 		if (!allowed) {
-			outcomes.push_back({name, value, false, "not in the configuration's allowed_annotations"});
+			outcomes.push_back(
+				{name, value, false, "not in the configuration's allowed_annotations"});
 			continue;
 		}
 		if (key == "mode") {

@@ -36,7 +36,8 @@ struct Config {
 	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hyperviso*", "firecracker",
 					      "crosvm"};
 	// Thread names of vCPUs; "{n}" stands for the vCPU index.
-	std::vector<std::string> vcpu_thread_patterns = {"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"};
+	std::vector<std::string> vcpu_thread_patterns = {"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}",
+							 "fc_vcpu {n}"};
 	unsigned vmm_search_depth = 4;
 	// A QMP socket, as a path inside the VMM's root: vCPU threads from query-cpus-fast (qmp.h), thread
 	// names as the fallback. Usually set per container by the qmp-socket annotation, where allowed.

@@ -26,7 +26,7 @@ std::string trim_newline(std::string text)
 	return text;
 }
 
-template<typename T>
+template <typename T>
 std::optional<T> to_number(std::string_view text)
 {
 	T value{};
@@ -152,7 +152,8 @@ std::vector<pid_t> ProcFs::children(pid_t pid) const
 	std::vector<pid_t> out;
 	std::error_code ec;
 	for (pid_t tid : thread_ids(pid, ec)) {
-		std::string path = root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/children";
+		std::string path =
+			root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/children";
 		std::string text = read_file(path, max_proc_file_size, ec);
 		std::string_view rest = text;
 		while (!rest.empty()) {
@@ -174,8 +175,8 @@ std::vector<pid_t> ProcFs::thread_ids(pid_t pid, std::error_code &ec) const
 std::string ProcFs::thread_name(pid_t pid, pid_t tid) const
 {
 	std::error_code ec;
-	return trim_newline(read_file(root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm",
-				      256, ec));
+	return trim_newline(read_file(
+		root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm", 256, ec));
 }
 
 std::string ProcFs::thread_stat(pid_t pid, pid_t tid, std::error_code &ec) const
@@ -212,10 +213,13 @@ std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std
 			continue;
 		std::string_view prefix = std::string_view(pattern).substr(0, at);
 		std::string_view suffix = std::string_view(pattern).substr(at + 3);
-		if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix))
+		if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+		    !name.ends_with(suffix))
 			continue;
-		std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-		bool all_digits = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+		std::string_view digits =
+			name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+		bool all_digits = std::all_of(digits.begin(), digits.end(),
+					      [](char c) { return c >= '0' && c <= '9'; });
 		if (!all_digits || (digits.size() > 1 && digits.front() == '0'))
 			continue;
 		if (auto index = to_number<int>(digits); index && *index >= 0)
@@ -235,7 +239,8 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vec
 		if (!ref)
 			continue; // exited meanwhile
 		if (matches_vmm_name(globs, proc.exe_name(candidate), proc.comm(candidate))) {
-			// The name could have changed (exec) between reading the start time and the names: check.
+			// The name could have changed (exec) between reading the start time and the names:
+			// check.
 			if (proc.start_time(candidate) == ref->start_time)
 				return ref;
 			continue;

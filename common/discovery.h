@@ -24,9 +24,9 @@ struct ProcessRef {
 
 struct ThreadInfo {
 	pid_t tid = 0;
-	std::string name;            // the comm, from /proc/<pid>/task/<tid>/stat
+	std::string name;             // the comm, from /proc/<pid>/task/<tid>/stat
 	std::uint64_t start_time = 0; // clock ticks since boot, field 22 of the same line
-	std::optional<int> vcpu;     // the vCPU index, if the name matched a vCPU pattern
+	std::optional<int> vcpu;      // the vCPU index, if the name matched a vCPU pattern
 };
 
 class ProcFs
@@ -41,8 +41,8 @@ public:
 	// True while the pid still names the same process (same start time) and it is not a zombie.
 	bool alive(const ProcessRef &ref) const;
 
-	std::string comm(pid_t pid) const;      // "" when gone
-	std::string exe_name(pid_t pid) const;  // base name of /proc/<pid>/exe, "" when unreadable
+	std::string comm(pid_t pid) const;     // "" when gone
+	std::string exe_name(pid_t pid) const; // base name of /proc/<pid>/exe, "" when unreadable
 	std::vector<pid_t> children(pid_t pid) const;
 	std::vector<pid_t> thread_ids(pid_t pid, std::error_code &ec) const;
 	std::string thread_name(pid_t pid, pid_t tid) const;
@@ -64,7 +64,8 @@ std::optional<std::string_view> parse_stat_comm(std::string_view stat);
 std::optional<char> parse_stat_state(std::string_view stat);
 
 // fnmatch-style globs against the executable's base name, then the 15-character comm.
-bool matches_vmm_name(const std::vector<std::string> &globs, std::string_view exe_name, std::string_view comm);
+bool matches_vmm_name(const std::vector<std::string> &globs, std::string_view exe_name,
+		      std::string_view comm);
 
 // "CPU {n}/KVM" matches "CPU 12/KVM" -> 12. nullopt when no pattern matches.
 std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std::string_view name);

@@ -59,7 +59,8 @@ Arguments parse_arguments(int argc, char **argv)
 		else if (arg.starts_with("--config="))
 			args.config = std::string(arg.substr(9));
 		else
-			throw InputError("argument '" + std::string(arg) + "': unknown (usage: [--config PATH])");
+			throw InputError("argument '" + std::string(arg) +
+					 "': unknown (usage: [--config PATH])");
 	}
 	return args;
 }
@@ -82,7 +83,8 @@ void log_annotations(const std::vector<AnnotationOutcome> &outcomes)
 		if (outcome.applied)
 			spdlog::info("annotation {}={} applied", outcome.key, outcome.value);
 		else
-			spdlog::warn("annotation {}={} refused: {}", outcome.key, outcome.value, outcome.reason);
+			spdlog::warn("annotation {}={} refused: {}", outcome.key, outcome.value,
+				     outcome.reason);
 	}
 }
 
@@ -92,7 +94,8 @@ ProcessRef container_process(const ProcFs &proc, const State &state)
 		throw InputError("state: field 'pid': missing or 0, needed at this stage");
 	auto ref = proc.process(state.pid);
 	if (!ref)
-		throw InputError("state: field 'pid': " + std::to_string(state.pid) + " is not a running process");
+		throw InputError("state: field 'pid': " + std::to_string(state.pid) +
+				 " is not a running process");
 	return *ref;
 }
 
@@ -118,8 +121,8 @@ void cross_check(const CgroupsPath &asked, const Layout &layout)
 		return;
 	for (const auto &target : layout.targets)
 		if (target.sandbox != asked.path && !target.sandbox.starts_with(asked.path + "/"))
-			spdlog::warn("cgroupsPath {} but the container is in {} ({})", asked.path, target.sandbox,
-				     target.controllers);
+			spdlog::warn("cgroupsPath {} but the container is in {} ({})", asked.path,
+				     target.sandbox, target.controllers);
 }
 
 int create_runtime(const State &state, Config &config)
@@ -178,8 +181,9 @@ void log_settled(const SettleResult &result, const char *who)
 	else if (result.container_gone)
 		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
 	else if (result.vmm)
-		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still changing, or too young)", who, result.vmm->pid,
-			     result.vcpus.size());
+		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still "
+			     "changing, or too young)",
+			     who, result.vmm->pid, result.vcpus.size());
 	else
 		spdlog::warn("{}: no VMM found", who);
 }
@@ -215,9 +219,11 @@ int poststart(const State &state, Config config)
 	config.qmp_socket = record->qmp_socket;
 	auto container = proc.process(state.pid > 0 ? state.pid : -1);
 	if (state.pid <= 0 || !container)
-		throw InputError("state: field 'pid': " + std::to_string(state.pid) + " is not a running process");
+		throw InputError("state: field 'pid': " + std::to_string(state.pid) +
+				 " is not a running process");
 
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.poststart_budget_ms);
+	auto deadline =
+		std::chrono::steady_clock::now() + std::chrono::milliseconds(config.poststart_budget_ms);
 	SettleResult result = settle(record->layout, proc, config, *container, deadline);
 	if (result.complete || result.container_gone) {
 		log_settled(result, "poststart");
@@ -229,7 +235,8 @@ int poststart(const State &state, Config config)
 	// Not there yet (runc runs poststart before exec; a VMM creates its vCPUs late): hand over.
 	Record base = *record;
 	auto settler = spawn_settler(proc, [&, base](int go_fd) mutable {
-		auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.settle_timeout_ms);
+		auto until = std::chrono::steady_clock::now() +
+			     std::chrono::milliseconds(config.settle_timeout_ms);
 		SettleResult settled = settle(base.layout, proc, config, *container, until);
 		log_settled(settled, "settler");
 		wait_for_go(go_fd);
@@ -280,8 +287,8 @@ int poststop(const State &state, const Config &config)
 		stop_settler(proc, record->settler);
 		layout = record->layout;
 	} else {
-		// No record (createRuntime never ran, or a second poststop): what the configuration would have
-		// made. Only v1 overhead cgroups can be found without the container's cgroup.
+		// No record (createRuntime never ran, or a second poststop): what the configuration would
+		// have made. Only v1 overhead cgroups can be found without the container's cgroup.
 		try {
 			layout = compute_layout(layout_input(config, state.id));
 		} catch (const InputError &e) {
@@ -308,7 +315,8 @@ int run_hook(Stage stage, int argc, char **argv)
 	setup_logging(stage_name(stage), {});
 	try {
 		Arguments args = parse_arguments(argc, argv);
-		State state = parse_state(read_fd_limited(STDIN_FILENO, max_state_size, "state (standard input)"));
+		State state =
+			parse_state(read_fd_limited(STDIN_FILENO, max_state_size, "state (standard input)"));
 		set_log_container(state.id);
 		Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
 		setup_logging(stage_name(stage), {config.log_level, config.log_syslog, config.log_stderr});

@@ -30,8 +30,10 @@ std::string unescape(std::string_view field)
 	for (std::size_t i = 0; i < field.size(); ++i) {
 		if (field[i] == '\\' && i + 3 < field.size()) {
 			std::string_view octal = field.substr(i + 1, 3);
-			if (octal.size() == 3 && std::all_of(octal.begin(), octal.end(), [](char c) { return c >= '0' && c <= '7'; })) {
-				out += static_cast<char>((octal[0] - '0') * 64 + (octal[1] - '0') * 8 + (octal[2] - '0'));
+			if (octal.size() == 3 && std::all_of(octal.begin(), octal.end(),
+							     [](char c) { return c >= '0' && c <= '7'; })) {
+				out += static_cast<char>((octal[0] - '0') * 64 + (octal[1] - '0') * 8 +
+							 (octal[2] - '0'));
 				i += 3;
 				continue;
 			}
@@ -54,8 +56,8 @@ std::vector<std::string_view> split(std::string_view text, char sep)
 }
 
 const std::set<std::string, std::less<>> v1_controllers = {
-	"cpu",     "cpuacct", "cpuset",   "memory",     "devices", "freezer", "net_cls",
-	"blkio",   "perf_event", "net_prio", "hugetlb", "pids",    "rdma",    "misc"};
+	"cpu",   "cpuacct",    "cpuset",   "memory",  "devices", "freezer", "net_cls",
+	"blkio", "perf_event", "net_prio", "hugetlb", "pids",    "rdma",    "misc"};
 
 } // namespace
 
@@ -119,10 +121,12 @@ std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo)
 		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
 		std::vector<std::string_view> fields = split(line, ' ');
 		auto dash = std::find(fields.begin(), fields.end(), "-");
-		if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 || dash[1] != "cgroup")
+		if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 ||
+		    dash[1] != "cgroup")
 			continue;
 		if (fields[3] != "/")
-			continue; // a bind mount of a sub-tree: /proc/<pid>/cgroup paths are not relative to it
+			continue; // a bind mount of a sub-tree: /proc/<pid>/cgroup paths are not relative to
+				  // it
 		std::string mount_point = unescape(fields[4]);
 		for (std::string_view option : split(dash[3], ','))
 			if (v1_controllers.contains(option) || option.starts_with("name="))
@@ -143,11 +147,13 @@ ProcCgroups parse_proc_cgroup(std::string_view text)
 		std::size_t first = line.find(':');
 		std::size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
 		if (second == std::string_view::npos)
-			throw InputError("cgroup membership line '" + std::string(line) + "': not id:controllers:path");
+			throw InputError("cgroup membership line '" + std::string(line) +
+					 "': not id:controllers:path");
 		std::string_view controllers = line.substr(first + 1, second - first - 1);
 		std::string path(line.substr(second + 1));
 		if (!is_clean_absolute(path))
-			throw InputError("cgroup membership line '" + std::string(line) + "': path is not absolute");
+			throw InputError("cgroup membership line '" + std::string(line) +
+					 "': path is not absolute");
 		if (controllers.empty()) {
 			out.insert_or_assign("", path);
 			continue;
@@ -155,7 +161,8 @@ ProcCgroups parse_proc_cgroup(std::string_view text)
 		while (!controllers.empty()) {
 			std::size_t comma = controllers.find(',');
 			out.insert_or_assign(std::string(controllers.substr(0, comma)), path);
-			controllers.remove_prefix(comma == std::string_view::npos ? controllers.size() : comma + 1);
+			controllers.remove_prefix(comma == std::string_view::npos ? controllers.size()
+										  : comma + 1);
 		}
 	}
 	return out;

@@ -20,7 +20,8 @@ std::optional<HostMode> parse_host_mode(std::string_view text);
 HostMode detect_host_mode(const std::string &root = "/sys/fs/cgroup");
 
 struct Mounts {
-	// v1 controller name -> mount point ("cpu" -> "/sys/fs/cgroup/cpu"); co-mounted controllers share one.
+	// v1 controller name -> mount point ("cpu" -> "/sys/fs/cgroup/cpu"); co-mounted controllers share
+	// one.
 	std::map<std::string, std::string> v1;
 	// The cgroup2 mount: the root on v2 hosts, root/unified on hybrid ones, empty on v1.
 	std::string unified;

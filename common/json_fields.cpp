@@ -33,10 +33,11 @@ std::optional<std::string> get_string(const nlohmann::json &obj, const char *key
 	return it->get<std::string>();
 }
 
-std::int64_t as_integer(const nlohmann::json &value, const char *key, const std::string &what, std::int64_t min,
-			std::int64_t max)
+std::int64_t as_integer(const nlohmann::json &value, const char *key, const std::string &what,
+			std::int64_t min, std::int64_t max)
 {
-	// is_number_integer() first: nlohmann's get<int>() of a float is a static_cast, undefined when out of range.
+	// is_number_integer() first: nlohmann's get<int>() of a float is a static_cast, undefined when out of
+	// range.
 	if (value.is_number_unsigned()) {
 		auto number = value.get<std::uint64_t>();
 		if (number > static_cast<std::uint64_t>(max))

@@ -15,8 +15,8 @@ namespace vmmcg {
 nlohmann::json parse_json_object(std::string_view text, const std::string &what);
 
 // A JSON value as an integer in [min, max]; floats, strings and out-of-range numbers throw, naming `key`.
-std::int64_t as_integer(const nlohmann::json &value, const char *key, const std::string &what, std::int64_t min,
-			std::int64_t max);
+std::int64_t as_integer(const nlohmann::json &value, const char *key, const std::string &what,
+			std::int64_t min, std::int64_t max);
 
 // Field accessors: `what` names the document, `key` the field. Absent fields give std::nullopt.
 std::optional<std::string> get_string(const nlohmann::json &obj, const char *key, const std::string &what);

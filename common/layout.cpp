@@ -14,7 +14,8 @@ namespace {
 std::vector<CgroupDir> overhead_dirs(const std::string &root, const std::string &id)
 {
 	std::vector<CgroupDir> dirs;
-	for (std::size_t slash = root.find('/', 1); slash != std::string::npos; slash = root.find('/', slash + 1))
+	for (std::size_t slash = root.find('/', 1); slash != std::string::npos;
+	     slash = root.find('/', slash + 1))
 		dirs.push_back({root.substr(0, slash), true, false});
 	dirs.push_back({root, true, false});
 	dirs.push_back({join_path(root, id), false, false});
@@ -38,10 +39,11 @@ std::string sandbox_of(const LayoutInput &input, const std::string &key, const s
 // id like that would make O the overhead root's own file, not a cgroup.
 bool is_interface_file_name(const std::string &name)
 {
-	static const std::set<std::string, std::less<>> plain = {"tasks", "notify_on_release", "release_agent"};
+	static const std::set<std::string, std::less<>> plain = {"tasks", "notify_on_release",
+								 "release_agent"};
 	static const std::set<std::string, std::less<>> prefixes = {
-		"cgroup", "cpu",    "cpuacct", "cpuset",  "memory",     "io",   "blkio", "pids",
-		"devices", "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"};
+		"cgroup",  "cpu",     "cpuacct", "cpuset",  "memory",   "io",         "blkio", "pids",
+		"devices", "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma",  "misc"};
 	std::size_t dot = name.find('.');
 	return plain.contains(name) || (dot != std::string::npos && prefixes.contains(name.substr(0, dot)));
 }
@@ -49,13 +51,15 @@ bool is_interface_file_name(const std::string &name)
 std::vector<Target> v1_targets(const LayoutInput &input)
 {
 	if (is_interface_file_name(input.id))
-		throw InputError("container id '" + input.id +
-				 "' is the name of a cgroup interface file: it cannot name an overhead cgroup");
+		throw InputError(
+			"container id '" + input.id +
+			"' is the name of a cgroup interface file: it cannot name an overhead cgroup");
 	std::vector<Target> targets;
 	for (const auto &controller : input.overhead_controllers) {
 		auto mount = input.mounts.v1.find(controller);
 		if (mount == input.mounts.v1.end())
-			throw InputError("overhead controller '" + controller + "' is not mounted on this host");
+			throw InputError("overhead controller '" + controller +
+					 "' is not mounted on this host");
 		auto same_mount = [&](const Target &t) { return t.mount == mount->second; };
 		if (auto it = std::find_if(targets.begin(), targets.end(), same_mount); it != targets.end()) {
 			it->controllers += "," + controller; // co-mounted, e.g. cpu,cpuacct

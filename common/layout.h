@@ -23,9 +23,9 @@ struct Target {
 	std::string mount;
 	std::string controllers; // for messages: "cpu", "cpu,cpuacct" or "unified"
 	bool v2 = false;
-	std::string sandbox;     // S: where the runtime put the container
-	std::string vcpu;        // where vCPU threads go
-	std::string overhead;    // where every other thread of the VMM goes
+	std::string sandbox;           // S: where the runtime put the container
+	std::string vcpu;              // where vCPU threads go
+	std::string overhead;          // where every other thread of the VMM goes
 	std::vector<CgroupDir> create; // parents first
 };
 

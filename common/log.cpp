@@ -20,7 +20,8 @@ void install(const std::string &id, bool with_stderr)
 {
 	std::vector<spdlog::sink_ptr> sinks;
 	if (current_options.syslog) {
-		auto sink = std::make_shared<spdlog::sinks::syslog_sink_st>("vmm-cgroup-hooks", LOG_PID, LOG_DAEMON, true);
+		auto sink = std::make_shared<spdlog::sinks::syslog_sink_st>("vmm-cgroup-hooks", LOG_PID,
+									    LOG_DAEMON, true);
 		sink->set_pattern(current_stage + " id=" + id + ": %v");
 		sinks.push_back(sink);
 	}

@@ -44,8 +44,8 @@ bool is_valid_container_id(std::string_view id)
 	if (id.empty() || id.size() > 128 || id == "." || id == "..")
 		return false;
 	for (char c : id) {
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-			  c == '+' || c == '.' || c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '_' || c == '+' || c == '.' || c == '-';
 		if (!ok)
 			return false;
 	}

@@ -71,7 +71,8 @@ std::error_code Placer::move_thread(Opened &opened, const std::string &cgroup, p
 		std::error_code ec;
 		UniqueFd fd = opened.mount.open_file(cgroup, thread_file(*opened.target), O_WRONLY, ec);
 		if (!fd.valid())
-			throw std::system_error(ec, "opening " + opened.mount.describe(cgroup, thread_file(*opened.target)));
+			throw std::system_error(
+				ec, "opening " + opened.mount.describe(cgroup, thread_file(*opened.target)));
 		it = thread_files_.emplace(key, std::move(fd)).first;
 	}
 	return write_id(it->second.get(), tid);
@@ -90,10 +91,11 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 		for (auto &opened : opened_) {
 			if (opened.target->v2)
 				continue; // a threaded cgroup takes threads, not processes
-			// Only a VMM still in S: once its main thread is in O, an earlier stage moved the group, and
-			// moving it again would take the vCPU threads out of S until this pass put them back (the
-			// settler after poststart, a second settle in one process).
-			if (auto it = vmm_where.find(opened.key); it != vmm_where.end() && it->second == opened.target->overhead)
+			// Only a VMM still in S: once its main thread is in O, an earlier stage moved the
+			// group, and moving it again would take the vCPU threads out of S until this pass put
+			// them back (the settler after poststart, a second settle in one process).
+			if (auto it = vmm_where.find(opened.key);
+			    it != vmm_where.end() && it->second == opened.target->overhead)
 				continue;
 			std::error_code ec = opened.mount.write_file(opened.target->overhead, "cgroup.procs",
 								     std::to_string(vmm.pid));
@@ -102,8 +104,10 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 				return result;
 			}
 			if (ec)
-				throw std::system_error(ec, "moving VMM pid " + std::to_string(vmm.pid) + " to " +
-								    opened.mount.describe(opened.target->overhead, "cgroup.procs"));
+				throw std::system_error(ec,
+							"moving VMM pid " + std::to_string(vmm.pid) + " to " +
+								opened.mount.describe(opened.target->overhead,
+										      "cgroup.procs"));
 		}
 		process_moved_ = true;
 	}
@@ -124,9 +128,10 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 			thread.vcpu = it == index.end() ? std::nullopt : std::optional<int>(it->second);
 		}
 	}
-	// Where each thread is, from the thread files of this container's cgroups: a few reads per pass, where
-	// reading every thread's /proc/<pid>/task/<tid>/cgroup was one per thread and the largest cost of a
-	// pass. Read after the threads were listed, so that a listed thread is in one of them, or elsewhere.
+	// Where each thread is, from the thread files of this container's cgroups: a few reads per pass,
+	// where reading every thread's /proc/<pid>/task/<tid>/cgroup was one per thread and the largest cost
+	// of a pass. Read after the threads were listed, so that a listed thread is in one of them, or
+	// elsewhere.
 	std::vector<Members> members;
 	for (auto &opened : opened_)
 		members.push_back(membership(opened));
@@ -147,8 +152,10 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 				}
 				ProcCgroups actual = parse_proc_cgroup(text);
 				if (auto at = actual.find(opened.key); at != actual.end())
-					spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
-						     thread.tid, thread.name, opened.mount.describe(at->second));
+					spdlog::warn("thread {} ({}) is in {}, not in this container's "
+						     "cgroups: left alone",
+						     thread.tid, thread.name,
+						     opened.mount.describe(at->second));
 				continue;
 			}
 			if (*it->second == want)
@@ -158,16 +165,18 @@ PassResult Placer::place(const ProcessRef &vmm, const std::optional<std::vector<
 				gone = true;
 				break;
 			}
-			// EINVAL on v2: a thread still being created cannot migrate yet; the next pass retries.
+			// EINVAL on v2: a thread still being created cannot migrate yet; the next pass
+			// retries.
 			if (move_ec == std::errc::invalid_argument && t.v2) {
 				++result.moved;
 				result.retry = true;
 				continue;
 			}
 			if (move_ec)
-				throw std::system_error(move_ec, "moving thread " + std::to_string(thread.tid) + " (" +
-									 thread.name + ") to " +
-									 opened.mount.describe(want, thread_file(t)));
+				throw std::system_error(move_ec,
+							"moving thread " + std::to_string(thread.tid) + " (" +
+								thread.name + ") to " +
+								opened.mount.describe(want, thread_file(t)));
 			++result.moved;
 		}
 		if (gone)
@@ -191,7 +200,8 @@ Placer::Members Placer::membership(const Opened &opened) const
 		for (pid_t tid : opened.mount.read_ids(*cgroup, thread_file(t), ec))
 			members.emplace(tid, cgroup);
 		if (ec && ec != std::errc::no_such_file_or_directory) // ENOENT: removed by someone else
-			throw std::system_error(ec, "reading " + opened.mount.describe(*cgroup, thread_file(t)));
+			throw std::system_error(ec,
+						"reading " + opened.mount.describe(*cgroup, thread_file(t)));
 	}
 	return members;
 }
@@ -202,8 +212,8 @@ bool Placer::same_threads(const ProcessRef &vmm, const std::vector<pid_t> &tids)
 	return proc_.thread_ids(vmm.pid, ec) == tids && !ec;
 }
 
-SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
-		    std::chrono::steady_clock::time_point deadline)
+SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config,
+		    const ProcessRef &container, std::chrono::steady_clock::time_point deadline)
 {
 	using namespace std::chrono_literals;
 	SettleResult result;
@@ -226,10 +236,12 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 			// QMP answers once the VMM is up; a few tries, then thread names are the source.
 			if (config.qmp_socket && !qmp_vcpus && qmp_tries < 5) {
 				std::string why;
-				qmp_vcpus = query_vcpu_threads(proc, result.vmm->pid, *config.qmp_socket,
-							       {std::chrono::milliseconds(config.qmp_timeout_ms)}, why);
+				qmp_vcpus = query_vcpu_threads(
+					proc, result.vmm->pid, *config.qmp_socket,
+					{std::chrono::milliseconds(config.qmp_timeout_ms)}, why);
 				if (!qmp_vcpus && ++qmp_tries == 5)
-					spdlog::warn("QMP {}: {}: vCPUs found by thread names", *config.qmp_socket, why);
+					spdlog::warn("QMP {}: {}: vCPUs found by thread names",
+						     *config.qmp_socket, why);
 				else if (!qmp_vcpus)
 					spdlog::debug("QMP {}: {}", *config.qmp_socket, why);
 			}
@@ -243,26 +255,31 @@ SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &conf
 				return result;
 			}
 			result.vcpus = pass.vcpus;
-			// Threads created or gone while the pass moved others: another pass, after the backoff.
-			if (!pass.retry && !pass.vcpus.empty() && placer->same_threads(*result.vmm, pass.tids)) {
+			// Threads created or gone while the pass moved others: another pass, after the
+			// backoff.
+			if (!pass.retry && !pass.vcpus.empty() &&
+			    placer->same_threads(*result.vmm, pass.tids)) {
 				if (qmp_vcpus && pass.vcpus.size() == qmp_vcpus->size()) {
 					result.complete = true;
 					return result;
 				}
-				// Quiet when this pass read the threads: every name it matched was set long before.
-				// Not yet: one more pass once it is (a thread seen newborn may not have its name).
+				// Quiet when this pass read the threads: every name it matched was set long
+				// before. Not yet: one more pass once it is (a thread seen newborn may not
+				// have its name).
 				auto quiet = std::chrono::milliseconds(config.settle_quiet_ms);
 				if (until_quiet(pass.youngest, quiet, read_at) <= 0ns) {
 					result.complete = true;
 					return result;
 				}
-				wait = std::max(until_quiet(pass.youngest, quiet, boot_time()), std::chrono::nanoseconds(0));
+				wait = std::max(until_quiet(pass.youngest, quiet, boot_time()),
+						std::chrono::nanoseconds(0));
 			}
 		}
 		auto now = std::chrono::steady_clock::now();
 		if (now >= deadline)
 			return result;
-		std::chrono::steady_clock::duration pause = wait ? std::chrono::steady_clock::duration(*wait) : delay;
+		std::chrono::steady_clock::duration pause =
+			wait ? std::chrono::steady_clock::duration(*wait) : delay;
 		std::this_thread::sleep_for(std::min(pause, deadline - now));
 		if (!wait)
 			delay = std::min(delay * 2, std::chrono::milliseconds(250));

@@ -22,7 +22,7 @@ struct PassResult {
 	std::vector<pid_t> tids;  // every thread seen, sorted
 	std::vector<pid_t> vcpus; // the vCPU threads among them, sorted
 	std::size_t moved = 0;    // threads written to a cgroup in this pass
-	bool retry = false;       // a move the kernel refused for now (v2 EINVAL): a full pass is needed again
+	bool retry = false; // a move the kernel refused for now (v2 EINVAL): a full pass is needed again
 	std::uint64_t youngest = 0; // the latest start time among the threads (clock ticks since boot)
 };
 
@@ -32,15 +32,17 @@ public:
 	// Opens every target's mount. Throws if one cannot be opened.
 	Placer(const Layout &layout, const ProcFs &proc, const std::vector<std::string> &vcpu_patterns);
 
-	// One pass over the VMM's threads. The first pass on v1 moves the whole process to the overhead cgroups
-	// (cgroup.procs: atomic for the thread group); every pass then moves each thread that is not where it
-	// belongs (v1 "tasks", v2 "cgroup.threads"). A thread is only moved from this container's own cgroups;
-	// the VMM itself must be in one of them, or this throws. Threads that exit meanwhile are skipped.
-	// With vcpu_tids (from QMP), exactly those threads are vCPUs; without, thread names decide.
-	PassResult place(const ProcessRef &vmm, const std::optional<std::vector<pid_t>> &vcpu_tids = std::nullopt);
+	// One pass over the VMM's threads. The first pass on v1 moves the whole process to the overhead
+	// cgroups (cgroup.procs: atomic for the thread group); every pass then moves each thread that is not
+	// where it belongs (v1 "tasks", v2 "cgroup.threads"). A thread is only moved from this container's
+	// own cgroups; the VMM itself must be in one of them, or this throws. Threads that exit meanwhile are
+	// skipped. With vcpu_tids (from QMP), exactly those threads are vCPUs; without, thread names decide.
+	PassResult place(const ProcessRef &vmm,
+			 const std::optional<std::vector<pid_t>> &vcpu_tids = std::nullopt);
 
-	// True if the VMM's threads are exactly `tids` (sorted): one readdir, no per-thread read. After a pass
-	// whose moves all succeeded, that proves the placement without reading every thread's cgroup again.
+	// True if the VMM's threads are exactly `tids` (sorted): one readdir, no per-thread read. After a
+	// pass whose moves all succeeded, that proves the placement without reading every thread's cgroup
+	// again.
 	bool same_threads(const ProcessRef &vmm, const std::vector<pid_t> &tids) const;
 
 private:
@@ -66,8 +68,8 @@ private:
 };
 
 struct SettleResult {
-	bool complete = false;         // VMM found, vCPUs placed and verified, no thread created for quiet_ms
-	bool container_gone = false;   // the container's process exited before a VMM showed up
+	bool complete = false;       // VMM found, vCPUs placed and verified, no thread created for quiet_ms
+	bool container_gone = false; // the container's process exited before a VMM showed up
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
 	std::string vcpu_source; // "qmp" or "thread-names"
@@ -80,7 +82,7 @@ struct SettleResult {
 // the middle of creating its threads. The quiet time is read from the threads' start times, not waited
 // for by polling: a VMM that is already quiet costs one pass and one readdir, and a young one a single
 // sleep until it would be quiet.
-SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config, const ProcessRef &container,
-		    std::chrono::steady_clock::time_point deadline);
+SettleResult settle(const Layout &layout, const ProcFs &proc, const Config &config,
+		    const ProcessRef &container, std::chrono::steady_clock::time_point deadline);
 
 } // namespace vmmcg

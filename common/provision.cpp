@@ -29,7 +29,8 @@ bool has_controller(const Target &target, std::string_view name)
 	return false;
 }
 
-void write_or_throw(const CgroupMount &mount, const std::string &cgroup, const char *file, const std::string &value)
+void write_or_throw(const CgroupMount &mount, const std::string &cgroup, const char *file,
+		    const std::string &value)
 {
 	if (std::error_code ec = mount.write_file(cgroup, file, value))
 		throw std::system_error(ec, "writing '" + value + "' to " + mount.describe(cgroup, file));
@@ -59,7 +60,8 @@ void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, bool made,
 			ec.clear();
 			value = trimmed(mount.read_file(parent_path(cgroup), file, ec));
 			if (ec)
-				throw std::system_error(ec, "reading " + mount.describe(parent_path(cgroup), file));
+				throw std::system_error(
+					ec, "reading " + mount.describe(parent_path(cgroup), file));
 		}
 		write_or_throw(mount, cgroup, file, value);
 		known[join_path(cgroup, file)] = value;
@@ -73,9 +75,11 @@ void apply_limits(const CgroupMount &mount, const Target &target, const std::str
 		if (limits.cpu_shares)
 			write_or_throw(mount, cgroup, "cpu.shares", std::to_string(*limits.cpu_shares));
 		if (limits.cpu_period_us)
-			write_or_throw(mount, cgroup, "cpu.cfs_period_us", std::to_string(*limits.cpu_period_us));
+			write_or_throw(mount, cgroup, "cpu.cfs_period_us",
+				       std::to_string(*limits.cpu_period_us));
 		if (limits.cpu_quota_us)
-			write_or_throw(mount, cgroup, "cpu.cfs_quota_us", std::to_string(*limits.cpu_quota_us));
+			write_or_throw(mount, cgroup, "cpu.cfs_quota_us",
+				       std::to_string(*limits.cpu_quota_us));
 	}
 	if (has_controller(target, "cpuset")) {
 		if (limits.cpuset_cpus)
@@ -101,7 +105,8 @@ std::vector<std::string> enable_threaded_controllers(const CgroupMount &mount, c
 	std::string active = trimmed(mount.read_file(target.sandbox, "cgroup.subtree_control", ec));
 	for (const char *name : {"cpu", "cpuset"}) {
 		if (!listed(available, name)) {
-			spdlog::info("{}: controller {} not available: not enabled", mount.describe(target.sandbox), name);
+			spdlog::info("{}: controller {} not available: not enabled",
+				     mount.describe(target.sandbox), name);
 			continue;
 		}
 		if (listed(active, name))
@@ -113,7 +118,8 @@ std::vector<std::string> enable_threaded_controllers(const CgroupMount &mount, c
 }
 
 // The container's CPU limits, as the runtime wrote them on S, go to S/vcpu. S's originals are saved.
-void copy_limits_to_vcpu(const CgroupMount &mount, const Target &target, std::map<std::string, std::string> &saved)
+void copy_limits_to_vcpu(const CgroupMount &mount, const Target &target,
+			 std::map<std::string, std::string> &saved)
 {
 	for (const char *file : {"cpu.max", "cpu.weight", "cpuset.cpus", "cpuset.mems"}) {
 		std::error_code ec;
@@ -181,8 +187,10 @@ std::error_code remove_cgroup(const CgroupMount &mount, bool v2, const std::stri
 		for (pid_t id : ids) {
 			// ESRCH: the thread exited meanwhile, nothing to move.
 			if (to.valid())
-				if (std::error_code move_ec = write_id(to.get(), id); move_ec && move_ec != std::errc::no_such_process)
-					spdlog::warn("moving thread {} out of {}: {}", id, mount.describe(cgroup), move_ec.message());
+				if (std::error_code move_ec = write_id(to.get(), id);
+				    move_ec && move_ec != std::errc::no_such_process)
+					spdlog::warn("moving thread {} out of {}: {}", id,
+						     mount.describe(cgroup), move_ec.message());
 		}
 	}
 	return ec;
@@ -209,7 +217,8 @@ void rollback(const Layout &layout, const Provisioned &provisioned)
 		try {
 			CgroupMount mount = CgroupMount::open(it->mount);
 			if (std::error_code ec = remove_cgroup(mount, it->v2, it->path))
-				spdlog::error("rollback: removing {}: {}", mount.describe(it->path), ec.message());
+				spdlog::error("rollback: removing {}: {}", mount.describe(it->path),
+					      ec.message());
 		} catch (const std::exception &e) {
 			spdlog::error("rollback: {}", e.what());
 		}
@@ -232,8 +241,11 @@ Provisioned provision(const Layout &layout, const OverheadLimits &limits)
 				result.made.push_back({target.mount, dir.path, target.v2});
 				result.created.push_back(mount.describe(dir.path));
 			} else if (!mount.exists(dir.path)) {
-				// EEXIST for something that is not a directory: an interface file of the parent.
-				throw std::system_error(errno_code(ENOTDIR), mount.describe(dir.path) + " exists and is not a cgroup");
+				// EEXIST for something that is not a directory: an interface file of the
+				// parent.
+				throw std::system_error(errno_code(ENOTDIR),
+							mount.describe(dir.path) +
+								" exists and is not a cgroup");
 			} else if (!dir.shared) {
 				result.adopted.push_back(mount.describe(dir.path));
 			}
@@ -266,8 +278,8 @@ void relax_sandbox(const Layout &layout)
 			continue;
 		std::string period = current.substr(current.find(' ') + 1);
 		write_or_throw(mount, target.sandbox, "cpu.max", "max " + period);
-		spdlog::info("{}: cpu.max {} -> max (the limit is on {})", mount.describe(target.sandbox), current,
-			     target.vcpu);
+		spdlog::info("{}: cpu.max {} -> max (the limit is on {})", mount.describe(target.sandbox),
+			     current, target.vcpu);
 	}
 }
 
@@ -275,7 +287,8 @@ std::size_t restore_sandbox(const Layout &layout, const std::vector<std::string>
 			    const std::map<std::string, std::string> &saved)
 {
 	std::size_t failures = 0;
-	auto report = [&](const CgroupMount &mount, const std::string &cgroup, const char *file, std::error_code ec) {
+	auto report = [&](const CgroupMount &mount, const std::string &cgroup, const char *file,
+			  std::error_code ec) {
 		if (ec && ec != std::errc::no_such_file_or_directory) {
 			spdlog::error("restoring {}: {}", mount.describe(cgroup, file), ec.message());
 			++failures;
@@ -288,7 +301,8 @@ std::size_t restore_sandbox(const Layout &layout, const std::vector<std::string>
 		if (!mount)
 			continue;
 		for (const auto &[file, value] : saved)
-			report(*mount, target.sandbox, file.c_str(), mount->write_file(target.sandbox, file, value));
+			report(*mount, target.sandbox, file.c_str(),
+			       mount->write_file(target.sandbox, file, value));
 		for (const auto &name : enabled)
 			report(*mount, target.sandbox, "cgroup.subtree_control",
 			       mount->write_file(target.sandbox, "cgroup.subtree_control", "-" + name));

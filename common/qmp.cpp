@@ -74,7 +74,9 @@ UniqueFd connect_socket(int path_fd, Clock::time_point deadline, std::string &wh
 			why = std::string("connect: ") + std::strerror(errno);
 			return {};
 		}
-		struct pollfd pfd {sock.get(), POLLOUT, 0};
+		struct pollfd pfd {
+			sock.get(), POLLOUT, 0
+		};
 		int err = 0;
 		socklen_t len = sizeof(err);
 		if (::poll(&pfd, 1, remaining_ms(deadline)) != 1 ||
@@ -89,7 +91,9 @@ UniqueFd connect_socket(int path_fd, Clock::time_point deadline, std::string &wh
 class LineReader
 {
 public:
-	LineReader(int fd, Clock::time_point deadline, std::size_t limit) : fd_(fd), deadline_(deadline), limit_(limit) {}
+	LineReader(int fd, Clock::time_point deadline, std::size_t limit)
+		: fd_(fd), deadline_(deadline), limit_(limit)
+	{}
 
 	// The next line, or nullopt on timeout, EOF, error or when the peer sent more than the limit.
 	std::optional<std::string> next(std::string &why)
@@ -105,7 +109,9 @@ public:
 				why = "response larger than " + std::to_string(limit_) + " bytes";
 				return std::nullopt;
 			}
-			struct pollfd pfd {fd_, POLLIN, 0};
+			struct pollfd pfd {
+				fd_, POLLIN, 0
+			};
 			int ready = ::poll(&pfd, 1, remaining_ms(deadline_));
 			if (ready <= 0) {
 				why = "no answer in time";
@@ -116,7 +122,8 @@ public:
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n <= 0) {
-				why = n == 0 ? "connection closed" : std::string("recv: ") + std::strerror(errno);
+				why = n == 0 ? "connection closed"
+					     : std::string("recv: ") + std::strerror(errno);
 				return std::nullopt;
 			}
 			total_ += static_cast<std::size_t>(n);
@@ -137,7 +144,9 @@ bool send_all(int fd, std::string_view text, Clock::time_point deadline)
 	while (!text.empty()) {
 		ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
 		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd {fd, POLLOUT, 0};
+			struct pollfd pfd {
+				fd, POLLOUT, 0
+			};
 			if (::poll(&pfd, 1, remaining_ms(deadline)) != 1)
 				return false;
 			continue;
@@ -181,8 +190,8 @@ std::map<pid_t, pid_t> namespace_ids(const ProcFs &proc, pid_t vmm)
 	std::error_code ec;
 	for (pid_t tid : proc.thread_ids(vmm, ec)) {
 		std::error_code read_ec;
-		std::string status = read_file(proc.root() + "/" + std::to_string(vmm) + "/task/" + std::to_string(tid) +
-						       "/status",
+		std::string status = read_file(proc.root() + "/" + std::to_string(vmm) + "/task/" +
+						       std::to_string(tid) + "/status",
 					       64 * 1024, read_ec);
 		if (auto inner = parse_innermost_nspid(status); !read_ec && inner)
 			ids.emplace(*inner, tid);
@@ -238,8 +247,9 @@ std::optional<pid_t> parse_innermost_nspid(std::string_view status)
 	return id;
 }
 
-std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
-						     const QmpLimits &limits, std::string &why)
+std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm,
+						     const std::string &socket_path, const QmpLimits &limits,
+						     std::string &why)
 {
 	if (!is_clean_absolute(socket_path) || socket_path == "/") {
 		why = "socket path '" + socket_path + "' is not a clean absolute path";
@@ -285,7 +295,8 @@ std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t v
 	for (const auto &cpu : *cpus) {
 		auto it = host_ids.find(cpu.thread_id);
 		if (it == host_ids.end()) {
-			why = "query-cpus-fast: thread id " + std::to_string(cpu.thread_id) + " is not a thread of the VMM";
+			why = "query-cpus-fast: thread id " + std::to_string(cpu.thread_id) +
+			      " is not a thread of the VMM";
 			return std::nullopt;
 		}
 		tids.push_back(it->second);

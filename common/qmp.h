@@ -38,7 +38,8 @@ struct QmpLimits {
 
 // Asks the VMM's QMP socket for its vCPU threads, mapped to host thread ids. On any failure returns
 // std::nullopt and sets why (one line, for the log).
-std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
-						     const QmpLimits &limits, std::string &why);
+std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm,
+						     const std::string &socket_path, const QmpLimits &limits,
+						     std::string &why);
 
 } // namespace vmmcg

@@ -35,7 +35,8 @@ std::optional<ProcessRef> process_from_json(const json &doc, const char *key)
 	auto pid = as_integer(it->at("pid"), "pid", std::string("record: '") + key + "'", 1, max_pid);
 	const json &start_time = it->at("start_time");
 	if (!start_time.is_number_unsigned())
-		throw InputError(std::string("record: '") + key + "': field 'start_time': must be a non-negative integer");
+		throw InputError(std::string("record: '") + key +
+				 "': field 'start_time': must be a non-negative integer");
 	return ProcessRef{static_cast<pid_t>(pid), start_time.get<std::uint64_t>()};
 }
 
@@ -210,8 +211,8 @@ Record record_from_json(const std::string &text)
 			target.vcpu = cgroup_path(item, "vcpu");
 			target.overhead = cgroup_path(item, "overhead");
 			for (const auto &dir : array_field(item, "create")) {
-				CgroupDir entry{dir.at("path").get<std::string>(), dir.at("shared").get<bool>(),
-						dir.at("threaded").get<bool>()};
+				CgroupDir entry{dir.at("path").get<std::string>(),
+						dir.at("shared").get<bool>(), dir.at("threaded").get<bool>()};
 				if (!is_clean_absolute(entry.path) || entry.path == "/")
 					throw InputError("record: bad cgroup path '" + entry.path + "'");
 				target.create.push_back(std::move(entry));
@@ -235,7 +236,8 @@ Record record_from_json(const std::string &text)
 				throw InputError("record: bad saved file '" + file + "'");
 		record.vmm = process_from_json(doc, "vmm");
 		for (const auto &tid : array_field(doc, "vcpus"))
-			record.vcpus.push_back(static_cast<pid_t>(as_integer(tid, "vcpus", "record", 1, max_pid)));
+			record.vcpus.push_back(
+				static_cast<pid_t>(as_integer(tid, "vcpus", "record", 1, max_pid)));
 		record.vcpu_source = doc.at("vcpu_source").get<std::string>();
 		record.settler = process_from_json(doc, "settler");
 		return record;
@@ -255,8 +257,9 @@ void write_record(const std::string &dir, const Record &record)
 		throw_errno("creating " + temp);
 	try {
 		// rename() makes the write atomic for readers and for a hook killed half-way. No fsync(): the
-		// record describes cgroups, which a power loss ends too, and lives in /run, which does not outlive
-		// the boot; on a disk-backed directory it cost 0.6 ms, half of the floor's whole stage.
+		// record describes cgroups, which a power loss ends too, and lives in /run, which does not
+		// outlive the boot; on a disk-backed directory it cost 0.6 ms, half of the floor's whole
+		// stage.
 		write_all(fd.get(), record_to_json(record), temp);
 		fd.reset();
 		if (::rename(temp.c_str(), path.c_str()) != 0)
@@ -301,7 +304,8 @@ std::error_code remove_record(const std::string &dir, const std::string &id)
 			if (!name.starts_with(prefix) || name.size() == prefix.size())
 				continue;
 			std::string_view rest = name.substr(prefix.size());
-			if (std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
+			if (std::all_of(rest.begin(), rest.end(),
+					[](char c) { return c >= '0' && c <= '9'; }))
 				::unlinkat(::dirfd(d), entry->d_name, 0);
 		}
 		::closedir(d);

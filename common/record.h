@@ -22,7 +22,8 @@ struct Record {
 	std::vector<std::string> enabled;
 	std::map<std::string, std::string> saved;
 	bool relaxed = false; // S's cpu.max was lifted (after the vCPUs were placed)
-	// The QMP socket in effect for this container (configuration or allowed annotation, at createRuntime).
+	// The QMP socket in effect for this container (configuration or allowed annotation, at
+	// createRuntime).
 	std::optional<std::string> qmp_socket;
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;

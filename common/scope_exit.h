@@ -5,7 +5,7 @@
 
 namespace vmmcg {
 
-template<typename F>
+template <typename F>
 class ScopeExit
 {
 public:

@@ -57,7 +57,8 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::functi
 		::setsid();
 		pid_t grandchild = ::fork();
 		if (grandchild != 0) {
-			// The intermediate child reports the settler's pid and exits, so the settler is reparented.
+			// The intermediate child reports the settler's pid and exits, so the settler is
+			// reparented.
 			(void)!::write(pid_write.get(), &grandchild, sizeof(grandchild));
 			std::_Exit(grandchild < 0 ? 1 : 0);
 		}

@@ -95,7 +95,8 @@ void run_thread(std::string name, bool spin)
 	pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 	for (;;) {
 		if (spin) {
-			// Burn CPU in short bursts: a relaxed atomic keeps the loop from being optimised away.
+			// Burn CPU in short bursts: a relaxed atomic keeps the loop from being optimised
+			// away.
 			static std::atomic<unsigned> sink;
 			for (int i = 0; i < 1000000; ++i)
 				sink.fetch_add(1, std::memory_order_relaxed);

@@ -31,13 +31,16 @@ void check_cgroups_path(const vmmcg::CgroupsPath &path, std::string_view text)
 		check(text.empty(), "kind none only for an empty cgroupsPath", text);
 		break;
 	case Kind::absolute:
-		check(text.starts_with('/') && path.path == text, "an absolute path is the text as given", text);
+		check(text.starts_with('/') && path.path == text, "an absolute path is the text as given",
+		      text);
 		check(vmmcg::is_clean_absolute(path.path) && path.path != "/",
 		      "an absolute cgroupsPath is clean and not /", path.path);
 		break;
 	case Kind::relative:
-		check(!text.starts_with('/') && path.path == text, "a relative path is the text as given", text);
-		check(vmmcg::is_clean_absolute("/" + path.path), "a relative cgroupsPath is clean", path.path);
+		check(!text.starts_with('/') && path.path == text, "a relative path is the text as given",
+		      text);
+		check(vmmcg::is_clean_absolute("/" + path.path), "a relative cgroupsPath is clean",
+		      path.path);
 		break;
 	case Kind::systemd:
 		check(path.slice + ":" + path.prefix + ":" + path.name == text,
@@ -45,9 +48,10 @@ void check_cgroups_path(const vmmcg::CgroupsPath &path, std::string_view text)
 		check(is_unit_part(path.slice) && is_unit_part(path.prefix) && is_unit_part(path.name),
 		      "systemd parts hold no '/' or NUL", text);
 		check(!path.name.empty(), "the systemd name is not empty", text);
-		check(path.slice.empty() || path.slice.ends_with(".slice"), "a systemd slice ends with .slice",
-		      path.slice);
-		check(path.slice.find(':') == std::string::npos && path.prefix.find(':') == std::string::npos &&
+		check(path.slice.empty() || path.slice.ends_with(".slice"),
+		      "a systemd slice ends with .slice", path.slice);
+		check(path.slice.find(':') == std::string::npos &&
+			      path.prefix.find(':') == std::string::npos &&
 			      path.name.find(':') == std::string::npos,
 		      "systemd parts hold no ':'", text);
 		break;

@@ -99,7 +99,8 @@ void check_config(const vmmcg::Config &config)
 			      (*limits.cpu_quota_us >= 1000 && *limits.cpu_quota_us <= INT64_MAX / 1000),
 		      "cpu_quota_us is -1 or in 1000..INT64_MAX/1000");
 	if (limits.cpu_period_us)
-		check(*limits.cpu_period_us >= 1000 && *limits.cpu_period_us <= 1000000, "cpu_period_us in 1000..1000000");
+		check(*limits.cpu_period_us >= 1000 && *limits.cpu_period_us <= 1000000,
+		      "cpu_period_us in 1000..1000000");
 	if (limits.cpuset_cpus)
 		check(is_list(*limits.cpuset_cpus), "cpuset_cpus is a CPU list", *limits.cpuset_cpus);
 	if (limits.cpuset_mems)
@@ -118,30 +119,33 @@ void check_apply(vmmcg::Config config, const std::map<std::string, std::string> 
 	bool mode_applied = false, socket_applied = false;
 	for (const auto &outcome : outcomes) {
 		auto it = annotations.find(outcome.key);
-		check(it != annotations.end() && it->second == outcome.value, "an outcome reports a given annotation",
-		      outcome.key);
-		check(outcome.key.starts_with(vmmcg::annotation_prefix) && outcome.key != vmmcg::enable_annotation,
+		check(it != annotations.end() && it->second == outcome.value,
+		      "an outcome reports a given annotation", outcome.key);
+		check(outcome.key.starts_with(vmmcg::annotation_prefix) &&
+			      outcome.key != vmmcg::enable_annotation,
 		      "only io.vmm-cgroup-hooks.* annotations other than enable have outcomes", outcome.key);
 		std::string key = outcome.key.substr(vmmcg::annotation_prefix.size());
-		bool allowed = std::find(before.allowed_annotations.begin(), before.allowed_annotations.end(), key) !=
-			       before.allowed_annotations.end();
-		check(outcome.applied == allowed, "an annotation is applied exactly when it is allowed", outcome.key);
+		bool allowed = std::find(before.allowed_annotations.begin(), before.allowed_annotations.end(),
+					 key) != before.allowed_annotations.end();
+		check(outcome.applied == allowed, "an annotation is applied exactly when it is allowed",
+		      outcome.key);
 		check(outcome.applied || !outcome.reason.empty(), "a refusal says why", outcome.key);
 		if (outcome.applied && key == "mode") {
 			mode_applied = true;
-			check(vmmcg::parse_mode(outcome.value) == config.mode, "an applied mode is the configuration's",
-			      outcome.value);
+			check(vmmcg::parse_mode(outcome.value) == config.mode,
+			      "an applied mode is the configuration's", outcome.value);
 		}
 		if (outcome.applied && key == "qmp-socket") {
 			socket_applied = true;
-			check(config.qmp_socket == outcome.value, "an applied qmp-socket is the configuration's",
-			      outcome.value);
+			check(config.qmp_socket == outcome.value,
+			      "an applied qmp-socket is the configuration's", outcome.value);
 		}
 	}
 	if (!mode_applied)
 		check(config.mode == before.mode, "mode changes only through an applied annotation");
 	if (!socket_applied)
-		check(config.qmp_socket == before.qmp_socket, "qmp_socket changes only through an applied annotation");
+		check(config.qmp_socket == before.qmp_socket,
+		      "qmp_socket changes only through an applied annotation");
 	if (config.qmp_socket)
 		check(is_socket_path(*config.qmp_socket), "qmp_socket is a clean absolute path < 108 bytes",
 		      *config.qmp_socket);
@@ -156,7 +160,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 		return -1;
 	std::size_t nul = text.find('\0');
 	std::string_view json = text.substr(0, nul);
-	auto annotations = decode_annotations(nul == std::string_view::npos ? std::string_view{} : text.substr(nul + 1));
+	auto annotations =
+		decode_annotations(nul == std::string_view::npos ? std::string_view{} : text.substr(nul + 1));
 
 	try {
 		vmmcg::Config config = vmmcg::parse_config(json);

@@ -64,8 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 	try {
 		vmmcg::ProcCgroups cgroups = vmmcg::parse_proc_cgroup(text);
 		for (const auto &[controller, path] : cgroups) {
-			check(vmmcg::is_clean_absolute(path), "a membership path is clean and absolute", path);
-			check(controller.find(',') == std::string::npos, "a controller name holds no ','", controller);
+			check(vmmcg::is_clean_absolute(path), "a membership path is clean and absolute",
+			      path);
+			check(controller.find(',') == std::string::npos, "a controller name holds no ','",
+			      controller);
 		}
 	} catch (const vmmcg::InputError &) {
 	}
@@ -73,7 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 	auto start = vmmcg::parse_stat_start_time(text);
 	auto state = vmmcg::parse_stat_state(text);
 	if (start || state)
-		check(text.find(')') != std::string_view::npos, "stat fields are found only after a ')'", text);
+		check(text.find(')') != std::string_view::npos, "stat fields are found only after a ')'",
+		      text);
 
 	std::vector<pid_t> ids = vmmcg::parse_ids(text);
 	for (pid_t id : ids)

@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 		check(false, "a record written by record_to_json reads back", e.what());
 	}
 	std::string twice = vmmcg::record_to_json(again);
-	check(once == twice, "record_to_json(record_from_json(record_to_json(r))) == record_to_json(r)", twice);
+	check(once == twice, "record_to_json(record_from_json(record_to_json(r))) == record_to_json(r)",
+	      twice);
 	return 0;
 }

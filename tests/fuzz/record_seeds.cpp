@@ -108,6 +108,7 @@ int main(int argc, char **argv)
 	ok &= write(dir, "v2-created.json", v2_created);
 
 	// sandbox-only: no targets.
-	ok &= write(dir, "sandbox-only.json", make("sbonly", vmmcg::HostMode::hybrid, vmmcg::Mode::sandbox_only));
+	ok &= write(dir, "sandbox-only.json",
+		    make("sbonly", vmmcg::HostMode::hybrid, vmmcg::Mode::sandbox_only));
 	return ok ? 0 : 1;
 }

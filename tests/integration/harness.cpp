@@ -241,7 +241,8 @@ Sandbox::~Sandbox()
 		if (fs::exists(record_file()))
 			if (auto running = settler(); running && ProcFs().alive(*running)) {
 				::kill(running->pid, SIGKILL);
-				// Dead before the directory goes: a write it was in could otherwise land after.
+				// Dead before the directory goes: a write it was in could otherwise land
+				// after.
 				wait_until([&] { return !ProcFs().alive(*running); }, 2000);
 			}
 	} catch (const std::exception &e) {
@@ -279,8 +280,9 @@ void Sandbox::set_cgroups_path(const std::string &path)
 
 void Sandbox::write_config() const
 {
-	std::string config = R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
-			     R"(","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],"settle_timeout_ms":10000)";
+	std::string config =
+		R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
+		R"(","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],"settle_timeout_ms":10000)";
 	if (!config_members_.empty())
 		config += "," + config_members_;
 	write_text(dir_ + "/config.json", config + "}");
@@ -358,8 +360,9 @@ void Sandbox::kill_vmm()
 
 std::string Sandbox::state() const
 {
-	return R"({"ociVersion":"1.0.2","id":")" + id_ + R"(","status":"created","pid":)" + std::to_string(vmm_) +
-	       R"(,"bundle":")" + dir_ + R"(/bundle","annotations":)" + annotations_ + "}";
+	return R"({"ociVersion":"1.0.2","id":")" + id_ + R"(","status":"created","pid":)" +
+	       std::to_string(vmm_) + R"(,"bundle":")" + dir_ + R"(/bundle","annotations":)" + annotations_ +
+	       "}";
 }
 
 HookRun Sandbox::run(const std::string &stage, const std::string &state_json) const

@@ -42,7 +42,7 @@ public:
 	Sandbox &operator=(const Sandbox &) = delete;
 
 	const std::string &id() const { return id_; }
-	const std::string &sandbox_path() const { return sandbox_; }   // S, e.g. /vmmcg-it-123/sb-split
+	const std::string &sandbox_path() const { return sandbox_; } // S, e.g. /vmmcg-it-123/sb-split
 	std::string overhead_path() const { return overhead_root_ + "/" + id_; }
 	const std::string &overhead_root() const { return overhead_root_; }
 	const std::string &record_dir() const { return record_dir_; }
@@ -67,8 +67,8 @@ public:
 	HookRun poststart() const { return run("poststart", state()); }
 	HookRun poststop() const { return run("poststop", state()); }
 
-	// The record createRuntime wrote (throws if there is none); settled(): no settler running any more and
-	// vCPU threads recorded; settler(): the settler in the record, if there is one.
+	// The record createRuntime wrote (throws if there is none); settled(): no settler running any more
+	// and vCPU threads recorded; settler(): the settler in the record, if there is one.
 	nlohmann::json record() const;
 	bool settled() const;
 	std::optional<ProcessRef> settler() const;

@@ -23,14 +23,16 @@ TEST_SUITE("integration-cgroupfs")
 	{
 		HostMode host = detect_host_mode();
 		Mounts ours = discover_mounts(host);
-		REQUIRE_MESSAGE(host != HostMode::v2, "this test compares v1 mounts; the host is pure cgroup v2");
+		REQUIRE_MESSAGE(host != HostMode::v2,
+				"this test compares v1 mounts; the host is pure cgroup v2");
 		REQUIRE(cgroup_init() == 0);
 		std::map<std::string, std::string> theirs;
 		void *handle = nullptr;
 		struct cgroup_mount_point info {};
 		for (int ret = cgroup_get_controller_begin(&handle, &info); ret == 0;
 		     ret = cgroup_get_controller_next(&handle, &info))
-			if (info.path != ours.unified) // libcgroup also lists controllers of the cgroup2 mount
+			if (info.path !=
+			    ours.unified) // libcgroup also lists controllers of the cgroup2 mount
 				theirs.emplace(info.name, info.path);
 		cgroup_get_controller_end(&handle);
 		REQUIRE(theirs.contains("cpu"));
@@ -46,7 +48,8 @@ TEST_SUITE("integration-cgroupfs")
 	{
 		std::string link = "/sys/fs/cgroup/vmmcg-it-" + std::to_string(::getpid()) + "-link";
 		fs::create_symlink("/sys/fs/cgroup/cpu", link);
-		CHECK_THROWS_WITH_AS(CgroupMount::open(link), doctest::Contains("opening cgroup mount"), std::system_error);
+		CHECK_THROWS_WITH_AS(CgroupMount::open(link), doctest::Contains("opening cgroup mount"),
+				     std::system_error);
 		fs::remove(link);
 		CHECK_THROWS_WITH_AS(CgroupMount::open("/tmp"), doctest::Contains("not a cgroup file system"),
 				     std::runtime_error);
@@ -80,7 +83,8 @@ TEST_SUITE("integration-cgroupfs")
 			}
 		} cleanup{dir}; // even when a check below throws
 		REQUIRE(::mount("none", dir.c_str(), "tmpfs", 0, "size=64k") == 0);
-		std::ofstream(dir + "/tasks") << "planted\n"; // a file that looks like a cgroup file, on tmpfs
+		std::ofstream(dir + "/tasks")
+			<< "planted\n"; // a file that looks like a cgroup file, on tmpfs
 		CgroupMount mount = CgroupMount::open("/sys/fs/cgroup/cpu");
 		std::error_code ec;
 		std::string text = mount.read_file(name, "tasks", ec);

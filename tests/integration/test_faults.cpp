@@ -70,7 +70,8 @@ TEST_SUITE("integration-faults")
 		CHECK(pass.moved == 0);
 		CHECK(pass.vcpus.size() == 3);
 		for (const auto &t : sb.threads())
-			CHECK(t.where.at("cpu") == (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_path()));
+			CHECK(t.where.at("cpu") ==
+			      (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_path()));
 		sb.kill_vmm();
 		CHECK(sb.poststop().status == 0);
 	}
@@ -150,8 +151,8 @@ TEST_SUITE("integration-faults")
 	TEST_CASE("poststop racing a late settler: the settler is ended first and writes nothing after")
 	{
 		Sandbox sb("race");
-		// Late enough that poststart (200 ms budget, and 100 ms of quiet after the vCPUs appear) hands
-		// over to the settler even when sanitizers slow the hooks down.
+		// Late enough that poststart (200 ms budget, and 100 ms of quiet after the vCPUs appear)
+		// hands over to the settler even when sanitizers slow the hooks down.
 		sb.start_test_vmm({"--vcpus", "3", "--vcpu-delay-ms", "600"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
@@ -202,7 +203,8 @@ TEST_SUITE("integration-faults")
 		sb.start_test_vmm({"--vcpus", "1"});
 		std::string good_bundle = nlohmann::json::parse(sb.state())["bundle"];
 		std::string vmm = std::to_string(sb.vmm());
-		// A pair, not a structured binding: clang 14 cannot capture bindings in doctest's INFO lambda.
+		// A pair, not a structured binding: clang 14 cannot capture bindings in doctest's INFO
+		// lambda.
 		for (const auto &input : std::vector<std::pair<std::string, std::string>>{
 			     {"", "not valid JSON"},
 			     {"{\"id\":", "not valid JSON"},

@@ -41,7 +41,8 @@ void check_split(const Sandbox &sb, std::size_t expected_vcpus)
 void check_all_in_sandbox(const Sandbox &sb)
 {
 	for (const auto &t : sb.threads())
-		for (const auto &entry : t.where) // no structured binding: clang 14 cannot capture one in INFO
+		for (const auto &entry :
+		     t.where) // no structured binding: clang 14 cannot capture one in INFO
 			if (entry.first != "" && entry.first.rfind("name=", 0) != 0) {
 				INFO("thread " << t.tid << " '" << t.name << "' in " << entry.first);
 				CHECK(entry.second == sb.sandbox_path());
@@ -79,7 +80,8 @@ TEST_SUITE("integration")
 		CHECK(!fs::exists(sb.record_file()));
 		// The threads that were in O are in its parent now; S is untouched.
 		for (const auto &t : sb.threads())
-			CHECK(t.where.at("cpu") == (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_root()));
+			CHECK(t.where.at("cpu") ==
+			      (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_root()));
 
 		SUBCASE("a second poststop has nothing to do")
 		{
@@ -106,7 +108,8 @@ TEST_SUITE("integration")
 	TEST_CASE("an allowed mode annotation switches a container to sandbox-only; a refused one does not")
 	{
 		Sandbox sb("annot");
-		sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.mode":"sandbox-only"})");
+		sb.annotate(
+			R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.mode":"sandbox-only"})");
 		sb.start_test_vmm({"--vcpus", "2"});
 		SUBCASE("not allowed: refused and logged, split applies")
 		{
@@ -219,8 +222,9 @@ TEST_SUITE("integration-qemu")
 		MESSAGE("QEMU accelerator: " << std::string(kvm ? "kvm" : "tcg (no usable /dev/kvm)"));
 		Sandbox sb("qemu");
 		sb.configure(R"("vmm_names":["qemu-system-*"])");
-		sb.start({qemu, "-accel", kvm ? "kvm" : "tcg", "-smp", "4", "-m", "128", "-name", "vmmcg,debug-threads=on",
-			  "-nographic", "-nodefaults", "-no-user-config", "-display", "none"});
+		sb.start({qemu, "-accel", kvm ? "kvm" : "tcg", "-smp", "4", "-m", "128", "-name",
+			  "vmmcg,debug-threads=on", "-nographic", "-nodefaults", "-no-user-config",
+			  "-display", "none"});
 		// QEMU makes its vCPU threads during start-up: createRuntime runs at once, poststart settles.
 		REQUIRE(sb.create_runtime().status == 0);
 		HookRun started = sb.poststart();

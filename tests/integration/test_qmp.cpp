@@ -50,8 +50,20 @@ std::vector<std::string> qemu_args(const std::string &qmp)
 {
 	bool kvm = ::access("/dev/kvm", R_OK | W_OK) == 0;
 	// No debug-threads: every thread is named after the program, only QMP can tell the vCPUs.
-	return {"/usr/bin/qemu-system-x86_64", "-accel", kvm ? "kvm" : "tcg", "-smp", "4", "-m", "128", "-nographic",
-		"-nodefaults", "-no-user-config", "-display", "none", "-qmp", "unix:" + qmp + ",server=on,wait=off"};
+	return {"/usr/bin/qemu-system-x86_64",
+		"-accel",
+		kvm ? "kvm" : "tcg",
+		"-smp",
+		"4",
+		"-m",
+		"128",
+		"-nographic",
+		"-nodefaults",
+		"-no-user-config",
+		"-display",
+		"none",
+		"-qmp",
+		"unix:" + qmp + ",server=on,wait=off"};
 }
 
 // A peer on a unix socket that misbehaves in a chosen way, for as long as the test lives.
@@ -99,9 +111,11 @@ private:
 				std::this_thread::sleep_for(std::chrono::milliseconds(3000));
 				break;
 			case Kind::error: {
-				std::string hello = R"({"QMP":{"version":{},"capabilities":[]}})" "\n";
+				std::string hello = R"({"QMP":{"version":{},"capabilities":[]}})"
+						    "\n";
 				(void)!::write(client, hello.data(), hello.size());
-				std::string err = R"({"error":{"class":"GenericError","desc":"nope"}})" "\n";
+				std::string err = R"({"error":{"class":"GenericError","desc":"nope"}})"
+						  "\n";
 				(void)!::write(client, err.data(), err.size());
 				break;
 			}
@@ -119,7 +133,8 @@ private:
 void allow_qmp(Sandbox &sb, const std::string &socket)
 {
 	sb.configure(R"("allowed_annotations":["qmp-socket"],"qmp_timeout_ms":500)");
-	sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":")" + socket + "\"}");
+	sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":")" + socket +
+		    "\"}");
 }
 
 } // namespace
@@ -169,7 +184,8 @@ TEST_SUITE("integration-qmp")
 
 	TEST_CASE("a QMP peer that sends garbage, floods, errs or never answers: thread names take over")
 	{
-		for (auto kind : {FakeQmp::Kind::garbage, FakeQmp::Kind::flood, FakeQmp::Kind::silent, FakeQmp::Kind::error}) {
+		for (auto kind : {FakeQmp::Kind::garbage, FakeQmp::Kind::flood, FakeQmp::Kind::silent,
+				  FakeQmp::Kind::error}) {
 			Sandbox sb("fakeqmp" + std::to_string(static_cast<int>(kind)));
 			std::string socket = "/tmp/" + sb.id() + ".qmp";
 			FakeQmp peer(socket, kind);
@@ -189,8 +205,8 @@ TEST_SUITE("integration-qmp")
 	TEST_CASE("a QMP socket path cannot leave the VMM's root: a planted symlink resolves inside it")
 	{
 		Sandbox sb("qmproot");
-		// The VMM runs chrooted in a directory holding only itself and a symlink to a real QMP-looking
-		// socket outside; resolved in the VMM's root, the symlink points at nothing.
+		// The VMM runs chrooted in a directory holding only itself and a symlink to a real
+		// QMP-looking socket outside; resolved in the VMM's root, the symlink points at nothing.
 		std::string root = "/tmp/" + sb.id() + "-root";
 		vmmcg::ScopeExit remove_root([&] {
 			std::error_code ec;
@@ -215,11 +231,13 @@ TEST_SUITE("integration-qmp")
 	TEST_CASE("a qmp-socket annotation the node owner did not allow is refused")
 	{
 		Sandbox sb("qmpdeny");
-		sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":"/tmp/x.qmp"})");
+		sb.annotate(
+			R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":"/tmp/x.qmp"})");
 		sb.start_test_vmm({"--vcpus", "2"});
 		HookRun created = sb.create_runtime();
 		REQUIRE(created.status == 0);
-		CHECK(created.err.find("io.vmm-cgroup-hooks.qmp-socket=/tmp/x.qmp refused") != std::string::npos);
+		CHECK(created.err.find("io.vmm-cgroup-hooks.qmp-socket=/tmp/x.qmp refused") !=
+		      std::string::npos);
 		REQUIRE(sb.poststart().status == 0);
 		CHECK(sb.record()["qmp_socket"].is_null());
 		CHECK(sb.poststop().status == 0);
@@ -229,7 +247,8 @@ TEST_SUITE("integration-qmp")
 	{
 		Sandbox sb("qmpbad");
 		sb.configure(R"("allowed_annotations":["qmp-socket"])");
-		sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":"/run/../../etc/x"})");
+		sb.annotate(
+			R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.qmp-socket":"/run/../../etc/x"})");
 		sb.start_test_vmm({"--vcpus", "1"});
 		HookRun created = sb.create_runtime();
 		CHECK(created.status == 2);

@@ -46,9 +46,9 @@ struct V2Sandbox {
 
 	explicit V2Sandbox(std::string m) : mount(std::move(m))
 	{
-		// Everything that can throw comes before the fork (a throw in the child would run the rest of the
-		// tests there), and a failure after the mkdir removes what was made: a constructor that throws
-		// gets no destructor.
+		// Everything that can throw comes before the fork (a throw in the child would run the rest of
+		// the tests there), and a failure after the mkdir removes what was made: a constructor that
+		// throws gets no destructor.
 		std::string exe = test::build_path("tests/test-vmm");
 		std::string ready = "/tmp/vmmcg-it-" + std::to_string(::getpid()) + "-v2-ready";
 		path = "/vmmcg-it-" + std::to_string(::getpid()) + "-v2";
@@ -60,8 +60,8 @@ struct V2Sandbox {
 			int fd = ::open(procs.c_str(), O_WRONLY);
 			if (fd < 0 || ::write(fd, "0", 1) != 1)
 				::_exit(126);
-			::execl(exe.c_str(), exe.c_str(), "--vcpus", "3", "--io-threads", "2", "--ready-file", ready.c_str(),
-				nullptr);
+			::execl(exe.c_str(), exe.c_str(), "--vcpus", "3", "--io-threads", "2", "--ready-file",
+				ready.c_str(), nullptr);
 			::_exit(127);
 		}
 		try {
@@ -86,7 +86,8 @@ struct V2Sandbox {
 		}
 		for (const char *child : {"/vcpu", "/overhead"})
 			::rmdir((mount + path + child).c_str());
-		test::wait_until([&] { return ::rmdir((mount + path).c_str()) == 0 || errno == ENOENT; }, 2000);
+		test::wait_until([&] { return ::rmdir((mount + path).c_str()) == 0 || errno == ENOENT; },
+				 2000);
 	}
 };
 
@@ -144,7 +145,8 @@ TEST_SUITE("integration-v2")
 			CHECK(parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec)).at("") == sb.path);
 	}
 
-	TEST_CASE("v2: writing a thread id to cgroup.procs of a threaded child is refused (kata-containers#4886)")
+	TEST_CASE("v2: writing a thread id to cgroup.procs of a threaded child is refused "
+		  "(kata-containers#4886)")
 	{
 		Mounts mounts = discover_mounts(detect_host_mode());
 		REQUIRE(!mounts.unified.empty());
@@ -155,7 +157,8 @@ TEST_SUITE("integration-v2")
 		input.sandbox = {{"", sb.path}};
 		Layout layout = compute_layout(input);
 		provision(layout, {});
-		// Kata writes vCPU tids to cgroup.procs; the kernel either refuses or moves the whole process.
+		// Kata writes vCPU tids to cgroup.procs; the kernel either refuses or moves the whole
+		// process.
 		ProcFs proc;
 		std::error_code ec;
 		pid_t vcpu = 0;
@@ -170,11 +173,13 @@ TEST_SUITE("integration-v2")
 		std::size_t in_vcpu = 0, total = 0;
 		for (pid_t tid : proc.thread_ids(sb.vmm, ec)) {
 			++total;
-			in_vcpu += parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec)).at("") == sb.path + "/vcpu";
+			in_vcpu += parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec)).at("") ==
+				   sb.path + "/vcpu";
 		}
-		MESSAGE("cgroup.procs write " << std::string(refused ? "refused" : "accepted") << "; threads in vcpu: " << in_vcpu
-					      << " of " << total);
-		CHECK((refused || in_vcpu == total)); // never just the one vCPU: cgroup.threads is the only way
+		MESSAGE("cgroup.procs write " << std::string(refused ? "refused" : "accepted")
+					      << "; threads in vcpu: " << in_vcpu << " of " << total);
+		CHECK((refused ||
+		       in_vcpu == total)); // never just the one vCPU: cgroup.threads is the only way
 		CHECK(teardown(layout) == 0);
 	}
 }

@@ -14,8 +14,7 @@
 
 #include "errors.h"
 
-namespace unit
-{
+namespace unit {
 
 class TempDir
 {
@@ -79,6 +78,6 @@ bool catch_input_error(F &&f, std::string &message)
 		std::string unit_message_;                                                                   \
 		bool unit_thrown_ = unit::catch_input_error([&] { (void)(expr); }, unit_message_);           \
 		CHECK_MESSAGE((unit_thrown_ && unit_message_.find(needle) != std::string::npos),             \
-		              #expr << " -> " << unit_message_ << " (expected InputError containing \""      \
-		                    << (needle) << "\")");                                                   \
+			      #expr << " -> " << unit_message_ << " (expected InputError containing \""      \
+				    << (needle) << "\")");                                                   \
 	} while (0)

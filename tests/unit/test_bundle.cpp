@@ -16,8 +16,7 @@
 using namespace vmmcg;
 using nlohmann::json;
 
-namespace
-{
+namespace {
 
 BundleConfig parse(const json &doc)
 {
@@ -91,7 +90,7 @@ TEST_SUITE("bundle")
 	TEST_CASE("cgroupsPath: paths that could climb or are not clean")
 	{
 		for (const char *bad : {"/", "/a/../b", "/..", "../x", "..", ".", "./a", "a/./b", "a//b",
-		                        "/a//b", "a/", "/a/", "/a/b/.."}) {
+					"/a//b", "a/", "/a/", "/a/b/.."}) {
 			CAPTURE(bad);
 			CHECK_INPUT_ERROR(parse_cgroups_path(bad), "cgroupsPath");
 		}
@@ -102,18 +101,18 @@ TEST_SUITE("bundle")
 	TEST_CASE("config.json: the fields the hooks use")
 	{
 		json doc = {{"ociVersion", "1.0.2"},
-		            {"process", {{"args", {"qemu-system-x86_64"}}}},
-		            {"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}}},
-		            {"linux",
-		             {{"cgroupsPath", "machine.slice:libpod:abc"},
-		              {"resources",
-		               {{"memory", {{"limit", 1 << 30}}},
-		                {"cpu",
-		                 {{"shares", 1024},
-		                  {"quota", 50000},
-		                  {"period", 100000},
-		                  {"cpus", "0-3"},
-		                  {"mems", "0"}}}}}}}};
+			    {"process", {{"args", {"qemu-system-x86_64"}}}},
+			    {"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}}},
+			    {"linux",
+			     {{"cgroupsPath", "machine.slice:libpod:abc"},
+			      {"resources",
+			       {{"memory", {{"limit", 1 << 30}}},
+				{"cpu",
+				 {{"shares", 1024},
+				  {"quota", 50000},
+				  {"period", 100000},
+				  {"cpus", "0-3"},
+				  {"mems", "0"}}}}}}}};
 		BundleConfig config = parse(doc);
 		CHECK(config.annotations.at("io.vmm-cgroup-hooks.enable") == "true");
 		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::systemd);

@@ -14,8 +14,7 @@
 using namespace vmmcg;
 using nlohmann::json;
 
-namespace
-{
+namespace {
 
 Config parse(const json &doc)
 {
@@ -43,7 +42,7 @@ void check_defaults(const Config &config)
 	CHECK_FALSE(config.overhead_limits.cpuset_cpus);
 	CHECK_FALSE(config.overhead_limits.cpuset_mems);
 	CHECK(config.vmm_names == std::vector<std::string>{"qemu-system-*", "qemu-kvm", "cloud-hyperviso*",
-	                                                   "firecracker", "crosvm"});
+							   "firecracker", "crosvm"});
 	CHECK(config.vcpu_thread_patterns ==
 	      std::vector<std::string>{"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"});
 	CHECK(config.vmm_search_depth == 4);
@@ -61,22 +60,22 @@ void check_defaults(const Config &config)
 
 // Each key a configuration may hold.
 const char *const all_keys[] = {"mode",
-                                "overhead_root",
-                                "overhead_controllers",
-                                "overhead_limits",
-                                "vmm_names",
-                                "vcpu_thread_patterns",
-                                "vmm_search_depth",
-                                "qmp_socket",
-                                "qmp_timeout_ms",
-                                "poststart_budget_ms",
-                                "settle_timeout_ms",
-                                "settle_quiet_ms",
-                                "record_dir",
-                                "log_level",
-                                "log_syslog",
-                                "log_stderr",
-                                "allowed_annotations"};
+				"overhead_root",
+				"overhead_controllers",
+				"overhead_limits",
+				"vmm_names",
+				"vcpu_thread_patterns",
+				"vmm_search_depth",
+				"qmp_socket",
+				"qmp_timeout_ms",
+				"poststart_budget_ms",
+				"settle_timeout_ms",
+				"settle_quiet_ms",
+				"record_dir",
+				"log_level",
+				"log_syslog",
+				"log_stderr",
+				"allowed_annotations"};
 
 } // namespace
 
@@ -125,7 +124,7 @@ TEST_SUITE("config")
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", json::array()), "'overhead_controllers'");
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", {"memory"}), "'memory'");
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", {"cpu", "devices"}),
-		                  "'overhead_controllers'");
+				  "'overhead_controllers'");
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", {""}), "'overhead_controllers'");
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", {1}), "'overhead_controllers'");
 		CHECK_INPUT_ERROR(parse_one("overhead_controllers", "cpu"), "'overhead_controllers'");
@@ -134,11 +133,11 @@ TEST_SUITE("config")
 	TEST_CASE("overhead_limits: good values")
 	{
 		Config config = parse({{"overhead_limits",
-		                        {{"cpu_shares", 512},
-		                         {"cpu_quota_us", 200000},
-		                         {"cpu_period_us", 100000},
-		                         {"cpuset_cpus", "0-1,4"},
-		                         {"cpuset_mems", "0"}}}});
+					{{"cpu_shares", 512},
+					 {"cpu_quota_us", 200000},
+					 {"cpu_period_us", 100000},
+					 {"cpuset_cpus", "0-1,4"},
+					 {"cpuset_mems", "0"}}}});
 		const OverheadLimits &limits = config.overhead_limits;
 		CHECK(limits.cpu_shares == 512u);
 		CHECK(limits.cpu_quota_us == 200000);
@@ -211,7 +210,7 @@ TEST_SUITE("config")
 		      std::vector<std::string>{"vcpu-{n}", "{n}"});
 		CHECK_INPUT_ERROR(parse_one("vcpu_thread_patterns", {"vcpu"}), "'vcpu'");
 		CHECK_INPUT_ERROR(parse_one("vcpu_thread_patterns", {"vcpu{n}", "CPU {n}/{n}"}),
-		                  "'CPU {n}/{n}'");
+				  "'CPU {n}/{n}'");
 		CHECK_INPUT_ERROR(parse_one("vcpu_thread_patterns", {"{n}{n}"}), "'vcpu_thread_patterns'");
 		CHECK_INPUT_ERROR(parse_one("vcpu_thread_patterns", {"vcpu{N}"}), "'vcpu_thread_patterns'");
 		CHECK_INPUT_ERROR(parse_one("vcpu_thread_patterns", json::array()), "'vcpu_thread_patterns'");
@@ -227,10 +226,10 @@ TEST_SUITE("config")
 			unsigned min, max;
 		};
 		const Bound bounds[] = {{"vmm_search_depth", &Config::vmm_search_depth, 0, 16},
-		                        {"qmp_timeout_ms", &Config::qmp_timeout_ms, 0, 10000},
-		                        {"poststart_budget_ms", &Config::poststart_budget_ms, 0, 5000},
-		                        {"settle_timeout_ms", &Config::settle_timeout_ms, 0, 600000},
-		                        {"settle_quiet_ms", &Config::settle_quiet_ms, 0, 10000}};
+					{"qmp_timeout_ms", &Config::qmp_timeout_ms, 0, 10000},
+					{"poststart_budget_ms", &Config::poststart_budget_ms, 0, 5000},
+					{"settle_timeout_ms", &Config::settle_timeout_ms, 0, 600000},
+					{"settle_quiet_ms", &Config::settle_quiet_ms, 0, 10000}};
 		for (const Bound &bound : bounds) {
 			CAPTURE(bound.key);
 			std::string name = std::string("'") + bound.key + "'";
@@ -253,7 +252,7 @@ TEST_SUITE("config")
 		CHECK(parse_one("qmp_socket", longest).qmp_socket == longest);
 		for (const std::string &bad :
 		     std::vector<std::string>{"", "/", "qmp.sock", "/run/../qmp", "/run//qmp", "/run/qmp/",
-		                              "/" + std::string(107, 's')}) {
+					      "/" + std::string(107, 's')}) {
 			CAPTURE(bad);
 			CHECK_INPUT_ERROR(parse_one("qmp_socket", bad), "'qmp_socket'");
 		}
@@ -289,10 +288,10 @@ TEST_SUITE("config")
 		CHECK(parse_one("allowed_annotations", {"mode", "qmp-socket"}).allowed_annotations ==
 		      std::vector<std::string>{"mode", "qmp-socket"});
 		CHECK_INPUT_ERROR(parse_one("allowed_annotations", {"mode", "overhead_root"}),
-		                  "'overhead_root'");
+				  "'overhead_root'");
 		CHECK_INPUT_ERROR(parse_one("allowed_annotations", {"enable"}), "'enable'");
 		CHECK_INPUT_ERROR(parse_one("allowed_annotations", {"io.vmm-cgroup-hooks.mode"}),
-		                  "'allowed_annotations'");
+				  "'allowed_annotations'");
 		CHECK_INPUT_ERROR(parse_one("allowed_annotations", "mode"), "'allowed_annotations'");
 	}
 
@@ -321,7 +320,7 @@ TEST_SUITE("config")
 	{
 		CHECK_INPUT_ERROR(parse_one("Mode", "split"), "'Mode'");
 		CHECK_INPUT_ERROR(parse({{"mode", "split"}, {"overhead-root", "/x"}}),
-		                  "unknown field 'overhead-root'");
+				  "unknown field 'overhead-root'");
 		CHECK_INPUT_ERROR(parse_one("", 1), "unknown field ''");
 	}
 
@@ -343,7 +342,7 @@ TEST_SUITE("config")
 		CHECK_INPUT_ERROR(load_config(missing, dir / "default.json"), "cannot be read");
 
 		std::string file =
-		        dir.write("config.json", R"({"mode": "sandbox-only", "vmm_search_depth": 2})");
+			dir.write("config.json", R"({"mode": "sandbox-only", "vmm_search_depth": 2})");
 		Config config = load_config(file, missing);
 		CHECK(config.mode == Mode::sandbox_only);
 		CHECK(config.vmm_search_depth == 2);
@@ -370,8 +369,8 @@ TEST_SUITE("config")
 	{
 		Config config = parse_one("allowed_annotations", {"mode", "qmp-socket"});
 		auto outcomes =
-		        apply_annotations(config, {{"io.vmm-cgroup-hooks.mode", "sandbox-only"},
-		                                   {"io.vmm-cgroup-hooks.qmp-socket", "/run/vm/qmp.sock"}});
+			apply_annotations(config, {{"io.vmm-cgroup-hooks.mode", "sandbox-only"},
+						   {"io.vmm-cgroup-hooks.qmp-socket", "/run/vm/qmp.sock"}});
 		CHECK(config.mode == Mode::sandbox_only);
 		CHECK(config.qmp_socket == "/run/vm/qmp.sock");
 		REQUIRE(outcomes.size() == 2);
@@ -388,8 +387,8 @@ TEST_SUITE("config")
 	{
 		Config config = parse_one("allowed_annotations", {"qmp-socket"});
 		auto outcomes = apply_annotations(config, {{"io.vmm-cgroup-hooks.mode", "sandbox-only"},
-		                                           {"io.vmm-cgroup-hooks.overhead_root", "/x"},
-		                                           {"io.vmm-cgroup-hooks.", "x"}});
+							   {"io.vmm-cgroup-hooks.overhead_root", "/x"},
+							   {"io.vmm-cgroup-hooks.", "x"}});
 		CHECK(config.mode == Mode::split);
 		CHECK(config.overhead_root == "/vmm_overhead");
 		REQUIRE(outcomes.size() == 3);
@@ -411,17 +410,17 @@ TEST_SUITE("config")
 	{
 		Config config = parse_one("allowed_annotations", {"mode", "qmp-socket"});
 		CHECK_INPUT_ERROR(apply_annotations(config, {{"io.vmm-cgroup-hooks.mode", "off"}}),
-		                  "io.vmm-cgroup-hooks.mode");
+				  "io.vmm-cgroup-hooks.mode");
 		CHECK_INPUT_ERROR(apply_annotations(config, {{"io.vmm-cgroup-hooks.mode", ""}}), "mode");
 		CHECK_INPUT_ERROR(
-		        apply_annotations(config, {{"io.vmm-cgroup-hooks.qmp-socket", "../../etc/x"}}),
-		        "io.vmm-cgroup-hooks.qmp-socket");
+			apply_annotations(config, {{"io.vmm-cgroup-hooks.qmp-socket", "../../etc/x"}}),
+			"io.vmm-cgroup-hooks.qmp-socket");
 		CHECK_INPUT_ERROR(
-		        apply_annotations(config, {{"io.vmm-cgroup-hooks.qmp-socket", "/run/../etc/x"}}),
-		        "qmp-socket");
+			apply_annotations(config, {{"io.vmm-cgroup-hooks.qmp-socket", "/run/../etc/x"}}),
+			"qmp-socket");
 		CHECK_INPUT_ERROR(apply_annotations(config, {{"io.vmm-cgroup-hooks.qmp-socket",
-		                                              "/" + std::string(107, 's')}}),
-		                  "qmp-socket");
+							      "/" + std::string(107, 's')}}),
+				  "qmp-socket");
 		CHECK(config.mode == Mode::split);
 		CHECK_FALSE(config.qmp_socket);
 	}
@@ -430,10 +429,10 @@ TEST_SUITE("config")
 	{
 		Config config = parse_one("allowed_annotations", {"mode"});
 		auto outcomes = apply_annotations(config, {{"io.vmm-cgroup-hooks.enable", "true"},
-		                                           {"io.kubernetes.cri-o.mode", "sandbox-only"},
-		                                           {"mode", "sandbox-only"},
-		                                           {"io.vmm-cgroup-hooksXmode", "sandbox-only"},
-		                                           {"org.opencontainers.image.title", "x"}});
+							   {"io.kubernetes.cri-o.mode", "sandbox-only"},
+							   {"mode", "sandbox-only"},
+							   {"io.vmm-cgroup-hooksXmode", "sandbox-only"},
+							   {"org.opencontainers.image.title", "x"}});
 		CHECK(outcomes.empty());
 		CHECK(config.mode == Mode::split);
 		CHECK(apply_annotations(config, {}).empty());

@@ -14,8 +14,7 @@
 
 using namespace vmmcg;
 
-namespace
-{
+namespace {
 
 const std::vector<std::string> default_patterns = Config{}.vcpu_thread_patterns;
 const std::vector<std::string> default_names = Config{}.vmm_names;
@@ -43,7 +42,7 @@ public:
 	ProcFs procfs() const { return ProcFs(dir_.path()); }
 
 	void add(pid_t pid, const std::string &comm, const std::string &exe, std::uint64_t start,
-	         std::vector<FakeThread> threads = {}, char state = 'S')
+		 std::vector<FakeThread> threads = {}, char state = 'S')
 	{
 		std::string base = std::to_string(pid);
 		dir_.write(base + "/stat", stat_line(pid, comm, state, start));
@@ -56,7 +55,8 @@ public:
 		for (const auto &thread : threads) {
 			std::string task = base + "/task/" + std::to_string(thread.tid);
 			dir_.write(task + "/comm", thread.name + "\n");
-			dir_.write(task + "/stat", stat_line(thread.tid, thread.name, 'S', start + thread.tid));
+			dir_.write(task + "/stat",
+				   stat_line(thread.tid, thread.name, 'S', start + thread.tid));
 			std::string children;
 			for (pid_t child : thread.children)
 				children += std::to_string(child) + " ";
@@ -91,7 +91,7 @@ TEST_SUITE("discovery")
 	TEST_CASE("stat: comm with spaces, parentheses and a newline")
 	{
 		for (const std::string &comm : std::vector<std::string>{"CPU 0/KVM", "a) b (c", ")", "((",
-		                                                        ") S 1 2 3", "x)", "a\nb", ""}) {
+									") S 1 2 3", "x)", "a\nb", ""}) {
 			CAPTURE(comm);
 			std::string line = stat_line(7, comm, 'R', 987654321);
 			CHECK(parse_stat_start_time(line) == 987654321u);
@@ -117,7 +117,7 @@ TEST_SUITE("discovery")
 		CHECK_FALSE(parse_stat_state("7 (a b) SS 1"));
 		CHECK(parse_stat_state("7 (a b) S") == 'S');
 		CHECK_FALSE(parse_stat_start_time(
-		        "no parenthesis at all 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"));
+			"no parenthesis at all 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"));
 		std::string bad_start = line;
 		bad_start.replace(field22, 2, "5x");
 		CHECK_FALSE(parse_stat_start_time(bad_start));
@@ -140,33 +140,33 @@ TEST_SUITE("discovery")
 	TEST_CASE("match_vcpu_name: names that are not vCPUs")
 	{
 		for (const char *name : {"",
-		                         "CPU /KVM",
-		                         "CPU 01/KVM",
-		                         "CPU 00/KVM",
-		                         "CPU 1/KVMx",
-		                         "CPU 1/KV",
-		                         "xCPU 1/KVM",
-		                         "CPU  1/KVM",
-		                         "CPU 1 /KVM",
-		                         "CPU 1/kvm",
-		                         "CPU -1/KVM",
-		                         "CPU +1/KVM",
-		                         "CPU 1a/KVM",
-		                         "CPU 0x1/KVM",
-		                         "CPU 99999999999/KVM",
-		                         "vcpu",
-		                         "vcpu-1",
-		                         "vcpu 1",
-		                         "vcpu1x",
-		                         "fc_vcpu",
-		                         "fc_vcpu1",
-		                         "fc_vcpu x",
-		                         "IO iothread0",
-		                         "worker",
-		                         "qemu-system-x86",
-		                         "IO mon_iothread",
-		                         "CPU 1/KVM\n",
-		                         "kvm-nx-lpage-re"}) {
+					 "CPU /KVM",
+					 "CPU 01/KVM",
+					 "CPU 00/KVM",
+					 "CPU 1/KVMx",
+					 "CPU 1/KV",
+					 "xCPU 1/KVM",
+					 "CPU  1/KVM",
+					 "CPU 1 /KVM",
+					 "CPU 1/kvm",
+					 "CPU -1/KVM",
+					 "CPU +1/KVM",
+					 "CPU 1a/KVM",
+					 "CPU 0x1/KVM",
+					 "CPU 99999999999/KVM",
+					 "vcpu",
+					 "vcpu-1",
+					 "vcpu 1",
+					 "vcpu1x",
+					 "fc_vcpu",
+					 "fc_vcpu1",
+					 "fc_vcpu x",
+					 "IO iothread0",
+					 "worker",
+					 "qemu-system-x86",
+					 "IO mon_iothread",
+					 "CPU 1/KVM\n",
+					 "kvm-nx-lpage-re"}) {
 			CAPTURE(name);
 			CHECK_FALSE(match_vcpu_name(default_patterns, name));
 		}
@@ -208,7 +208,8 @@ TEST_SUITE("discovery")
 		CHECK_FALSE(matches_vmm_name(default_names, "qemu-system", "qemu-kvm-x"));
 		CHECK_FALSE(matches_vmm_name(default_names, "xfirecracker", "firecracker2"));
 		CHECK_FALSE(matches_vmm_name({}, "qemu-kvm", "qemu-kvm"));
-		// The comm is truncated to 15 characters: the default glob still finds Cloud Hypervisor by it.
+		// The comm is truncated to 15 characters: the default glob still finds Cloud Hypervisor by
+		// it.
 		CHECK(matches_vmm_name(default_names, "", "cloud-hyperviso"));
 		CHECK_FALSE(matches_vmm_name(default_names, "", "cloud"));
 		CHECK(matches_vmm_name({"cloud-hyperviso*"}, "", "cloud-hyperviso"));
@@ -283,7 +284,7 @@ TEST_SUITE("discovery")
 	{
 		FakeProc fake;
 		fake.add(10, "launcher", "/bin/launcher", 1,
-		         {{10, "launcher", {11, 12}}, {13, "helper", {14}}});
+			 {{10, "launcher", {11, 12}}, {13, "helper", {14}}});
 		ProcFs proc = fake.procfs();
 		CHECK(proc.children(10) == std::vector<pid_t>{11, 12, 14});
 		CHECK(proc.children(99).empty());
@@ -293,7 +294,7 @@ TEST_SUITE("discovery")
 	{
 		FakeProc fake;
 		fake.add(100, "qemu-system-x86", "/usr/bin/qemu-system-x86_64", 5000,
-		         {{100, "qemu-system-x86", {101}}});
+			 {{100, "qemu-system-x86", {101}}});
 		fake.add(101, "qemu-system-x86", "/usr/bin/qemu-system-x86_64", 5001);
 		ProcFs proc = fake.procfs();
 		CHECK(find_vmm(proc, 100, default_names, 4) == ProcessRef{100, 5000});
@@ -351,12 +352,12 @@ TEST_SUITE("discovery")
 	{
 		FakeProc fake;
 		fake.add(300, "qemu-system-x86", "/usr/bin/qemu-system-x86_64", 1,
-		         {{300, "qemu-system-x86"},
-		          {1000, "CPU 1/KVM"},
-		          {999, "CPU 0/KVM"},
-		          {301, "IO iothread0"},
-		          {302, "worker"},
-		          {303, "CPU 01/KVM"}});
+			 {{300, "qemu-system-x86"},
+			  {1000, "CPU 1/KVM"},
+			  {999, "CPU 0/KVM"},
+			  {301, "IO iothread0"},
+			  {302, "worker"},
+			  {303, "CPU 01/KVM"}});
 		std::error_code ec;
 		auto threads = list_threads(fake.procfs(), 300, default_patterns, ec);
 		CHECK_FALSE(ec);
@@ -382,10 +383,12 @@ TEST_SUITE("discovery")
 			CHECK_FALSE(thread.vcpu);
 	}
 
-	TEST_CASE("list_threads: names with spaces and parentheses come from stat whole; a thread without stat is gone")
+	TEST_CASE("list_threads: names with spaces and parentheses come from stat whole; a thread without "
+		  "stat is gone")
 	{
 		FakeProc fake;
-		fake.add(40, "vmm", "/usr/bin/cloud-hypervisor", 7, {{40, "vmm"}, {41, "CPU 3/KVM"}, {42, "a) b (c"}});
+		fake.add(40, "vmm", "/usr/bin/cloud-hypervisor", 7,
+			 {{40, "vmm"}, {41, "CPU 3/KVM"}, {42, "a) b (c"}});
 		std::filesystem::remove(fake.root() + "/40/task/40/stat");
 		std::error_code ec;
 		auto threads = list_threads(fake.procfs(), 40, default_patterns, ec);

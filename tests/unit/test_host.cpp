@@ -14,11 +14,11 @@ TEST_SUITE("host")
 	TEST_CASE("parse_proc_cgroup: hybrid host")
 	{
 		ProcCgroups cgroups = parse_proc_cgroup("12:cpu,cpuacct:/a\n"
-		                                        "11:cpuset:/b\n"
-		                                        "10:memory:/machine.slice/libpod-1.scope\n"
-		                                        "2:pids:/c/d\n"
-		                                        "1:name=systemd:/x\n"
-		                                        "0::/y\n");
+							"11:cpuset:/b\n"
+							"10:memory:/machine.slice/libpod-1.scope\n"
+							"2:pids:/c/d\n"
+							"1:name=systemd:/x\n"
+							"0::/y\n");
 		CHECK(cgroups.size() == 7);
 		CHECK(cgroups.at("cpu") == "/a");
 		CHECK(cgroups.at("cpuacct") == "/a");
@@ -33,7 +33,7 @@ TEST_SUITE("host")
 	TEST_CASE("parse_proc_cgroup: v1 host without a cgroup2 line, and no trailing newline")
 	{
 		ProcCgroups cgroups =
-		        parse_proc_cgroup("4:cpu,cpuacct:/k/abc\n3:cpuset:/\n1:name=systemd:/k");
+			parse_proc_cgroup("4:cpu,cpuacct:/k/abc\n3:cpuset:/\n1:name=systemd:/k");
 		CHECK(cgroups.size() == 4);
 		CHECK(cgroups.at("cpuset") == "/");
 		CHECK(cgroups.at("name=systemd") == "/k");
@@ -100,11 +100,13 @@ TEST_SUITE("host")
 			"26 25 0:24 / /sys/fs/cgroup rw,nosuid shared:8 - tmpfs tmpfs rw,mode=755\n"
 			"27 26 0:25 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu\n"
 			"28 26 0:26 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
-			"29 26 0:27 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n"
+			"29 26 0:27 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup "
+			"rw,net_cls,net_prio\n"
 			"30 26 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
 			"31 26 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
 			"32 26 0:30 /sub /mnt/cpuset\\040copy rw - cgroup cgroup rw,cpuset\n"
-			"33 26 0:31 / /sys/fs/cgroup/cpuset\\040x rw - cgroup cgroup rw,cpuset,clone_children\n"
+			"33 26 0:31 / /sys/fs/cgroup/cpuset\\040x rw - cgroup cgroup "
+			"rw,cpuset,clone_children\n"
 			"34 31 0:32 / /sys/fs/cgroup/unified rw - tmpfs none rw\n"
 			"garbage line\n";
 		auto mounts = vmmcg::parse_v1_mounts(mountinfo);

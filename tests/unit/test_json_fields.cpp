@@ -52,13 +52,13 @@ TEST_SUITE("json_fields")
 	TEST_CASE("get_unsigned")
 	{
 		json doc = json::parse(
-		        R"({"u": 10, "neg": -1, "s": "1", "big": 18446744073709551615, "f": 10.0})");
+			R"({"u": 10, "neg": -1, "s": "1", "big": 18446744073709551615, "f": 10.0})");
 		CHECK(get_unsigned(doc, "u", "doc", 10) == 10u);
 		CHECK(get_unsigned(doc, "big", "doc", UINT64_MAX) == UINT64_MAX);
 		CHECK_FALSE(get_unsigned(doc, "absent", "doc", 10));
 		CHECK_INPUT_ERROR(get_unsigned(doc, "u", "doc", 9), "'u': must be at most 9");
 		CHECK_INPUT_ERROR(get_unsigned(doc, "neg", "doc", 9),
-		                  "'neg': must be a non-negative integer");
+				  "'neg': must be a non-negative integer");
 		CHECK_INPUT_ERROR(get_unsigned(doc, "s", "doc", 9), "'s'");
 		CHECK_INPUT_ERROR(get_unsigned(doc, "f", "doc", 99), "'f'");
 	}
@@ -66,10 +66,10 @@ TEST_SUITE("json_fields")
 	TEST_CASE("get_bool, get_object, get_string_map")
 	{
 		json doc = {{"t", true},
-		            {"i", 1},
-		            {"o", {{"k", "v"}}},
-		            {"a", json::array()},
-		            {"bad", {{"k", 2}}}};
+			    {"i", 1},
+			    {"o", {{"k", "v"}}},
+			    {"a", json::array()},
+			    {"bad", {{"k", 2}}}};
 		CHECK(get_bool(doc, "t", "doc") == true);
 		CHECK_FALSE(get_bool(doc, "absent", "doc"));
 		CHECK_INPUT_ERROR(get_bool(doc, "i", "doc"), "'i': must be true or false");

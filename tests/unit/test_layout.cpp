@@ -10,8 +10,7 @@
 
 using namespace vmmcg;
 
-namespace
-{
+namespace {
 
 const std::string id = "abc";
 
@@ -20,8 +19,8 @@ Mounts split_mounts()
 {
 	Mounts mounts;
 	mounts.v1 = {{"cpu", "/sys/fs/cgroup/cpu"},       {"cpuacct", "/sys/fs/cgroup/cpuacct"},
-	             {"cpuset", "/sys/fs/cgroup/cpuset"}, {"memory", "/sys/fs/cgroup/memory"},
-	             {"pids", "/sys/fs/cgroup/pids"},     {"devices", "/sys/fs/cgroup/devices"}};
+		     {"cpuset", "/sys/fs/cgroup/cpuset"}, {"memory", "/sys/fs/cgroup/memory"},
+		     {"pids", "/sys/fs/cgroup/pids"},     {"devices", "/sys/fs/cgroup/devices"}};
 	return mounts;
 }
 
@@ -30,17 +29,17 @@ Mounts comounted_mounts()
 {
 	Mounts mounts;
 	mounts.v1 = {{"cpu", "/sys/fs/cgroup/cpu,cpuacct"},
-	             {"cpuacct", "/sys/fs/cgroup/cpu,cpuacct"},
-	             {"cpuset", "/sys/fs/cgroup/cpuset"},
-	             {"memory", "/sys/fs/cgroup/memory"}};
+		     {"cpuacct", "/sys/fs/cgroup/cpu,cpuacct"},
+		     {"cpuset", "/sys/fs/cgroup/cpuset"},
+		     {"memory", "/sys/fs/cgroup/memory"}};
 	return mounts;
 }
 
 ProcCgroups v1_sandbox()
 {
 	return {{"cpu", "/machine/abc"},         {"cpuacct", "/machine/abc"}, {"cpuset", "/machine/abc-set"},
-	        {"memory", "/machine/abc"},      {"pids", "/machine/abc"},    {"devices", "/machine/abc"},
-	        {"name=systemd", "/machine/abc"}};
+		{"memory", "/machine/abc"},      {"pids", "/machine/abc"},    {"devices", "/machine/abc"},
+		{"name=systemd", "/machine/abc"}};
 }
 
 LayoutInput v1_input(HostMode host = HostMode::v1)
@@ -105,8 +104,8 @@ TEST_SUITE("layout")
 			CHECK(layout.mode == Mode::split);
 			REQUIRE(layout.targets.size() == 3);
 			const char *expected[][3] = {{"cpu", "/sys/fs/cgroup/cpu", "/machine/abc"},
-			                             {"cpuacct", "/sys/fs/cgroup/cpuacct", "/machine/abc"},
-			                             {"cpuset", "/sys/fs/cgroup/cpuset", "/machine/abc-set"}};
+						     {"cpuacct", "/sys/fs/cgroup/cpuacct", "/machine/abc"},
+						     {"cpuset", "/sys/fs/cgroup/cpuset", "/machine/abc-set"}};
 			for (std::size_t i = 0; i < 3; ++i) {
 				const Target &target = layout.targets[i];
 				CAPTURE(target.controllers);

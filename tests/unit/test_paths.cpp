@@ -17,7 +17,7 @@ TEST_SUITE("paths")
 			CHECK(is_clean_absolute(good));
 		}
 		for (const char *bad : {"", "a", "a/b", "./a", "//", "/a/", "/a//b", "//a", "/.", "/..",
-		                        "/a/.", "/a/..", "/./a", "/../a", "/a/./b", "/a/../b", "/a/b/"}) {
+					"/a/.", "/a/..", "/./a", "/../a", "/a/./b", "/a/../b", "/a/b/"}) {
 			CAPTURE(bad);
 			CHECK_FALSE(is_clean_absolute(bad));
 		}
@@ -47,13 +47,13 @@ TEST_SUITE("paths")
 	TEST_CASE("is_valid_container_id")
 	{
 		for (const std::string &good : std::vector<std::string>{
-		             "a", "abc-123", "A_b+c.d-e", "...", "..a", ".a", "0", std::string(128, 'x')}) {
+			     "a", "abc-123", "A_b+c.d-e", "...", "..a", ".a", "0", std::string(128, 'x')}) {
 			CAPTURE(good);
 			CHECK(is_valid_container_id(good));
 		}
 		for (const std::string &bad :
 		     std::vector<std::string>{"", ".", "..", "a/b", "/", "a b", "a:b", "a\\b", "a*", "a\n",
-		                              "ü", std::string(129, 'x'), std::string("a\0", 2)}) {
+					      "ü", std::string(129, 'x'), std::string("a\0", 2)}) {
 			CAPTURE(bad);
 			CHECK_FALSE(is_valid_container_id(bad));
 		}

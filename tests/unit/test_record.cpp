@@ -17,8 +17,7 @@
 using namespace vmmcg;
 using nlohmann::json;
 
-namespace
-{
+namespace {
 
 Record v1_record()
 {
@@ -128,25 +127,30 @@ json reference_document(const Record &record)
 	for (const auto &target : record.layout.targets) {
 		json create = json::array();
 		for (const auto &dir : target.create)
-			create.push_back({{"path", dir.path}, {"shared", dir.shared}, {"threaded", dir.threaded}});
-		targets.push_back({{"mount", target.mount}, {"controllers", target.controllers}, {"v2", target.v2},
-		                   {"sandbox", target.sandbox}, {"vcpu", target.vcpu}, {"overhead", target.overhead},
-		                   {"create", create}});
+			create.push_back(
+				{{"path", dir.path}, {"shared", dir.shared}, {"threaded", dir.threaded}});
+		targets.push_back({{"mount", target.mount},
+				   {"controllers", target.controllers},
+				   {"v2", target.v2},
+				   {"sandbox", target.sandbox},
+				   {"vcpu", target.vcpu},
+				   {"overhead", target.overhead},
+				   {"create", create}});
 	}
 	return {{"version", 1},
-	        {"id", record.id},
-	        {"mode", to_string(record.layout.mode)},
-	        {"host", to_string(record.layout.host)},
-	        {"targets", targets},
-	        {"adopted", record.adopted},
-	        {"enabled", record.enabled},
-	        {"saved", record.saved},
-	        {"relaxed", record.relaxed},
-	        {"qmp_socket", record.qmp_socket ? json(*record.qmp_socket) : json()},
-	        {"vmm", process_document(record.vmm)},
-	        {"vcpus", record.vcpus},
-	        {"vcpu_source", record.vcpu_source},
-	        {"settler", process_document(record.settler)}};
+		{"id", record.id},
+		{"mode", to_string(record.layout.mode)},
+		{"host", to_string(record.layout.host)},
+		{"targets", targets},
+		{"adopted", record.adopted},
+		{"enabled", record.enabled},
+		{"saved", record.saved},
+		{"relaxed", record.relaxed},
+		{"qmp_socket", record.qmp_socket ? json(*record.qmp_socket) : json()},
+		{"vmm", process_document(record.vmm)},
+		{"vcpus", record.vcpus},
+		{"vcpu_source", record.vcpu_source},
+		{"settler", process_document(record.settler)}};
 }
 
 json edited(const Record &record, const std::function<void(json &)> &edit)
@@ -236,22 +240,24 @@ TEST_SUITE("record")
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["host"] = "v3"; })), "host");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["targets"] = 1; })), "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["targets"][0].erase("mount"); })),
-		                  "record");
+				  "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["targets"][0]["v2"] = "yes"; })),
-		                  "record");
+				  "record");
 		CHECK_INPUT_ERROR(record_from_json(bad(
-		                          [](json &d) { d["targets"][0]["create"][0].erase("threaded"); })),
-		                  "record");
+					  [](json &d) { d["targets"][0]["create"][0].erase("threaded"); })),
+				  "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["adopted"] = "x"; })), "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {"a"}; })), "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vmm"] = {{"pid", 1}}; })), "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vmm"] = "77"; })), "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			                  d["settler"] = {{"pid", "x"}, {"start_time", 1}};
-		                  })),
-		                  "record");
+					  d["settler"] = {{"pid", "x"}, {"start_time", 1}};
+				  })),
+				  "record");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["relaxed"] = 1; })), "record");
-		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["targets"][0]["create"] = {{"k", 1}}; })),
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
+					  d["targets"][0]["create"] = {{"k", 1}};
+				  })),
 				  "'create'");
 	}
 
@@ -262,50 +268,53 @@ TEST_SUITE("record")
 		auto bad = [&](const std::function<void(json &)> &edit) {
 			return edited(record, edit).dump();
 		};
-		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = 4.21845e+23; })), "'version'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = 4.21845e+23; })),
+				  "'version'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = 1.0; })), "'version'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["version"] = -1e300; })), "'version'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {1e30}; })), "'vcpus'");
-		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {4294967297ULL}; })), "'vcpus'");
+		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {4294967297ULL}; })),
+				  "'vcpus'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["vmm"] = {{"pid", 7.5}, {"start_time", 1}};
-		})),
+					  d["vmm"] = {{"pid", 7.5}, {"start_time", 1}};
+				  })),
 				  "'vmm'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["vmm"] = {{"pid", 4294967297ULL}, {"start_time", 1}};
-		})),
+					  d["vmm"] = {{"pid", 4294967297ULL}, {"start_time", 1}};
+				  })),
 				  "'vmm'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["vmm"] = {{"pid", 7}, {"start_time", 1e40}};
-		})),
+					  d["vmm"] = {{"pid", 7}, {"start_time", 1e40}};
+				  })),
 				  "start_time");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["settler"] = {{"pid", 7}, {"start_time", -3}};
-		})),
+					  d["settler"] = {{"pid", 7}, {"start_time", -3}};
+				  })),
 				  "start_time");
 		// Paths and ids the record hands on are checked here, not only by the layers that use them.
 		for (const char *key : {"mount", "sandbox", "vcpu", "overhead"})
-			CHECK_INPUT_ERROR(record_from_json(bad([&](json &d) { d["targets"][0][key] = "/a/../b"; })),
-					  std::string("'") + key + "'");
+			CHECK_INPUT_ERROR(
+				record_from_json(bad([&](json &d) { d["targets"][0][key] = "/a/../b"; })),
+				std::string("'") + key + "'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {12, -1}; })), "'vcpus'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = {0}; })), "'vcpus'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["vcpus"] = 12; })), "'vcpus'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["vmm"] = {{"pid", -1}, {"start_time", 1}};
-		})),
+					  d["vmm"] = {{"pid", -1}, {"start_time", 1}};
+				  })),
 				  "'vmm'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			d["settler"] = {{"pid", 0}, {"start_time", 1}};
-		})),
+					  d["settler"] = {{"pid", 0}, {"start_time", 1}};
+				  })),
 				  "'settler'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["enabled"] = {"memory"}; })),
-		                  "'memory'");
+				  "'memory'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) {
-			                  d["saved"] = {{"cgroup.procs", "1"}};
-		                  })),
-		                  "'cgroup.procs'");
+					  d["saved"] = {{"cgroup.procs", "1"}};
+				  })),
+				  "'cgroup.procs'");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["qmp_socket"] = "../x"; })),
-		                  "qmp_socket");
+				  "qmp_socket");
 		CHECK_INPUT_ERROR(record_from_json(bad([](json &d) { d["qmp_socket"] = 5; })), "record");
 	}
 
@@ -315,7 +324,7 @@ TEST_SUITE("record")
 		for (const char *path : {"/a/../b", "../x", "/", "", "a/b", "/a//b", "/a/b/"}) {
 			CAPTURE(path);
 			json doc =
-			        edited(record, [&](json &d) { d["targets"][1]["create"][2]["path"] = path; });
+				edited(record, [&](json &d) { d["targets"][1]["create"][2]["path"] = path; });
 			CHECK_INPUT_ERROR(record_from_json(doc.dump()), "bad cgroup path");
 		}
 	}
@@ -328,8 +337,7 @@ TEST_SUITE("record")
 		CHECK(record_path(records, "abc") == records + "/abc.json");
 
 		write_record(records, record);
-		struct stat st {
-		};
+		struct stat st {};
 		REQUIRE(::stat(records.c_str(), &st) == 0);
 		CHECK((st.st_mode & 0777) == 0700);
 		REQUIRE(::stat(record_path(records, "abc").c_str(), &st) == 0);

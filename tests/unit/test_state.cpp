@@ -13,18 +13,17 @@
 using namespace vmmcg;
 using nlohmann::json;
 
-namespace
-{
+namespace {
 
 // A valid state as runc writes it at createRuntime.
 json good_state()
 {
 	return {{"ociVersion", "1.0.2"},
-	        {"id", "abc-123"},
-	        {"status", "created"},
-	        {"pid", 4242},
-	        {"bundle", "/run/containers/abc-123/userdata"},
-	        {"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}, {"x", "y"}}}};
+		{"id", "abc-123"},
+		{"status", "created"},
+		{"pid", 4242},
+		{"bundle", "/run/containers/abc-123/userdata"},
+		{"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}, {"x", "y"}}}};
 }
 
 State parse(const json &doc)
@@ -72,11 +71,11 @@ TEST_SUITE("state")
 		CHECK(state.annotations.empty());
 
 		State nulls = parse({{"id", "a"},
-		                     {"bundle", "/b"},
-		                     {"ociVersion", nullptr},
-		                     {"status", nullptr},
-		                     {"pid", nullptr},
-		                     {"annotations", nullptr}});
+				     {"bundle", "/b"},
+				     {"ociVersion", nullptr},
+				     {"status", nullptr},
+				     {"pid", nullptr},
+				     {"annotations", nullptr}});
 		CHECK(nulls.oci_version.empty());
 		CHECK(nulls.status.empty());
 		CHECK(nulls.pid == 0);
@@ -133,7 +132,7 @@ TEST_SUITE("state")
 		CHECK(parse(with("id", std::string(128, 'a'))).id.size() == 128);
 		for (const std::string &bad :
 		     std::vector<std::string>{"", ".", "..", "a/b", "/a", "../x", "a b", "a:b", "a\nb", "é",
-		                              std::string(129, 'a'), std::string("a\0b", 3)}) {
+					      std::string(129, 'a'), std::string("a\0b", 3)}) {
 			CAPTURE(bad);
 			CHECK_INPUT_ERROR(parse(with("id", bad)), "'id'");
 		}
@@ -153,11 +152,11 @@ TEST_SUITE("state")
 	{
 		CHECK_INPUT_ERROR(parse(with("annotations", json::object({{"a", 1}}))), "'annotations'");
 		CHECK_INPUT_ERROR(parse(with("annotations", json::object({{"a", nullptr}}))),
-		                  "'annotations'");
+				  "'annotations'");
 		CHECK_INPUT_ERROR(parse(with("annotations", json::object({{"a", true}}))), "'annotations'");
 		CHECK_INPUT_ERROR(
-		        parse(with("annotations", json::object({{"ok", "v"}, {"a", json::object()}}))),
-		        "'a'");
+			parse(with("annotations", json::object({{"ok", "v"}, {"a", json::object()}}))),
+			"'a'");
 		CHECK_INPUT_ERROR(parse(with("annotations", json::array({"a"}))), "'annotations'");
 		CHECK_INPUT_ERROR(parse(with("annotations", "a=b")), "'annotations'");
 		CHECK(parse(with("annotations", json::object())).annotations.empty());
