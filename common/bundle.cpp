@@ -6,12 +6,13 @@
 #include "io.h"
 #include "json_fields.h"
 #include "paths.h"
+#include "text.h"
 
 namespace vmmcg {
 
 namespace {
 
-constexpr const char *what = "config.json";
+constexpr std::string_view what = "config.json";
 
 // A systemd unit component: no '/', not empty where systemd requires it.
 bool is_unit_part(std::string_view part)
@@ -19,18 +20,16 @@ bool is_unit_part(std::string_view part)
 	return part.find('/') == std::string_view::npos && part.find('\0') == std::string_view::npos;
 }
 
-CpuResources parse_cpu(const nlohmann::json &linux)
+CpuLimits parse_cpu(const nlohmann::json &linux)
 {
-	CpuResources cpu;
+	CpuLimits cpu;
 	const nlohmann::json *resources = get_object(linux, "resources", what);
-	if (!resources)
-		return cpu;
-	const nlohmann::json *node = get_object(*resources, "cpu", what);
+	const nlohmann::json *node = resources ? get_object(*resources, "cpu", what) : nullptr;
 	if (!node)
 		return cpu;
 	cpu.shares = get_unsigned(*node, "shares", what, UINT64_MAX);
-	cpu.quota = get_integer(*node, "quota", what, -1, INT64_MAX);
-	cpu.period = get_unsigned(*node, "period", what, UINT64_MAX);
+	cpu.quota_us = get_integer(*node, "quota", what, -1, INT64_MAX);
+	cpu.period_us = get_unsigned(*node, "period", what, UINT64_MAX);
 	cpu.cpus = get_string(*node, "cpus", what);
 	cpu.mems = get_string(*node, "mems", what);
 	return cpu;
@@ -47,7 +46,7 @@ CgroupsPath parse_cgroups_path(std::string_view text)
 		std::size_t first = text.find(':');
 		std::size_t second = text.find(':', first + 1);
 		if (second == std::string_view::npos || text.find(':', second + 1) != std::string_view::npos)
-			throw InputError("config.json: field 'linux.cgroupsPath': '" + std::string(text) +
+			throw InputError("config.json: field 'linux.cgroupsPath': '" + printable(text) +
 					 "' is not of the systemd form slice:prefix:name");
 		out.kind = CgroupsPath::Kind::systemd;
 		out.slice = text.substr(0, first);
@@ -55,14 +54,14 @@ CgroupsPath parse_cgroups_path(std::string_view text)
 		out.name = text.substr(second + 1);
 		if (!is_unit_part(out.slice) || !is_unit_part(out.prefix) || !is_unit_part(out.name) ||
 		    out.name.empty() || (!out.slice.empty() && !out.slice.ends_with(".slice")))
-			throw InputError("config.json: field 'linux.cgroupsPath': '" + std::string(text) +
+			throw InputError("config.json: field 'linux.cgroupsPath': '" + printable(text) +
 					 "' is not of the systemd form slice:prefix:name");
 		return out;
 	}
 	bool absolute = text.front() == '/';
 	std::string as_absolute = absolute ? std::string(text) : "/" + std::string(text);
 	if (!is_clean_absolute(as_absolute) || as_absolute == "/")
-		throw InputError("config.json: field 'linux.cgroupsPath': '" + std::string(text) +
+		throw InputError("config.json: field 'linux.cgroupsPath': '" + printable(text) +
 				 "' has an empty, '.' or '..' component");
 	out.kind = absolute ? CgroupsPath::Kind::absolute : CgroupsPath::Kind::relative;
 	out.path = std::string(text);
@@ -84,14 +83,8 @@ BundleConfig parse_bundle_config(std::string_view json)
 
 BundleConfig read_bundle_config(const std::string &bundle_dir)
 {
-	std::string path = join_path(bundle_dir, "config.json");
-	std::error_code ec;
-	std::string text = read_file(path, max_bundle_config_size, ec);
-	if (ec == std::errc::file_too_large)
-		throw InputError(path + ": larger than " + std::to_string(max_bundle_config_size) + " bytes");
-	if (ec)
-		throw InputError(path + ": cannot be read: " + ec.message());
-	return parse_bundle_config(text);
+	return parse_bundle_config(
+		*read_input_file(join_path(bundle_dir, "config.json"), max_bundle_config_size, false));
 }
 
 } // namespace vmmcg

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "config.h"
+
 namespace vmmcg {
 
 struct CgroupsPath {
@@ -23,18 +25,10 @@ struct CgroupsPath {
 	std::string slice, prefix, name; // systemd
 };
 
-struct CpuResources {
-	std::optional<std::uint64_t> shares;
-	std::optional<std::int64_t> quota;
-	std::optional<std::uint64_t> period;
-	std::optional<std::string> cpus;
-	std::optional<std::string> mems;
-};
-
 struct BundleConfig {
 	CgroupsPath cgroups_path;
 	std::map<std::string, std::string> annotations;
-	CpuResources cpu;
+	CpuLimits cpu; // linux.resources.cpu: the container's own CPU limits
 };
 
 // config.json may carry large process and mount lists; beyond this it is refused.

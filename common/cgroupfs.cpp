@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <stdexcept>
 
 #include "errors.h"
+#include "io.h"
 #include "paths.h"
+#include "text.h"
 
 namespace vmmcg {
 
@@ -97,7 +98,7 @@ UniqueFd resolve_by_components(int root, const std::string &relative, int flags,
 CgroupMount CgroupMount::open(const std::string &mount_path)
 {
 	if (!is_clean_absolute(mount_path))
-		throw std::runtime_error("cgroup mount " + mount_path + ": not a clean absolute path");
+		throw HostError("cgroup mount " + mount_path + ": not a clean absolute path");
 	UniqueFd fd(::open(mount_path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (!fd.valid())
 		throw_errno("opening cgroup mount " + mount_path);
@@ -106,7 +107,7 @@ CgroupMount CgroupMount::open(const std::string &mount_path)
 		throw_errno("statfs " + mount_path);
 	long magic = static_cast<long>(fs.f_type);
 	if (!is_cgroup_magic(magic))
-		throw std::runtime_error(mount_path + " is not a cgroup file system");
+		throw HostError(mount_path + " is not a cgroup file system");
 	return CgroupMount(std::move(fd), mount_path, magic == CGROUP2_SUPER_MAGIC);
 }
 
@@ -147,25 +148,14 @@ std::string CgroupMount::read_file(std::string_view cgroup, std::string_view fil
 {
 	std::string out;
 	UniqueFd fd = open_file(cgroup, file, O_RDONLY, ec);
-	if (!fd.valid())
-		return out;
-	char buf[8192];
-	for (;;) {
-		ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ec = errno_code();
-			return out;
-		}
-		if (n == 0)
-			return out;
-		out.append(buf, static_cast<std::size_t>(n));
-		if (out.size() > max_cgroup_file_size) {
-			ec = errno_code(EFBIG);
-			return out;
-		}
-	}
+	if (fd.valid())
+		ec = read_bounded(fd.get(), max_cgroup_file_size, out);
+	return out;
+}
+
+std::string CgroupMount::read_value(std::string_view cgroup, std::string_view file, std::error_code &ec) const
+{
+	return trimmed(read_file(cgroup, file, ec));
 }
 
 std::error_code CgroupMount::write_file(std::string_view cgroup, std::string_view file,
@@ -206,30 +196,27 @@ UniqueFd CgroupMount::open_parent(std::string_view cgroup, std::string &name, st
 	return resolve(relative_path(parent, {}), O_PATH | O_DIRECTORY, ec);
 }
 
-std::error_code CgroupMount::make_dir(std::string_view cgroup) const
+std::error_code CgroupMount::at_parent(std::string_view cgroup, int (*call)(int dir, const char *name)) const
 {
 	std::error_code ec;
 	std::string name;
 	UniqueFd parent = open_parent(cgroup, name, ec);
-	int dir = parent.valid() ? parent.get() : root_.get();
 	if (!parent.valid() && ec)
 		return ec;
-	if (::mkdirat(dir, name.c_str(), 0755) != 0)
+	if (call(parent.valid() ? parent.get() : root_.get(), name.c_str()) != 0)
 		return errno_code();
 	return {};
 }
 
+std::error_code CgroupMount::make_dir(std::string_view cgroup) const
+{
+	return at_parent(cgroup, [](int dir, const char *name) { return ::mkdirat(dir, name, 0755); });
+}
+
 std::error_code CgroupMount::remove_dir(std::string_view cgroup) const
 {
-	std::error_code ec;
-	std::string name;
-	UniqueFd parent = open_parent(cgroup, name, ec);
-	int dir = parent.valid() ? parent.get() : root_.get();
-	if (!parent.valid() && ec)
-		return ec;
-	if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0)
-		return errno_code();
-	return {};
+	return at_parent(cgroup,
+			 [](int dir, const char *name) { return ::unlinkat(dir, name, AT_REMOVEDIR); });
 }
 
 bool CgroupMount::exists(std::string_view cgroup) const
@@ -262,15 +249,9 @@ std::error_code write_id(int fd, pid_t id)
 std::vector<pid_t> parse_ids(std::string_view text)
 {
 	std::vector<pid_t> ids;
-	while (!text.empty()) {
-		std::size_t eol = text.find('\n');
-		std::string_view line = text.substr(0, eol);
-		text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-		pid_t id = 0;
-		auto [ptr, err] = std::from_chars(line.data(), line.data() + line.size(), id);
-		if (err == std::errc() && ptr == line.data() + line.size() && id > 0)
-			ids.push_back(id);
-	}
+	for (std::string_view line : lines(text))
+		if (auto id = to_number<pid_t>(line); id && *id > 0)
+			ids.push_back(*id);
 	return ids;
 }
 

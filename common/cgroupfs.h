@@ -24,7 +24,7 @@ namespace vmmcg {
 class CgroupMount
 {
 public:
-	// Opens the mount root; throws std::system_error, or std::runtime_error if it is not a cgroup fs.
+	// Opens the mount root; throws std::system_error, or HostError if it is not a cgroup file system.
 	static CgroupMount open(const std::string &mount_path);
 
 	const std::string &path() const { return path_; }
@@ -34,6 +34,8 @@ public:
 	UniqueFd open_file(std::string_view cgroup, std::string_view file, int flags,
 			   std::error_code &ec) const;
 	std::string read_file(std::string_view cgroup, std::string_view file, std::error_code &ec) const;
+	// read_file without the trailing newline: the value of a one-line interface file.
+	std::string read_value(std::string_view cgroup, std::string_view file, std::error_code &ec) const;
 	std::error_code write_file(std::string_view cgroup, std::string_view file,
 				   std::string_view value) const;
 	// The ids in a tasks, cgroup.threads or cgroup.procs file.
@@ -56,6 +58,8 @@ private:
 	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it. An invalid fd with no
 	// error for a cgroup right below the root: use root_, which needs no second open.
 	UniqueFd open_parent(std::string_view cgroup, std::string &name, std::error_code &ec) const;
+	// Calls mkdirat or unlinkat on the cgroup's parent directory fd and name.
+	std::error_code at_parent(std::string_view cgroup, int (*call)(int dir, const char *name)) const;
 
 	UniqueFd root_;
 	std::string path_;

@@ -1,23 +1,20 @@
 #include "config.h"
 
 #include <algorithm>
-#include <charconv>
 #include <set>
-#include <system_error>
 
 #include "errors.h"
 #include "io.h"
 #include "json_fields.h"
 #include "paths.h"
+#include "schema.h"
+#include "text.h"
 
 namespace vmmcg {
 
 namespace {
 
-constexpr const char *what = "configuration";
-
-// Annotation keys a node owner may allow, with the configuration key each overrides.
-const std::set<std::string, std::less<>> overridable = {"mode", "qmp-socket"};
+constexpr std::string_view what = "configuration";
 
 // A socket path inside the VMM's root: absolute, no "." or ".." components, bounded like sun_path.
 bool is_socket_path(const std::string &path)
@@ -25,111 +22,146 @@ bool is_socket_path(const std::string &path)
 	return is_clean_absolute(path) && path != "/" && path.size() < 108;
 }
 
-const std::set<std::string, std::less<>> known_controllers = {"cpu", "cpuacct", "cpuset"};
-
-std::vector<std::string> get_string_list(const nlohmann::json &doc, const char *key, bool allow_empty)
+// A value from a closed set: "'x' is not one of a, b, c".
+std::string one_of(const Field &field, const std::vector<std::string_view> &allowed)
 {
-	auto it = doc.find(key);
-	if (!it->is_array())
-		throw InputError(std::string(what) + ": field '" + key + "': must be a list of strings");
-	std::vector<std::string> out;
-	for (const auto &item : *it) {
-		if (!item.is_string() || item.get_ref<const std::string &>().empty())
-			throw InputError(std::string(what) + ": field '" + key +
-					 "': must be a list of non-empty strings");
-		out.push_back(item.get<std::string>());
-	}
-	if (out.empty() && !allow_empty)
-		throw InputError(std::string(what) + ": field '" + key + "': must not be empty");
-	return out;
-}
-
-// A key that is present must have a value: null is refused like any other wrong type.
-template <typename T>
-T need(std::optional<T> value, const char *key)
-{
-	if (!value)
-		throw InputError(std::string(what) + ": field '" + key + "': must not be null");
-	return *value;
-}
-
-unsigned get_bounded(const nlohmann::json &doc, const char *key, unsigned max)
-{
-	return static_cast<unsigned>(need(get_unsigned(doc, key, what, max), key));
-}
-
-void check_pattern(const std::string &pattern)
-{
-	std::size_t at = pattern.find("{n}");
-	if (at == std::string::npos || pattern.find("{n}", at + 1) != std::string::npos)
-		throw InputError(std::string(what) + ": field 'vcpu_thread_patterns': '" + pattern +
-				 "' must contain '{n}' exactly once");
-}
-
-// A cpuset list as the kernel takes it: comma-separated "N" or "N-M" with N <= M ("0-3,8,10-11").
-bool is_cpu_list(std::string_view text)
-{
-	auto number = [](std::string_view digits) -> std::optional<unsigned> {
-		unsigned value = 0;
-		auto [ptr, err] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-		if (digits.empty() || err != std::errc() || ptr != digits.data() + digits.size())
-			return std::nullopt;
+	std::string value = field.string();
+	if (std::find(allowed.begin(), allowed.end(), value) != allowed.end())
 		return value;
-	};
-	if (text.empty())
-		return false;
-	while (true) {
-		std::size_t comma = text.find(',');
-		std::string_view range = text.substr(0, comma);
-		std::size_t dash = range.find('-');
-		auto first = number(range.substr(0, dash));
-		auto last = dash == std::string_view::npos ? first : number(range.substr(dash + 1));
-		if (!first || !last || *first > *last)
-			return false;
-		if (comma == std::string_view::npos)
-			return true;
-		text.remove_prefix(comma + 1);
-	}
+	std::string list;
+	for (auto name : allowed)
+		list += (list.empty() ? "" : ", ") + std::string(name);
+	field.fail("'" + printable(value) + "' is not one of " + list);
 }
 
-OverheadLimits parse_limits(const nlohmann::json &node)
+unsigned bounded(const Field &field, unsigned max)
 {
-	const std::string where = "configuration: overhead_limits";
-	OverheadLimits limits;
-	for (auto &[key, value] : node.items()) {
-		(void)value;
-		if (key != "cpu_shares" && key != "cpu_quota_us" && key != "cpu_period_us" &&
-		    key != "cpuset_cpus" && key != "cpuset_mems")
-			throw InputError(where + ": unknown field '" + key + "'");
-	}
-	limits.cpu_shares = get_unsigned(node, "cpu_shares", where, 262144);
-	limits.cpu_quota_us = get_integer(node, "cpu_quota_us", where, -1, INT64_MAX / 1000);
-	limits.cpu_period_us = get_unsigned(node, "cpu_period_us", where, 1000000);
-	limits.cpuset_cpus = get_string(node, "cpuset_cpus", where);
-	limits.cpuset_mems = get_string(node, "cpuset_mems", where);
-	if (limits.cpu_shares && *limits.cpu_shares < 2)
-		throw InputError(where + ": field 'cpu_shares': must be at least 2");
-	if (limits.cpu_quota_us && *limits.cpu_quota_us != -1 && *limits.cpu_quota_us < 1000)
-		throw InputError(where + ": field 'cpu_quota_us': must be -1 or at least 1000");
-	if (limits.cpu_period_us && *limits.cpu_period_us < 1000)
-		throw InputError(where + ": field 'cpu_period_us': must be at least 1000");
-	if (limits.cpuset_cpus && !is_cpu_list(*limits.cpuset_cpus))
-		throw InputError(where + ": field 'cpuset_cpus': '" + *limits.cpuset_cpus +
-				 "' is not a CPU list");
-	if (limits.cpuset_mems && !is_cpu_list(*limits.cpuset_mems))
-		throw InputError(where + ": field 'cpuset_mems': '" + *limits.cpuset_mems +
-				 "' is not a node list");
-	return limits;
+	return static_cast<unsigned>(field.non_negative(max));
 }
 
-std::string normalize_overhead_root(const std::string &text)
+std::string cpu_list(const Field &field, const char *kind)
 {
+	std::string list = field.string();
+	if (!is_cpu_list(list))
+		field.fail("'" + printable(list) + "' is not a " + kind + " list");
+	return list;
+}
+
+const Schema<CpuLimits, 5> limit_keys = {{
+	{"cpu_shares", Presence::not_null,
+	 [](const Field &f, CpuLimits &l) {
+		 l.shares = f.non_negative(262144);
+		 if (*l.shares < 2)
+			 f.fail("must be at least 2");
+	 }},
+	{"cpu_quota_us", Presence::not_null,
+	 [](const Field &f, CpuLimits &l) {
+		 l.quota_us = f.integer(-1, INT64_MAX / 1000);
+		 if (*l.quota_us != -1 && *l.quota_us < 1000)
+			 f.fail("must be -1 or at least 1000");
+	 }},
+	{"cpu_period_us", Presence::not_null,
+	 [](const Field &f, CpuLimits &l) {
+		 l.period_us = f.non_negative(1000000);
+		 if (*l.period_us < 1000)
+			 f.fail("must be at least 1000");
+	 }},
+	{"cpuset_cpus", Presence::not_null,
+	 [](const Field &f, CpuLimits &l) { l.cpus = cpu_list(f, "CPU"); }},
+	{"cpuset_mems", Presence::not_null,
+	 [](const Field &f, CpuLimits &l) { l.mems = cpu_list(f, "node"); }},
+}};
+
+std::string overhead_root(const Field &field)
+{
+	std::string text = field.string();
 	std::string path = text.starts_with('/') ? text : "/" + text;
 	if (!is_clean_absolute(path) || path == "/")
-		throw InputError(std::string(what) + ": field 'overhead_root': '" + text +
-				 "' must be a cgroup path below the root, without '.' or '..'");
+		field.fail("'" + printable(text) +
+			   "' must be a cgroup path below the root, without '.' or '..'");
 	return path;
 }
+
+std::vector<std::string> patterns(const Field &field)
+{
+	std::vector<std::string> list = field.strings(false);
+	for (const auto &pattern : list) {
+		std::size_t at = pattern.find("{n}");
+		if (at == std::string::npos || pattern.find("{n}", at + 1) != std::string::npos)
+			field.fail("'" + printable(pattern) + "' must contain '{n}' exactly once");
+	}
+	return list;
+}
+
+std::vector<std::string> names_in(const Field &field, bool allow_empty,
+				  const std::vector<std::string_view> &allowed)
+{
+	std::vector<std::string> list = field.strings(allow_empty);
+	for (const auto &name : list)
+		one_of(Field(nlohmann::json(name), "configuration", field.key()), allowed);
+	return list;
+}
+
+std::string socket_path(const Field &field)
+{
+	std::string path = field.string();
+	if (!is_socket_path(path))
+		field.fail("'" + printable(path) + "' is not a clean absolute path of at most 107 bytes");
+	return path;
+}
+
+std::string record_dir(const Field &field)
+{
+	std::string dir = field.string();
+	if (!is_clean_absolute(dir) || dir == "/")
+		field.fail("'" + printable(dir) + "' is not a clean absolute path");
+	return dir;
+}
+
+// Annotation keys a node owner may allow (io.vmm-cgroup-hooks.<key>).
+const std::vector<std::string_view> overridable = {"mode", "qmp-socket"};
+
+// Every key of the configuration file, once: how it is read and checked.
+const Schema<Config, 17> config_keys = {{
+	{"mode", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.mode = *parse_mode(one_of(f, {"split", "sandbox-only"}));
+	 }},
+	{"overhead_root", Presence::not_null,
+	 [](const Field &f, Config &c) { c.overhead_root = overhead_root(f); }},
+	{"overhead_controllers", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.overhead_controllers = names_in(f, false, {"cpu", "cpuacct", "cpuset"});
+	 }},
+	{"overhead_limits", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 read_object(f.object(), what, f.key(), c.overhead_limits, limit_keys);
+	 }},
+	{"vmm_names", Presence::not_null, [](const Field &f, Config &c) { c.vmm_names = f.strings(false); }},
+	{"vcpu_thread_patterns", Presence::not_null,
+	 [](const Field &f, Config &c) { c.vcpu_thread_patterns = patterns(f); }},
+	{"vmm_search_depth", Presence::not_null,
+	 [](const Field &f, Config &c) { c.vmm_search_depth = bounded(f, 16); }},
+	{"qmp_socket", Presence::not_null, [](const Field &f, Config &c) { c.qmp_socket = socket_path(f); }},
+	{"qmp_timeout_ms", Presence::not_null,
+	 [](const Field &f, Config &c) { c.qmp_timeout_ms = bounded(f, 10000); }},
+	{"poststart_budget_ms", Presence::not_null,
+	 [](const Field &f, Config &c) { c.poststart_budget_ms = bounded(f, 5000); }},
+	{"settle_timeout_ms", Presence::not_null,
+	 [](const Field &f, Config &c) { c.settle_timeout_ms = bounded(f, 600000); }},
+	{"settle_quiet_ms", Presence::not_null,
+	 [](const Field &f, Config &c) { c.settle_quiet_ms = bounded(f, 10000); }},
+	{"record_dir", Presence::not_null, [](const Field &f, Config &c) { c.record_dir = record_dir(f); }},
+	{"log_level", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.log.level = one_of(f, {"trace", "debug", "info", "warn", "error", "off"});
+	 }},
+	{"log_syslog", Presence::not_null, [](const Field &f, Config &c) { c.log.syslog = f.boolean(); }},
+	{"log_stderr", Presence::not_null,
+	 [](const Field &f, Config &c) { c.log.stderr_sink = f.boolean(); }},
+	{"allowed_annotations", Presence::not_null,
+	 [](const Field &f, Config &c) { c.allowed_annotations = names_in(f, true, overridable); }},
+}};
 
 } // namespace
 
@@ -147,103 +179,68 @@ std::optional<Mode> parse_mode(std::string_view text)
 	return std::nullopt;
 }
 
+bool is_cpu_list(std::string_view text)
+{
+	if (text.empty())
+		return false;
+	for (std::string_view range : split(text, ',')) {
+		std::size_t dash = range.find('-');
+		auto first = to_number<unsigned>(range.substr(0, dash));
+		auto last =
+			dash == std::string_view::npos ? first : to_number<unsigned>(range.substr(dash + 1));
+		if (!first || !last || *first > *last)
+			return false;
+	}
+	return true;
+}
+
 Config parse_config(std::string_view json)
 {
 	nlohmann::json doc = parse_json_object(json, what);
 	Config config;
-	for (auto &[key, value] : doc.items()) {
-		(void)value;
-		if (key == "mode") {
-			auto text = need(get_string(doc, "mode", what), "mode");
-			auto mode = parse_mode(text);
-			if (!mode)
-				throw InputError("configuration: field 'mode': '" + text +
-						 "' is not 'split' or 'sandbox-only'");
-			config.mode = *mode;
-		} else if (key == "overhead_root") {
-			config.overhead_root = normalize_overhead_root(
-				need(get_string(doc, "overhead_root", what), "overhead_root"));
-		} else if (key == "overhead_controllers") {
-			config.overhead_controllers = get_string_list(doc, "overhead_controllers", false);
-			for (const auto &name : config.overhead_controllers)
-				if (!known_controllers.contains(name))
-					throw InputError("configuration: field 'overhead_controllers': '" +
-							 name + "' is not one of cpu, cpuacct, cpuset");
-		} else if (key == "overhead_limits") {
-			const nlohmann::json *limits = get_object(doc, "overhead_limits", what);
-			if (!limits)
-				throw InputError("configuration: field 'overhead_limits': must not be null");
-			config.overhead_limits = parse_limits(*limits);
-		} else if (key == "vmm_names") {
-			config.vmm_names = get_string_list(doc, "vmm_names", false);
-		} else if (key == "vcpu_thread_patterns") {
-			config.vcpu_thread_patterns = get_string_list(doc, "vcpu_thread_patterns", false);
-			std::for_each(config.vcpu_thread_patterns.begin(), config.vcpu_thread_patterns.end(),
-				      check_pattern);
-		} else if (key == "vmm_search_depth") {
-			config.vmm_search_depth = get_bounded(doc, "vmm_search_depth", 16);
-		} else if (key == "qmp_socket") {
-			config.qmp_socket = need(get_string(doc, "qmp_socket", what), "qmp_socket");
-			if (!is_socket_path(*config.qmp_socket))
-				throw InputError("configuration: field 'qmp_socket': '" + *config.qmp_socket +
-						 "' is not a clean absolute path of at most 107 bytes");
-		} else if (key == "qmp_timeout_ms") {
-			config.qmp_timeout_ms = get_bounded(doc, "qmp_timeout_ms", 10000);
-		} else if (key == "poststart_budget_ms") {
-			config.poststart_budget_ms = get_bounded(doc, "poststart_budget_ms", 5000);
-		} else if (key == "settle_timeout_ms") {
-			config.settle_timeout_ms = get_bounded(doc, "settle_timeout_ms", 600000);
-		} else if (key == "settle_quiet_ms") {
-			config.settle_quiet_ms = get_bounded(doc, "settle_quiet_ms", 10000);
-		} else if (key == "record_dir") {
-			config.record_dir = need(get_string(doc, "record_dir", what), "record_dir");
-			if (!is_clean_absolute(config.record_dir) || config.record_dir == "/")
-				throw InputError("configuration: field 'record_dir': '" + config.record_dir +
-						 "' is not a clean absolute path");
-		} else if (key == "log_level") {
-			config.log_level = need(get_string(doc, "log_level", what), "log_level");
-			static const std::set<std::string, std::less<>> levels = {"trace", "debug", "info",
-										  "warn",  "error", "off"};
-			if (!levels.contains(config.log_level))
-				throw InputError("configuration: field 'log_level': '" + config.log_level +
-						 "' is not one of trace, debug, info, warn, error, off");
-		} else if (key == "log_syslog") {
-			config.log_syslog = need(get_bool(doc, "log_syslog", what), "log_syslog");
-		} else if (key == "log_stderr") {
-			config.log_stderr = need(get_bool(doc, "log_stderr", what), "log_stderr");
-		} else if (key == "allowed_annotations") {
-			config.allowed_annotations = get_string_list(doc, "allowed_annotations", true);
-			for (const auto &name : config.allowed_annotations)
-				if (!overridable.contains(name))
-					throw InputError("configuration: field 'allowed_annotations': '" +
-							 name +
-							 "' is not an annotation key that can be allowed "
-							 "(mode, qmp-socket)");
-		} else {
-			throw InputError("configuration: unknown field '" + key + "'");
-		}
-	}
+	read_object(doc, what, "", config, config_keys);
 	return config;
 }
 
 Config load_config(const std::optional<std::string> &path, const std::string &default_path)
 {
 	const std::string &file = path ? *path : default_path;
-	std::error_code ec;
-	std::string text = read_file(file, max_config_size, ec);
-	if (ec == std::errc::no_such_file_or_directory && !path)
-		return Config{};
-	if (ec == std::errc::file_too_large)
-		throw InputError("configuration " + file + ": larger than " +
-				 std::to_string(max_config_size) + " bytes");
-	if (ec)
-		throw InputError("configuration " + file + ": cannot be read: " + ec.message());
+	std::optional<std::string> text;
 	try {
-		return parse_config(text);
+		text = read_input_file(file, max_config_size, !path);
+	} catch (const InputError &e) {
+		throw InputError("configuration " + std::string(e.what()));
+	}
+	if (!text)
+		return Config{};
+	try {
+		return parse_config(*text);
 	} catch (const InputError &e) {
 		throw InputError(file + ": " + e.what());
 	}
 }
+
+namespace {
+
+// Applies one allowed annotation; a bad value throws InputError naming it.
+void apply_annotation(Config &config, const std::string &name, const std::string &key,
+		      const std::string &value)
+{
+	if (key == "mode") {
+		auto mode = parse_mode(value);
+		if (!mode)
+			throw InputError("annotation '" + name + "': '" + printable(value) +
+					 "' is not 'split' or 'sandbox-only'");
+		config.mode = *mode;
+	} else if (key == "qmp-socket") {
+		if (!is_socket_path(value))
+			throw InputError("annotation '" + name + "': '" + printable(value) +
+					 "' is not a clean absolute path of at most 107 bytes");
+		config.qmp_socket = value;
+	}
+}
+
+} // namespace
 
 std::vector<AnnotationOutcome> apply_annotations(Config &config,
 						 const std::map<std::string, std::string> &annotations)
@@ -253,25 +250,13 @@ std::vector<AnnotationOutcome> apply_annotations(Config &config,
 		if (!name.starts_with(annotation_prefix) || name == enable_annotation)
 			continue;
 		std::string key = name.substr(annotation_prefix.size());
-		bool allowed = std::find(config.allowed_annotations.begin(), config.allowed_annotations.end(),
-					 key) != config.allowed_annotations.end();
-		if (!allowed) {
+		auto &allowed = config.allowed_annotations;
+		if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
 			outcomes.push_back(
 				{name, value, false, "not in the configuration's allowed_annotations"});
 			continue;
 		}
-		if (key == "mode") {
-			auto mode = parse_mode(value);
-			if (!mode)
-				throw InputError("annotation '" + name + "': '" + value +
-						 "' is not 'split' or 'sandbox-only'");
-			config.mode = *mode;
-		} else if (key == "qmp-socket") {
-			if (!is_socket_path(value))
-				throw InputError("annotation '" + name + "': '" + value +
-						 "' is not a clean absolute path of at most 107 bytes");
-			config.qmp_socket = value;
-		}
+		apply_annotation(config, name, key, value);
 		outcomes.push_back({name, value, true, {}});
 	}
 	return outcomes;

@@ -1,5 +1,5 @@
 // The node owner's configuration: an embedded default, optionally overridden by a JSON file, then by the
-// per-container annotations the file allows.
+// per-container annotations the file allows. Every key, its bound and its meaning: docs/configuration.md.
 #pragma once
 
 #include <cstdint>
@@ -16,13 +16,20 @@ enum class Mode { split, sandbox_only };
 std::string_view to_string(Mode mode);
 std::optional<Mode> parse_mode(std::string_view text);
 
-// Limits for the overhead cgroup (v1 file names; absent means "leave as inherited").
-struct OverheadLimits {
-	std::optional<std::uint64_t> cpu_shares;
-	std::optional<std::int64_t> cpu_quota_us;
-	std::optional<std::uint64_t> cpu_period_us;
-	std::optional<std::string> cpuset_cpus;
-	std::optional<std::string> cpuset_mems;
+// CPU limits in v1 terms (absent: leave as inherited). The overhead limits of the configuration, and the
+// container's own CPU resources in config.json.
+struct CpuLimits {
+	std::optional<std::uint64_t> shares;
+	std::optional<std::int64_t> quota_us; // -1: unlimited
+	std::optional<std::uint64_t> period_us;
+	std::optional<std::string> cpus;
+	std::optional<std::string> mems;
+};
+
+struct LogOptions {
+	std::string level = "info"; // trace, debug, info, warn, error, off
+	bool syslog = true;
+	bool stderr_sink = true;
 };
 
 struct Config {
@@ -30,7 +37,7 @@ struct Config {
 	// The overhead cgroup of a container is <overhead_root>/<id> in each overhead hierarchy (v1).
 	std::string overhead_root = "/vmm_overhead";
 	std::vector<std::string> overhead_controllers = {"cpu", "cpuacct", "cpuset"};
-	OverheadLimits overhead_limits;
+	CpuLimits overhead_limits;
 	// Globs matched against the executable's base name and the process name (comm, 15 characters:
 	// "cloud-hyperviso*" finds Cloud Hypervisor by either).
 	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hyperviso*", "firecracker",
@@ -47,9 +54,7 @@ struct Config {
 	unsigned settle_timeout_ms = 60000;
 	unsigned settle_quiet_ms = 100;
 	std::string record_dir = "/run/vmm-cgroup-hooks";
-	std::string log_level = "info";
-	bool log_syslog = true;
-	bool log_stderr = true;
+	LogOptions log;
 	// Keys of io.vmm-cgroup-hooks.<key> annotations a container creator may set.
 	std::vector<std::string> allowed_annotations;
 };
@@ -76,5 +81,8 @@ struct AnnotationOutcome {
 // that is not allowed is refused (reported, never applied).
 std::vector<AnnotationOutcome> apply_annotations(Config &config,
 						 const std::map<std::string, std::string> &annotations);
+
+// A cpuset list as the kernel takes it: comma-separated "N" or "N-M" with N <= M ("0-3,8,10-11").
+bool is_cpu_list(std::string_view text);
 
 } // namespace vmmcg

@@ -1,8 +1,13 @@
-// The error model: exceptions end a hook, with the context of each layer in the message.
-//  - InputError: what the hook was given is wrong (state, config.json, configuration, annotations).
-//    One line names the field and the problem. Exit code 2.
+// The error model: exceptions end a hook, with the context of each layer in the message; main reports them
+// once (hook.cpp), each as one line, and maps them to the exit code.
+//  - InputError: what the hook was given is wrong (state, config.json, configuration, annotations,
+//    arguments). One line names the field and the problem. Exit code 2.
 //  - std::system_error: the host refused something (a cgroup write, a /proc read). Exit code 1.
-// Outcomes a caller expects (ENOENT on removal, ESRCH for an exited thread) are std::error_code returns.
+//  - HostError: the host is not as it must be, without an errno (a corrupt record, a VMM outside the
+//    container's cgroups). Exit code 1.
+// Outcomes a caller expects (ENOENT on removal, ESRCH for an exited thread) are std::error_code returns,
+// tested for explicitly where they are expected; a QMP peer that does not answer is a QmpError (qmp.h),
+// caught by the one caller that falls back to thread names.
 #pragma once
 
 #include <cerrno>
@@ -13,6 +18,12 @@
 namespace vmmcg {
 
 class InputError : public std::runtime_error
+{
+public:
+	using std::runtime_error::runtime_error;
+};
+
+class HostError : public std::runtime_error
 {
 public:
 	using std::runtime_error::runtime_error;

@@ -11,7 +11,8 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;
 inline constexpr int exit_bad_input = 2;
 
-// Reads the OCI state from standard input and runs the stage. Never throws.
+// Parses the arguments (--config PATH, --help, --version), reads the OCI state from standard input and
+// runs the stage. Never throws.
 int run_hook(Stage stage, int argc, char **argv);
 
 } // namespace vmmcg

@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "errors.h"
-#include "io.h"
 #include "paths.h"
+#include "procfs.h"
+#include "text.h"
 
 namespace vmmcg {
 
@@ -41,18 +42,6 @@ std::string unescape(std::string_view field)
 		out += field[i];
 	}
 	return out;
-}
-
-std::vector<std::string_view> split(std::string_view text, char sep)
-{
-	std::vector<std::string_view> parts;
-	while (true) {
-		std::size_t at = text.find(sep);
-		parts.push_back(text.substr(0, at));
-		if (at == std::string_view::npos)
-			return parts;
-		text.remove_prefix(at + 1);
-	}
 }
 
 const std::set<std::string, std::less<>> v1_controllers = {
@@ -108,7 +97,7 @@ Mounts discover_mounts(HostMode mode, const std::string &root)
 		mounts.unified = root + "/unified";
 
 	std::error_code ec;
-	mounts.v1 = parse_v1_mounts(read_file("/proc/self/mountinfo", 1 << 20, ec));
+	mounts.v1 = parse_v1_mounts(ProcFs().read_self("mountinfo", ec));
 	if (ec)
 		throw std::system_error(ec, "reading /proc/self/mountinfo");
 	return mounts;
@@ -117,16 +106,16 @@ Mounts discover_mounts(HostMode mode, const std::string &root)
 std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo)
 {
 	std::map<std::string, std::string> mounts;
-	for (std::string_view line : split(mountinfo, '\n')) {
+	for (std::string_view line : lines(mountinfo)) {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
 		std::vector<std::string_view> fields = split(line, ' ');
 		auto dash = std::find(fields.begin(), fields.end(), "-");
 		if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 ||
 		    dash[1] != "cgroup")
 			continue;
+		// A bind mount of a sub-tree: /proc/<pid>/cgroup paths are not relative to it.
 		if (fields[3] != "/")
-			continue; // a bind mount of a sub-tree: /proc/<pid>/cgroup paths are not relative to
-				  // it
+			continue;
 		std::string mount_point = unescape(fields[4]);
 		for (std::string_view option : split(dash[3], ','))
 			if (v1_controllers.contains(option) || option.starts_with("name="))
@@ -138,32 +127,24 @@ std::map<std::string, std::string> parse_v1_mounts(std::string_view mountinfo)
 ProcCgroups parse_proc_cgroup(std::string_view text)
 {
 	ProcCgroups out;
-	while (!text.empty()) {
-		std::size_t eol = text.find('\n');
-		std::string_view line = text.substr(0, eol);
-		text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-		if (line.empty())
-			continue;
+	for (std::string_view line : lines(text)) {
 		std::size_t first = line.find(':');
 		std::size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
 		if (second == std::string_view::npos)
-			throw InputError("cgroup membership line '" + std::string(line) +
+			throw InputError("cgroup membership line '" + printable(line) +
 					 "': not id:controllers:path");
 		std::string_view controllers = line.substr(first + 1, second - first - 1);
 		std::string path(line.substr(second + 1));
 		if (!is_clean_absolute(path))
-			throw InputError("cgroup membership line '" + std::string(line) +
+			throw InputError("cgroup membership line '" + printable(line) +
 					 "': path is not absolute");
 		if (controllers.empty()) {
 			out.insert_or_assign("", path);
 			continue;
 		}
-		while (!controllers.empty()) {
-			std::size_t comma = controllers.find(',');
-			out.insert_or_assign(std::string(controllers.substr(0, comma)), path);
-			controllers.remove_prefix(comma == std::string_view::npos ? controllers.size()
-										  : comma + 1);
-		}
+		for (std::string_view controller : split(controllers, ','))
+			if (!controller.empty())
+				out.insert_or_assign(std::string(controller), path);
 	}
 	return out;
 }

@@ -1,19 +1,25 @@
-// Small, bounded file reads: every input the hooks read has a size limit.
+// Bounded reads: every input the hooks read has a size limit, and one loop reads them all.
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <system_error>
 
 namespace vmmcg {
 
+// Reads fd to EOF into out; EFBIG once more than `limit` bytes arrived (out then holds limit + 1 or more).
+std::error_code read_bounded(int fd, std::size_t limit, std::string &out);
+
 // Reads fd to EOF. Throws InputError naming `what` if more than `limit` bytes arrive.
 std::string read_fd_limited(int fd, std::size_t limit, const std::string &what);
 
-// Reads a whole file (no symlink restriction: for /proc and the bundle). Throws std::system_error.
-std::string read_file(const std::string &path, std::size_t limit);
-
-// As read_file, returning the error instead of throwing (ENOENT, ESRCH for a /proc entry that vanished).
+// Reads a kernel file (/proc, /sys): ENOENT or ESRCH for an entry that vanished come back in ec.
 std::string read_file(const std::string &path, std::size_t limit, std::error_code &ec);
+
+// Reads a file the hooks are given (the configuration, the bundle's config.json). Throws InputError
+// "<path>: larger than N bytes" or "<path>: cannot be read: <reason>". nullopt when it does not exist and
+// missing_ok is set.
+std::optional<std::string> read_input_file(const std::string &path, std::size_t limit, bool missing_ok);
 
 } // namespace vmmcg

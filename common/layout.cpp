@@ -8,17 +8,31 @@
 
 namespace vmmcg {
 
+bool cgroup_v1::Hierarchy::has(std::string_view controller) const
+{
+	return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
+}
+
+std::string cgroup_v2::Layout::vcpu() const
+{
+	return join_path(sandbox, "vcpu");
+}
+
+std::string cgroup_v2::Layout::overhead() const
+{
+	return join_path(sandbox, "overhead");
+}
+
 namespace {
 
-// The overhead root and each of its ancestors, shared, then the container's own overhead cgroup.
-std::vector<CgroupDir> overhead_dirs(const std::string &root, const std::string &id)
+// The overhead root and each of its ancestors, parents first.
+std::vector<std::string> shared_dirs(const std::string &root)
 {
-	std::vector<CgroupDir> dirs;
+	std::vector<std::string> dirs;
 	for (std::size_t slash = root.find('/', 1); slash != std::string::npos;
 	     slash = root.find('/', slash + 1))
-		dirs.push_back({root.substr(0, slash), true, false});
-	dirs.push_back({root, true, false});
-	dirs.push_back({join_path(root, id), false, false});
+		dirs.push_back(root.substr(0, slash));
+	dirs.push_back(root);
 	return dirs;
 }
 
@@ -48,65 +62,56 @@ bool is_interface_file_name(const std::string &name)
 	return plain.contains(name) || (dot != std::string::npos && prefixes.contains(name.substr(0, dot)));
 }
 
-std::vector<Target> v1_targets(const LayoutInput &input)
+cgroup_v1::Hierarchy v1_hierarchy(const LayoutInput &input, const std::string &controller,
+				  const std::string &mount)
+{
+	cgroup_v1::Hierarchy hierarchy;
+	hierarchy.mount = mount;
+	hierarchy.controllers = {controller};
+	hierarchy.proc_key = controller;
+	hierarchy.sandbox = sandbox_of(input, controller, controller);
+	hierarchy.overhead = join_path(input.overhead_root, input.id);
+	hierarchy.shared = shared_dirs(input.overhead_root);
+	return hierarchy;
+}
+
+cgroup_v1::Layout v1_layout(const LayoutInput &input)
 {
 	if (is_interface_file_name(input.id))
 		throw InputError(
 			"container id '" + input.id +
 			"' is the name of a cgroup interface file: it cannot name an overhead cgroup");
-	std::vector<Target> targets;
+	cgroup_v1::Layout layout;
 	for (const auto &controller : input.overhead_controllers) {
 		auto mount = input.mounts.v1.find(controller);
 		if (mount == input.mounts.v1.end())
 			throw InputError("overhead controller '" + controller +
 					 "' is not mounted on this host");
-		auto same_mount = [&](const Target &t) { return t.mount == mount->second; };
-		if (auto it = std::find_if(targets.begin(), targets.end(), same_mount); it != targets.end()) {
-			it->controllers += "," + controller; // co-mounted, e.g. cpu,cpuacct
-			continue;
-		}
-		Target target;
-		target.mount = mount->second;
-		target.controllers = controller;
-		target.sandbox = sandbox_of(input, controller, controller);
-		target.vcpu = target.sandbox;
-		target.overhead = join_path(input.overhead_root, input.id);
-		target.create = overhead_dirs(input.overhead_root, input.id);
-		targets.push_back(std::move(target));
+		auto &list = layout.hierarchies;
+		auto same = std::find_if(list.begin(), list.end(),
+					 [&](const auto &h) { return h.mount == mount->second; });
+		if (same != list.end())
+			same->controllers.push_back(controller); // co-mounted, e.g. cpu,cpuacct
+		else
+			list.push_back(v1_hierarchy(input, controller, mount->second));
 	}
-	return targets;
-}
-
-Target v2_target(const LayoutInput &input)
-{
-	Target target;
-	target.mount = input.mounts.unified;
-	target.controllers = "unified";
-	target.v2 = true;
-	target.sandbox = sandbox_of(input, "", "cgroup2");
-	target.vcpu = join_path(target.sandbox, "vcpu");
-	target.overhead = join_path(target.sandbox, "overhead");
-	target.create = {{target.vcpu, false, true}, {target.overhead, false, true}};
-	return target;
+	return layout;
 }
 
 } // namespace
 
-Layout compute_layout(const LayoutInput &input)
+CgroupLayout compute_layout(const LayoutInput &input)
 {
-	Layout layout;
-	layout.host = input.host;
-	layout.mode = input.mode;
 	if (input.mode == Mode::sandbox_only)
-		return layout;
-	if (input.host == HostMode::v2) {
-		// Without S (poststop with no record) the v2 children cannot be found: nothing to compute.
-		if (!input.sandbox.empty())
-			layout.targets.push_back(v2_target(input));
-		return layout;
-	}
-	// Hybrid hosts: the v1 hierarchies hold the controllers; the unified mount only tracks processes.
-	layout.targets = v1_targets(input);
+		return {};
+	if (input.host != HostMode::v2)
+		return v1_layout(input);
+	// Without S (poststop with no record) the v2 children cannot be found: nothing to compute.
+	if (input.sandbox.empty())
+		return {};
+	cgroup_v2::Layout layout;
+	layout.mount = input.mounts.unified;
+	layout.sandbox = sandbox_of(input, "", "cgroup2");
 	return layout;
 }
 

@@ -1,8 +1,11 @@
-// Where each cgroup of a container is and where its threads belong: computed from values only, no I/O, so
-// every mode and host is testable.
+// Where each cgroup of a container is and where its threads belong, one typed layout per cgroup version:
+// computed from values only, no I/O, so every mode and host is testable.
 #pragma once
 
+#include <map>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "config.h"
@@ -10,30 +13,51 @@
 
 namespace vmmcg {
 
-// A cgroup the layout needs. `shared` ones (the overhead root) are created when missing and never removed:
-// other containers live below them. `threaded` ones get cgroup.type "threaded" right after mkdir.
-struct CgroupDir {
-	std::string path;
-	bool shared = false;
-	bool threaded = false;
-};
+namespace cgroup_v1 {
 
-// One hierarchy the layout acts in. Paths are cgroup paths, relative to the mount ("/a/b").
-struct Target {
-	std::string mount;
-	std::string controllers; // for messages: "cpu", "cpu,cpuacct" or "unified"
-	bool v2 = false;
-	std::string sandbox;           // S: where the runtime put the container
-	std::string vcpu;              // where vCPU threads go
-	std::string overhead;          // where every other thread of the VMM goes
-	std::vector<CgroupDir> create; // parents first
+// One hierarchy that holds overhead controllers (v1 and hybrid hosts). Paths are cgroup paths, relative
+// to the mount ("/a/b").
+struct Hierarchy {
+	std::string mount;                    // "/sys/fs/cgroup/cpu,cpuacct"
+	std::vector<std::string> controllers; // the overhead controllers mounted there: {"cpu", "cpuacct"}
+	std::string proc_key;                 // this hierarchy's key in parse_proc_cgroup()'s map
+	std::string sandbox;                  // S: the vCPU threads stay here
+	std::string overhead;                 // O: the VMM process and its other threads
+	// The overhead root and its ancestors, parents first: made when missing, never removed (other
+	// containers live below them).
+	std::vector<std::string> shared;
+
+	bool has(std::string_view controller) const;
 };
 
 struct Layout {
-	HostMode host = HostMode::v1;
-	Mode mode = Mode::split;
-	std::vector<Target> targets; // empty in sandbox-only mode: nothing is created or moved
+	std::vector<Hierarchy> hierarchies;
 };
+
+} // namespace cgroup_v1
+
+namespace cgroup_v2 {
+
+// S becomes a threaded root with two threaded children (v2 hosts): a thread can only leave its process's
+// cgroup inside one threaded subtree, so O cannot live outside S.
+struct Layout {
+	std::string mount;
+	std::string sandbox; // S
+
+	std::string vcpu() const;     // S/vcpu: the container's CPU limits, the vCPU threads
+	std::string overhead() const; // S/overhead: every other thread of the VMM
+
+	// What createRuntime and poststart changed on S, for poststop to undo.
+	std::vector<std::string> enabled;         // controllers enabled in S's cgroup.subtree_control
+	std::map<std::string, std::string> saved; // S's own values before the split ("cpu.max")
+	bool relaxed = false;                     // S's cpu.max was lifted once the vCPUs were placed
+};
+
+} // namespace cgroup_v2
+
+// The cgroups of a container in split mode, per version; monostate in sandbox-only mode (nothing is
+// created or moved) and where nothing can be computed (poststop on v2 without a record).
+using CgroupLayout = std::variant<std::monostate, cgroup_v1::Layout, cgroup_v2::Layout>;
 
 struct LayoutInput {
 	HostMode host = HostMode::v1;
@@ -46,10 +70,10 @@ struct LayoutInput {
 };
 
 // Split mode:
-//  - v1/hybrid: in each hierarchy holding an overhead controller, O = <overhead_root>/<id>; the VMM process
-//    goes to O, its vCPU threads back to S. Every other hierarchy is left alone.
+//  - v1/hybrid: in each hierarchy holding an overhead controller, O = <overhead_root>/<id>. Hybrid hosts
+//    use the v1 hierarchies: the unified mount holds no controller there and is left alone.
 //  - v2: S/vcpu and S/overhead, threaded children of S.
 // Throws InputError when a controller is not mounted or the container is in no cgroup of a hierarchy.
-Layout compute_layout(const LayoutInput &input);
+CgroupLayout compute_layout(const LayoutInput &input);
 
 } // namespace vmmcg

@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
-#include "io.h"
 #include "paths.h"
+#include "text.h"
 #include "unique_fd.h"
 
 namespace vmmcg {
@@ -25,6 +25,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+[[noreturn]] void fail(const std::string &why)
+{
+	throw QmpError(why);
+}
+
+[[noreturn]] void fail_errno(const std::string &what)
+{
+	fail(what + ": " + std::strerror(errno));
+}
+
 int remaining_ms(Clock::time_point deadline)
 {
 	auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -32,59 +42,47 @@ int remaining_ms(Clock::time_point deadline)
 }
 
 // Opens the socket path inside the VMM's root: symlinks resolve within it and ".." cannot climb out.
-UniqueFd open_in_root(const ProcFs &proc, pid_t vmm, const std::string &path, std::string &why)
+UniqueFd open_in_root(const ProcFs &proc, pid_t vmm, const std::string &path)
 {
-	std::string root = proc.root() + "/" + std::to_string(vmm) + "/root";
+	std::string root = proc.path(vmm, "root");
 	UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-	if (!root_fd.valid()) {
-		why = "opening " + root + ": " + std::strerror(errno);
-		return {};
-	}
+	if (!root_fd.valid())
+		fail_errno("opening " + root);
 	struct open_how how {};
 	how.flags = O_PATH | O_CLOEXEC;
 	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 	long fd = ::syscall(SYS_openat2, root_fd.get(), path.c_str() + 1, &how, sizeof(how));
-	if (fd < 0) {
-		why = "opening " + path + " in the VMM's root: " + std::strerror(errno);
-		return {};
-	}
+	if (fd < 0)
+		fail_errno("opening " + path + " in the VMM's root");
 	UniqueFd socket_fd(static_cast<int>(fd));
 	struct stat st {};
-	if (::fstat(socket_fd.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
-		why = path + " in the VMM's root is not a socket";
-		return {};
-	}
+	if (::fstat(socket_fd.get(), &st) != 0 || !S_ISSOCK(st.st_mode))
+		fail(path + " in the VMM's root is not a socket");
 	return socket_fd;
 }
 
 // Connects through the O_PATH fd (/proc/self/fd/N), so the path is not resolved a second time.
-UniqueFd connect_socket(int path_fd, Clock::time_point deadline, std::string &why)
+UniqueFd connect_socket(int path_fd, Clock::time_point deadline)
 {
 	UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-	if (!sock.valid()) {
-		why = std::string("socket: ") + std::strerror(errno);
-		return {};
-	}
+	if (!sock.valid())
+		fail_errno("socket");
 	struct sockaddr_un addr {};
 	addr.sun_family = AF_UNIX;
 	std::string name = "/proc/self/fd/" + std::to_string(path_fd);
 	std::memcpy(addr.sun_path, name.c_str(), name.size() + 1);
-	if (::connect(sock.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) != 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
-			why = std::string("connect: ") + std::strerror(errno);
-			return {};
-		}
-		struct pollfd pfd {
-			sock.get(), POLLOUT, 0
-		};
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (::poll(&pfd, 1, remaining_ms(deadline)) != 1 ||
-		    ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-			why = "connect: timed out or refused";
-			return {};
-		}
-	}
+	if (::connect(sock.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) == 0)
+		return sock;
+	if (errno != EINPROGRESS && errno != EAGAIN)
+		fail_errno("connect");
+	struct pollfd pfd {
+		sock.get(), POLLOUT, 0
+	};
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (::poll(&pfd, 1, remaining_ms(deadline)) != 1 ||
+	    ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+		fail("connect: timed out or refused");
 	return sock;
 }
 
@@ -95,8 +93,8 @@ public:
 		: fd_(fd), deadline_(deadline), limit_(limit)
 	{}
 
-	// The next line, or nullopt on timeout, EOF, error or when the peer sent more than the limit.
-	std::optional<std::string> next(std::string &why)
+	// The next line; throws QmpError on timeout, EOF, error or when the peer sent more than the limit.
+	std::string next()
 	{
 		for (;;) {
 			std::size_t eol = buffer_.find('\n');
@@ -105,33 +103,32 @@ public:
 				buffer_.erase(0, eol + 1);
 				return line;
 			}
-			if (total_ > limit_) {
-				why = "response larger than " + std::to_string(limit_) + " bytes";
-				return std::nullopt;
-			}
-			struct pollfd pfd {
-				fd_, POLLIN, 0
-			};
-			int ready = ::poll(&pfd, 1, remaining_ms(deadline_));
-			if (ready <= 0) {
-				why = "no answer in time";
-				return std::nullopt;
-			}
-			char buf[4096];
-			ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0) {
-				why = n == 0 ? "connection closed"
-					     : std::string("recv: ") + std::strerror(errno);
-				return std::nullopt;
-			}
-			total_ += static_cast<std::size_t>(n);
-			buffer_.append(buf, static_cast<std::size_t>(n));
+			receive();
 		}
 	}
 
 private:
+	void receive()
+	{
+		if (total_ > limit_)
+			fail("response larger than " + std::to_string(limit_) + " bytes");
+		struct pollfd pfd {
+			fd_, POLLIN, 0
+		};
+		if (::poll(&pfd, 1, remaining_ms(deadline_)) <= 0)
+			fail("no answer in time");
+		char buf[4096];
+		ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			return;
+		if (n < 0)
+			fail_errno("recv");
+		if (n == 0)
+			fail("connection closed");
+		total_ += static_cast<std::size_t>(n);
+		buffer_.append(buf, static_cast<std::size_t>(n));
+	}
+
 	int fd_;
 	Clock::time_point deadline_;
 	std::size_t limit_;
@@ -139,7 +136,7 @@ private:
 	std::string buffer_;
 };
 
-bool send_all(int fd, std::string_view text, Clock::time_point deadline)
+void send_all(int fd, std::string_view text, Clock::time_point deadline)
 {
 	while (!text.empty()) {
 		ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
@@ -148,39 +145,39 @@ bool send_all(int fd, std::string_view text, Clock::time_point deadline)
 				fd, POLLOUT, 0
 			};
 			if (::poll(&pfd, 1, remaining_ms(deadline)) != 1)
-				return false;
+				fail("sending: timed out");
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return false;
+			fail_errno("sending");
 		text.remove_prefix(static_cast<std::size_t>(n));
 	}
-	return true;
 }
 
 // Reads lines until a reply ("return" or "error"); QMP interleaves events, which are skipped.
-std::optional<nlohmann::json> read_reply(LineReader &reader, std::string &why)
+nlohmann::json read_reply(LineReader &reader)
 {
-	while (auto line = reader.next(why)) {
-		nlohmann::json doc = nlohmann::json::parse(*line, nullptr, false);
-		if (doc.is_discarded() || !doc.is_object()) {
-			why = "not QMP: a line that is not a JSON object";
-			return std::nullopt;
-		}
+	for (;;) {
+		nlohmann::json doc = nlohmann::json::parse(reader.next(), nullptr, false);
+		if (doc.is_discarded() || !doc.is_object())
+			fail("not QMP: a line that is not a JSON object");
 		if (doc.contains("event"))
 			continue;
-		if (doc.contains("error")) {
-			why = "QMP error: " + doc["error"].value("desc", std::string("(no description)"));
-			return std::nullopt;
-		}
+		if (doc.contains("error"))
+			fail("QMP error: " +
+			     printable(doc["error"].value("desc", std::string("(no description)"))));
 		if (doc.contains("return"))
 			return doc;
-		why = "not QMP: unexpected reply";
-		return std::nullopt;
+		fail("not QMP: unexpected reply");
 	}
-	return std::nullopt;
+}
+
+nlohmann::json execute(int sock, LineReader &reader, std::string_view command, Clock::time_point deadline)
+{
+	send_all(sock, "{\"execute\":\"" + std::string(command) + "\"}\n", deadline);
+	return read_reply(reader);
 }
 
 // Namespace tid -> host tid for every thread of the VMM.
@@ -190,13 +187,25 @@ std::map<pid_t, pid_t> namespace_ids(const ProcFs &proc, pid_t vmm)
 	std::error_code ec;
 	for (pid_t tid : proc.thread_ids(vmm, ec)) {
 		std::error_code read_ec;
-		std::string status = read_file(proc.root() + "/" + std::to_string(vmm) + "/task/" +
-						       std::to_string(tid) + "/status",
-					       64 * 1024, read_ec);
+		std::string status = proc.read_task(vmm, tid, "status", read_ec);
 		if (auto inner = parse_innermost_nspid(status); !read_ec && inner)
 			ids.emplace(*inner, tid);
 	}
 	return ids;
+}
+
+std::vector<pid_t> to_host_ids(const ProcFs &proc, pid_t vmm, const std::vector<QmpCpu> &cpus)
+{
+	std::map<pid_t, pid_t> host_ids = namespace_ids(proc, vmm);
+	std::vector<pid_t> tids;
+	for (const auto &cpu : cpus) {
+		auto it = host_ids.find(cpu.thread_id);
+		if (it == host_ids.end())
+			fail("query-cpus-fast: thread id " + std::to_string(cpu.thread_id) +
+			     " is not a thread of the VMM");
+		tids.push_back(it->second);
+	}
+	return tids;
 }
 
 } // namespace
@@ -247,61 +256,23 @@ std::optional<pid_t> parse_innermost_nspid(std::string_view status)
 	return id;
 }
 
-std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm,
-						     const std::string &socket_path, const QmpLimits &limits,
-						     std::string &why)
+std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
+				      const QmpLimits &limits)
 {
-	if (!is_clean_absolute(socket_path) || socket_path == "/") {
-		why = "socket path '" + socket_path + "' is not a clean absolute path";
-		return std::nullopt;
-	}
+	if (!is_clean_absolute(socket_path) || socket_path == "/")
+		fail("socket path '" + printable(socket_path) + "' is not a clean absolute path");
 	auto deadline = Clock::now() + limits.total;
-	UniqueFd path_fd = open_in_root(proc, vmm, socket_path, why);
-	if (!path_fd.valid())
-		return std::nullopt;
-	UniqueFd sock = connect_socket(path_fd.get(), deadline, why);
-	if (!sock.valid())
-		return std::nullopt;
-
+	UniqueFd path_fd = open_in_root(proc, vmm, socket_path);
+	UniqueFd sock = connect_socket(path_fd.get(), deadline);
 	LineReader reader(sock.get(), deadline, limits.max_response);
-	auto greeting = reader.next(why);
-	if (!greeting)
-		return std::nullopt;
-	nlohmann::json hello = nlohmann::json::parse(*greeting, nullptr, false);
-	if (hello.is_discarded() || !hello.is_object() || !hello.contains("QMP")) {
-		why = "not QMP: no greeting";
-		return std::nullopt;
-	}
-	if (!send_all(sock.get(), "{\"execute\":\"qmp_capabilities\"}\n", deadline)) {
-		why = "sending qmp_capabilities failed";
-		return std::nullopt;
-	}
-	if (!read_reply(reader, why))
-		return std::nullopt;
-	if (!send_all(sock.get(), "{\"execute\":\"query-cpus-fast\"}\n", deadline)) {
-		why = "sending query-cpus-fast failed";
-		return std::nullopt;
-	}
-	auto reply = read_reply(reader, why);
-	if (!reply)
-		return std::nullopt;
-	auto cpus = parse_query_cpus_fast(reply->dump());
-	if (!cpus || cpus->empty()) {
-		why = "query-cpus-fast: no vCPU thread ids in the reply";
-		return std::nullopt;
-	}
-	std::map<pid_t, pid_t> host_ids = namespace_ids(proc, vmm);
-	std::vector<pid_t> tids;
-	for (const auto &cpu : *cpus) {
-		auto it = host_ids.find(cpu.thread_id);
-		if (it == host_ids.end()) {
-			why = "query-cpus-fast: thread id " + std::to_string(cpu.thread_id) +
-			      " is not a thread of the VMM";
-			return std::nullopt;
-		}
-		tids.push_back(it->second);
-	}
-	return tids;
+	nlohmann::json hello = nlohmann::json::parse(reader.next(), nullptr, false);
+	if (hello.is_discarded() || !hello.is_object() || !hello.contains("QMP"))
+		fail("not QMP: no greeting");
+	execute(sock.get(), reader, "qmp_capabilities", deadline);
+	auto cpus = parse_query_cpus_fast(execute(sock.get(), reader, "query-cpus-fast", deadline).dump());
+	if (!cpus || cpus->empty())
+		fail("query-cpus-fast: no vCPU thread ids in the reply");
+	return to_host_ids(proc, vmm, *cpus);
 }
 
 } // namespace vmmcg

@@ -11,11 +11,12 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "discovery.h"
+#include "procfs.h"
 
 namespace vmmcg {
 
@@ -36,10 +37,17 @@ struct QmpLimits {
 	std::size_t max_response = 64 * 1024;
 };
 
-// Asks the VMM's QMP socket for its vCPU threads, mapped to host thread ids. On any failure returns
-// std::nullopt and sets why (one line, for the log).
-std::optional<std::vector<pid_t>> query_vcpu_threads(const ProcFs &proc, pid_t vmm,
-						     const std::string &socket_path, const QmpLimits &limits,
-						     std::string &why);
+// Why a QMP exchange gave no answer (one line, for the log): the peer is the container's, so this is an
+// outcome the caller expects and falls back from (to thread names), not an error that ends a hook.
+class QmpError : public std::runtime_error
+{
+public:
+	using std::runtime_error::runtime_error;
+};
+
+// Asks the VMM's QMP socket for its vCPU threads, in cpu-index order, mapped to host thread ids. Throws
+// QmpError on any failure.
+std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
+				      const QmpLimits &limits);
 
 } // namespace vmmcg

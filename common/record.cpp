@@ -12,50 +12,212 @@
 #include "errors.h"
 #include "io.h"
 #include "json_fields.h"
+#include "json_writer.h"
 #include "paths.h"
+#include "schema.h"
+#include "text.h"
 #include "unique_fd.h"
 
 namespace vmmcg {
 
 namespace {
 
-constexpr int record_version = 1;
 constexpr std::size_t max_record_size = 4 << 20;
 constexpr std::int64_t max_pid = 1 << 22; // PID_MAX_LIMIT
+constexpr std::string_view what = "record";
 
 using nlohmann::json;
 
-std::optional<ProcessRef> process_from_json(const json &doc, const char *key)
-{
-	auto it = doc.find(key);
-	if (it == doc.end() || it->is_null())
-		return std::nullopt;
-	if (!it->is_object())
-		throw InputError(std::string("record: field '") + key + "': must be an object");
-	auto pid = as_integer(it->at("pid"), "pid", std::string("record: '") + key + "'", 1, max_pid);
-	const json &start_time = it->at("start_time");
-	if (!start_time.is_number_unsigned())
-		throw InputError(std::string("record: '") + key +
-				 "': field 'start_time': must be a non-negative integer");
-	return ProcessRef{static_cast<pid_t>(pid), start_time.get<std::uint64_t>()};
-}
-
-const json &array_field(const json &obj, const char *key)
-{
-	const json &value = obj.at(key);
-	if (!value.is_array())
-		throw InputError(std::string("record: field '") + key + "': must be a list");
-	return value;
-}
-
 // Every path the record hands to the cgroupfs layer is checked here too, not only there.
-std::string cgroup_path(const json &item, const char *key)
+std::string cgroup_path(const Field &field, bool root_allowed = false)
 {
-	std::string path = item.at(key).get<std::string>();
-	if (!is_clean_absolute(path))
-		throw InputError(std::string("record: bad path in '") + key + "': '" + path + "'");
+	std::string path = field.string();
+	if (!is_clean_absolute(path) || (!root_allowed && path == "/"))
+		field.fail("'" + printable(path) + "' is not a clean absolute cgroup path");
 	return path;
 }
+
+std::vector<std::string> cgroup_paths(const Field &field)
+{
+	std::vector<std::string> paths;
+	for (std::size_t i = 0; i < field.list().size(); ++i)
+		paths.push_back(cgroup_path(field.item(i)));
+	return paths;
+}
+
+std::vector<std::string> names_from(const Field &field, std::initializer_list<std::string_view> allowed)
+{
+	std::vector<std::string> names = field.strings(true);
+	for (const auto &name : names)
+		if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+			field.fail("'" + printable(name) + "' is not a controller the hooks use");
+	return names;
+}
+
+const Schema<ProcessRef, 2> process_fields = {{
+	{"pid", Presence::required,
+	 [](const Field &f, ProcessRef &p) { p.pid = static_cast<pid_t>(f.integer(1, max_pid)); },
+	 [](JsonWriter &w, const ProcessRef &p) { w.integer(p.pid); }},
+	{"start_time", Presence::required,
+	 [](const Field &f, ProcessRef &p) { p.start_time = f.non_negative(UINT64_MAX); },
+	 [](JsonWriter &w, const ProcessRef &p) { w.unsigned_integer(p.start_time); }},
+}};
+
+void write_process(JsonWriter &out, const std::optional<ProcessRef> &ref)
+{
+	if (ref)
+		write_object(out, *ref, process_fields);
+	else
+		out.null();
+}
+
+std::optional<ProcessRef> read_process(const Field &field)
+{
+	ProcessRef ref;
+	read_object(field.object(), what, field.key(), ref, process_fields);
+	return ref;
+}
+
+using cgroup_v1::Hierarchy;
+
+const Schema<Hierarchy, 6> hierarchy_fields = {{
+	{"mount", Presence::required, [](const Field &f, Hierarchy &h) { h.mount = cgroup_path(f); },
+	 [](JsonWriter &w, const Hierarchy &h) { w.string(h.mount); }},
+	{"controllers", Presence::required,
+	 [](const Field &f, Hierarchy &h) {
+		 h.controllers = names_from(f, {"cpu", "cpuacct", "cpuset"});
+	 },
+	 [](JsonWriter &w, const Hierarchy &h) { w.strings(h.controllers); }},
+	{"proc_key", Presence::required,
+	 [](const Field &f, Hierarchy &h) { h.proc_key = f.non_empty_string(); },
+	 [](JsonWriter &w, const Hierarchy &h) { w.string(h.proc_key); }},
+	{"sandbox", Presence::required,
+	 [](const Field &f, Hierarchy &h) { h.sandbox = cgroup_path(f, true); },
+	 [](JsonWriter &w, const Hierarchy &h) { w.string(h.sandbox); }},
+	{"overhead", Presence::required, [](const Field &f, Hierarchy &h) { h.overhead = cgroup_path(f); },
+	 [](JsonWriter &w, const Hierarchy &h) { w.string(h.overhead); }},
+	{"shared", Presence::required, [](const Field &f, Hierarchy &h) { h.shared = cgroup_paths(f); },
+	 [](JsonWriter &w, const Hierarchy &h) { w.strings(h.shared); }},
+}};
+
+const Schema<cgroup_v1::Layout, 1> v1_fields = {{
+	{"hierarchies", Presence::required,
+	 [](const Field &f, cgroup_v1::Layout &l) {
+		 for (std::size_t i = 0; i < f.list().size(); ++i) {
+			 Field item = f.item(i);
+			 read_object(item.object(), what, item.key(), l.hierarchies.emplace_back(),
+				     hierarchy_fields);
+		 }
+	 },
+	 [](JsonWriter &w, const cgroup_v1::Layout &l) {
+		 w.begin_array();
+		 for (const auto &h : l.hierarchies)
+			 write_object(w, h, hierarchy_fields);
+		 w.end_array();
+	 }},
+}};
+
+const Schema<cgroup_v2::Layout, 5> v2_fields = {{
+	{"mount", Presence::required, [](const Field &f, cgroup_v2::Layout &l) { l.mount = cgroup_path(f); },
+	 [](JsonWriter &w, const cgroup_v2::Layout &l) { w.string(l.mount); }},
+	{"sandbox", Presence::required,
+	 [](const Field &f, cgroup_v2::Layout &l) { l.sandbox = cgroup_path(f); },
+	 [](JsonWriter &w, const cgroup_v2::Layout &l) { w.string(l.sandbox); }},
+	{"enabled", Presence::required,
+	 [](const Field &f, cgroup_v2::Layout &l) {
+		 l.enabled = names_from(f, {"cpu", "cpuset"});
+	 },
+	 [](JsonWriter &w, const cgroup_v2::Layout &l) { w.strings(l.enabled); }},
+	{"saved", Presence::required,
+	 [](const Field &f, cgroup_v2::Layout &l) {
+		 l.saved = f.string_map();
+		 for (const auto &[file, value] : l.saved)
+			 if (file != "cpu.max")
+				 f.fail("'" + printable(file) + "' is not a file the hooks save");
+	 },
+	 [](JsonWriter &w, const cgroup_v2::Layout &l) {
+		 w.begin_object();
+		 for (const auto &[file, value] : l.saved)
+			 w.key(file).string(value);
+		 w.end_object();
+	 }},
+	{"relaxed", Presence::required, [](const Field &f, cgroup_v2::Layout &l) { l.relaxed = f.boolean(); },
+	 [](JsonWriter &w, const cgroup_v2::Layout &l) { w.boolean(l.relaxed); }},
+}};
+
+template <typename L, std::size_t N>
+void write_part(JsonWriter &out, const CgroupLayout &layout, const Schema<L, N> &schema)
+{
+	if (const L *part = std::get_if<L>(&layout))
+		write_object(out, *part, schema);
+	else
+		out.null();
+}
+
+template <typename L, std::size_t N>
+void read_part(const Field &field, Record &record, const Schema<L, N> &schema)
+{
+	if (!std::holds_alternative<std::monostate>(record.cgroups))
+		field.fail("a record holds the cgroups of one version only");
+	L part;
+	read_object(field.object(), what, field.key(), part, schema);
+	record.cgroups = std::move(part);
+}
+
+Mode mode_from(const Field &field)
+{
+	auto mode = parse_mode(field.string());
+	if (!mode)
+		field.fail("not a mode");
+	return *mode;
+}
+
+HostMode host_from(const Field &field)
+{
+	auto host = parse_host_mode(field.string());
+	if (!host)
+		field.fail("not a host mode");
+	return *host;
+}
+
+const Schema<Record, 11> record_fields = {{
+	{"version", Presence::required, [](const Field &, Record &) {}, // checked before the rest
+	 [](JsonWriter &w, const Record &) { w.integer(record_version); }},
+	{"id", Presence::required, [](const Field &f, Record &r) { r.id = f.string(); },
+	 [](JsonWriter &w, const Record &r) { w.string(r.id); }},
+	{"mode", Presence::required, [](const Field &f, Record &r) { r.mode = mode_from(f); },
+	 [](JsonWriter &w, const Record &r) { w.string(to_string(r.mode)); }},
+	{"host", Presence::required, [](const Field &f, Record &r) { r.host = host_from(f); },
+	 [](JsonWriter &w, const Record &r) { w.string(to_string(r.host)); }},
+	{"v1", Presence::optional, [](const Field &f, Record &r) { read_part(f, r, v1_fields); },
+	 [](JsonWriter &w, const Record &r) { write_part(w, r.cgroups, v1_fields); }},
+	{"v2", Presence::optional, [](const Field &f, Record &r) { read_part(f, r, v2_fields); },
+	 [](JsonWriter &w, const Record &r) { write_part(w, r.cgroups, v2_fields); }},
+	{"qmp_socket", Presence::optional,
+	 [](const Field &f, Record &r) {
+		 r.qmp_socket = f.string();
+		 if (!is_clean_absolute(*r.qmp_socket) || *r.qmp_socket == "/")
+			 f.fail("not a clean absolute path");
+	 },
+	 [](JsonWriter &w, const Record &r) { w.optional_string(r.qmp_socket); }},
+	{"vmm", Presence::optional, [](const Field &f, Record &r) { r.vmm = read_process(f); },
+	 [](JsonWriter &w, const Record &r) { write_process(w, r.vmm); }},
+	{"vcpus", Presence::required,
+	 [](const Field &f, Record &r) {
+		 for (std::size_t i = 0; i < f.list().size(); ++i)
+			 r.vcpus.push_back(static_cast<pid_t>(f.item(i).integer(1, max_pid)));
+	 },
+	 [](JsonWriter &w, const Record &r) {
+		 w.begin_array();
+		 for (pid_t tid : r.vcpus)
+			 w.integer(tid);
+		 w.end_array();
+	 }},
+	{"vcpu_source", Presence::required, [](const Field &f, Record &r) { r.vcpu_source = f.string(); },
+	 [](JsonWriter &w, const Record &r) { w.string(r.vcpu_source); }},
+	{"settler", Presence::optional, [](const Field &f, Record &r) { r.settler = read_process(f); },
+	 [](JsonWriter &w, const Record &r) { write_process(w, r.settler); }},
+}};
 
 std::string temp_prefix(const std::string &id)
 {
@@ -75,175 +237,41 @@ void write_all(int fd, const std::string &text, const std::string &path)
 	}
 }
 
-} // namespace
-
-std::string record_path(const std::string &dir, const std::string &id)
+// ".<id>.json.<pid>": only digits after the prefix, or another container's temp file (id "abc.json" has
+// ".abc.json.json.<pid>") would match.
+bool is_temp_file_of(std::string_view name, const std::string &prefix)
 {
-	return join_path(dir, id + ".json");
+	if (!name.starts_with(prefix) || name.size() == prefix.size())
+		return false;
+	std::string_view rest = name.substr(prefix.size());
+	return std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// The record as nlohmann's compact dump() writes it, keys in its std::map order, without building the
-// document: building, dumping and destroying it was 43% of createRuntime's instructions (README,
-// "Performance"). A unit test holds this to nlohmann's output byte for byte.
+} // namespace
+
 std::string record_to_json(const Record &record)
 {
-	std::string out;
-	out.reserve(1024 + 16 * record.vcpus.size());
-	auto string = [&](std::string_view text) {
-		bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-			auto byte = static_cast<unsigned char>(c);
-			return byte >= 0x20 && byte < 0x80 && c != '"' && c != '\\';
-		});
-		if (plain)
-			out.append("\"").append(text).append("\"");
-		else // escapes, and refuses what is not UTF-8 (json::type_error), as the document did
-			out += json(std::string(text)).dump();
-	};
-	auto strings = [&](const std::vector<std::string> &list) {
-		out += '[';
-		for (std::size_t i = 0; i < list.size(); ++i) {
-			if (i)
-				out += ',';
-			string(list[i]);
-		}
-		out += ']';
-	};
-	auto boolean = [&](bool value) { out += value ? "true" : "false"; };
-	auto process = [&](const std::optional<ProcessRef> &ref) {
-		if (!ref) {
-			out += "null";
-			return;
-		}
-		out.append("{\"pid\":").append(std::to_string(ref->pid));
-		out.append(",\"start_time\":").append(std::to_string(ref->start_time)).append("}");
-	};
-
-	out += "{\"adopted\":";
-	strings(record.adopted);
-	out += ",\"enabled\":";
-	strings(record.enabled);
-	out += ",\"host\":";
-	string(to_string(record.layout.host));
-	out += ",\"id\":";
-	string(record.id);
-	out += ",\"mode\":";
-	string(to_string(record.layout.mode));
-	out += ",\"qmp_socket\":";
-	if (record.qmp_socket)
-		string(*record.qmp_socket);
-	else
-		out += "null";
-	out += ",\"relaxed\":";
-	boolean(record.relaxed);
-	out += ",\"saved\":{";
-	bool first = true;
-	for (const auto &[file, value] : record.saved) {
-		out += first ? "" : ",";
-		first = false;
-		string(file);
-		out += ':';
-		string(value);
-	}
-	out += "},\"settler\":";
-	process(record.settler);
-	out += ",\"targets\":[";
-	for (std::size_t t = 0; t < record.layout.targets.size(); ++t) {
-		const Target &target = record.layout.targets[t];
-		out += t ? ",{\"controllers\":" : "{\"controllers\":";
-		string(target.controllers);
-		out += ",\"create\":[";
-		for (std::size_t d = 0; d < target.create.size(); ++d) {
-			out += d ? ",{\"path\":" : "{\"path\":";
-			string(target.create[d].path);
-			out += ",\"shared\":";
-			boolean(target.create[d].shared);
-			out += ",\"threaded\":";
-			boolean(target.create[d].threaded);
-			out += '}';
-		}
-		out += "],\"mount\":";
-		string(target.mount);
-		out += ",\"overhead\":";
-		string(target.overhead);
-		out += ",\"sandbox\":";
-		string(target.sandbox);
-		out += ",\"v2\":";
-		boolean(target.v2);
-		out += ",\"vcpu\":";
-		string(target.vcpu);
-		out += '}';
-	}
-	out += "],\"vcpu_source\":";
-	string(record.vcpu_source);
-	out += ",\"vcpus\":[";
-	for (std::size_t i = 0; i < record.vcpus.size(); ++i) {
-		if (i)
-			out += ',';
-		out += std::to_string(record.vcpus[i]);
-	}
-	out.append("],\"version\":").append(std::to_string(record_version));
-	out += ",\"vmm\":";
-	process(record.vmm);
-	out += "}\n";
-	return out;
+	JsonWriter out;
+	write_object(out, record, record_fields);
+	return out.take() + "\n";
 }
 
 Record record_from_json(const std::string &text)
 {
-	json doc = parse_json_object(text, "record");
-	try {
-		if (as_integer(doc.at("version"), "version", "record", 0, 1 << 20) != record_version)
-			throw InputError("record: unsupported version");
-		Record record;
-		record.id = doc.at("id").get<std::string>();
-		auto mode = parse_mode(doc.at("mode").get<std::string>());
-		auto host = parse_host_mode(doc.at("host").get<std::string>());
-		if (!mode || !host)
-			throw InputError("record: bad mode or host");
-		record.layout.mode = *mode;
-		record.layout.host = *host;
-		for (const auto &item : array_field(doc, "targets")) {
-			Target target;
-			target.mount = cgroup_path(item, "mount");
-			target.controllers = item.at("controllers").get<std::string>();
-			target.v2 = item.at("v2").get<bool>();
-			target.sandbox = cgroup_path(item, "sandbox");
-			target.vcpu = cgroup_path(item, "vcpu");
-			target.overhead = cgroup_path(item, "overhead");
-			for (const auto &dir : array_field(item, "create")) {
-				CgroupDir entry{dir.at("path").get<std::string>(),
-						dir.at("shared").get<bool>(), dir.at("threaded").get<bool>()};
-				if (!is_clean_absolute(entry.path) || entry.path == "/")
-					throw InputError("record: bad cgroup path '" + entry.path + "'");
-				target.create.push_back(std::move(entry));
-			}
-			record.layout.targets.push_back(std::move(target));
-		}
-		record.adopted = doc.at("adopted").get<std::vector<std::string>>();
-		record.enabled = doc.at("enabled").get<std::vector<std::string>>();
-		record.saved = doc.at("saved").get<std::map<std::string, std::string>>();
-		record.relaxed = doc.at("relaxed").get<bool>();
-		if (auto it = doc.find("qmp_socket"); it != doc.end() && !it->is_null()) {
-			record.qmp_socket = it->get<std::string>();
-			if (!is_clean_absolute(*record.qmp_socket))
-				throw InputError("record: bad qmp_socket");
-		}
-		for (const auto &name : record.enabled)
-			if (name != "cpu" && name != "cpuset")
-				throw InputError("record: bad controller '" + name + "'");
-		for (const auto &[file, value] : record.saved)
-			if (file != "cpu.max")
-				throw InputError("record: bad saved file '" + file + "'");
-		record.vmm = process_from_json(doc, "vmm");
-		for (const auto &tid : array_field(doc, "vcpus"))
-			record.vcpus.push_back(
-				static_cast<pid_t>(as_integer(tid, "vcpus", "record", 1, max_pid)));
-		record.vcpu_source = doc.at("vcpu_source").get<std::string>();
-		record.settler = process_from_json(doc, "settler");
-		return record;
-	} catch (const json::exception &e) {
-		throw InputError(std::string("record: ") + e.what());
-	}
+	json doc = parse_json_object(text, what);
+	std::int64_t version = need_field(doc, "version", what).integer(1, record_version);
+	if (version == 1)
+		return record_from_v1_json(doc);
+	Record record;
+	read_object(doc, what, "", record, record_fields);
+	if (record.mode == Mode::split && std::holds_alternative<std::monostate>(record.cgroups))
+		throw InputError("record: split mode without the cgroups of either version");
+	return record;
+}
+
+std::string record_path(const std::string &dir, const std::string &id)
+{
+	return join_path(dir, id + ".json");
 }
 
 void write_record(const std::string &dir, const Record &record)
@@ -273,19 +301,16 @@ void write_record(const std::string &dir, const Record &record)
 std::optional<Record> read_record(const std::string &dir, const std::string &id)
 {
 	std::string path = record_path(dir, id);
-	std::error_code ec;
-	std::string text = read_file(path, max_record_size, ec);
-	if (ec == std::errc::no_such_file_or_directory)
-		return std::nullopt;
-	if (ec)
-		throw InputError(path + ": cannot be read: " + ec.message());
 	try {
-		Record record = record_from_json(text);
+		std::optional<std::string> text = read_input_file(path, max_record_size, true);
+		if (!text)
+			return std::nullopt;
+		Record record = record_from_json(*text);
 		if (record.id != id)
-			throw InputError("record: holds id '" + record.id + "'");
+			throw InputError("record: holds id '" + printable(record.id) + "'");
 		return record;
 	} catch (const InputError &e) {
-		throw InputError(path + ": " + e.what());
+		throw HostError((std::string_view(e.what()).starts_with(path) ? "" : path + ": ") + e.what());
 	}
 }
 
@@ -297,17 +322,9 @@ std::error_code remove_record(const std::string &dir, const std::string &id)
 	// Temp files of writers that were killed between open and rename.
 	if (DIR *d = ::opendir(dir.c_str())) {
 		std::string prefix = temp_prefix(id);
-		while (struct dirent *entry = ::readdir(d)) {
-			// ".<id>.json.<pid>": only digits after the prefix, or another container's temp file
-			// (id "abc.json" has ".abc.json.json.<pid>") would match.
-			std::string_view name(entry->d_name);
-			if (!name.starts_with(prefix) || name.size() == prefix.size())
-				continue;
-			std::string_view rest = name.substr(prefix.size());
-			if (std::all_of(rest.begin(), rest.end(),
-					[](char c) { return c >= '0' && c <= '9'; }))
+		while (struct dirent *entry = ::readdir(d))
+			if (is_temp_file_of(entry->d_name, prefix))
 				::unlinkat(::dirfd(d), entry->d_name, 0);
-		}
 		::closedir(d);
 	}
 	return result;

@@ -1,33 +1,37 @@
 // The record of one container: what createRuntime created and what poststart placed, written atomically
 // (temp file + rename) to <record_dir>/<id>.json. poststart and poststop read it; so can an operator.
+// Its fields are listed once, in record.cpp, for the writer and the reader.
 #pragma once
 
-#include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
-#include "discovery.h"
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "host.h"
 #include "layout.h"
+#include "procfs.h"
 
 namespace vmmcg {
 
+// Version 2 keeps each cgroup version's part apart ("v1" or "v2"); version 1 (one list of targets for
+// both) is still read, so that containers created before an upgrade are cleaned up.
+inline constexpr int record_version = 2;
+
 struct Record {
 	std::string id;
-	Layout layout;
-	// Cgroups createRuntime found already there (adopted, e.g. after a crash): removed like created ones,
-	// but a failed createRuntime does not roll them back.
-	std::vector<std::string> adopted;
-	// v2: controllers enabled in S's subtree_control by createRuntime, and S's values before the split.
-	std::vector<std::string> enabled;
-	std::map<std::string, std::string> saved;
-	bool relaxed = false; // S's cpu.max was lifted (after the vCPUs were placed)
+	Mode mode = Mode::split;
+	HostMode host = HostMode::v1;
+	CgroupLayout cgroups;
 	// The QMP socket in effect for this container (configuration or allowed annotation, at
 	// createRuntime).
 	std::optional<std::string> qmp_socket;
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
-	std::string vcpu_source; // "thread-names"
+	std::string vcpu_source; // "qmp", "thread-names", or "" before placement
 	std::optional<ProcessRef> settler;
 };
 
@@ -36,13 +40,17 @@ std::string record_path(const std::string &dir, const std::string &id);
 // Creates dir (0700) when missing. Throws std::system_error with the path.
 void write_record(const std::string &dir, const Record &record);
 
-// std::nullopt when there is no record. Throws InputError when it is unreadable or malformed.
+// std::nullopt when there is no record. Throws HostError when it is unreadable or malformed: the record is
+// the host's own file, so a corrupt one is exit 1, not bad input.
 std::optional<Record> read_record(const std::string &dir, const std::string &id);
 
 // Removes the record and any temp file a killed writer left. ENOENT counts as done.
 std::error_code remove_record(const std::string &dir, const std::string &id);
 
 std::string record_to_json(const Record &record);
+// Throws InputError naming the field.
 Record record_from_json(const std::string &text);
+// The same for a parsed record of version 1 (record_v1.cpp).
+Record record_from_v1_json(const nlohmann::json &doc);
 
 } // namespace vmmcg

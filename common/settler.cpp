@@ -17,12 +17,12 @@ namespace {
 
 void close_other_fds(int keep)
 {
-	// The kept fd moves to 3; everything above goes.
-	if (keep != 3) {
-		::dup2(keep, 3);
+	// The kept fd moves to settler_go_fd; everything above goes.
+	if (keep != settler_go_fd) {
+		::dup2(keep, settler_go_fd);
 		::close(keep);
 	}
-	::close_range(4, ~0U, 0);
+	::close_range(settler_go_fd + 1, ~0U, 0);
 }
 
 void redirect_stdio()
@@ -68,7 +68,7 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::functi
 		drop_stderr_logging();
 		int status = 1;
 		try {
-			status = work(3);
+			status = work(settler_go_fd);
 		} catch (const std::exception &e) {
 			spdlog::error("settler: {}", e.what());
 		}

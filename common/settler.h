@@ -4,27 +4,31 @@
 #include <functional>
 #include <optional>
 
-#include "discovery.h"
+#include "procfs.h"
 #include "unique_fd.h"
 
 namespace vmmcg {
 
 // Starts `work` in a detached grandchild (double fork, setsid, stdio on /dev/null, no other inherited fd),
 // as containers/oci-seccomp-bpf-hook does: the runtime waits for the hook's stdout and stderr to close, and
-// must not wait for the settler. `work` gets a "go" fd that reaches EOF once the caller called release() on
-// the returned handle (or exited): it waits on it before it writes the record, so that its write lands after
-// the caller's. Returns the settler, or std::nullopt if it could not be started.
+// must not wait for the settler. `work` gets a "go" fd (settler_go_fd) that reaches EOF once the caller
+// called let_go() on the returned handle (or exited): it waits on it before it writes the record, so that
+// its write lands after the caller's. Returns the settler, or std::nullopt if it could not be started.
 class SettlerHandle
 {
 public:
 	SettlerHandle(ProcessRef ref, int go_fd) : ref_(ref), go_(go_fd) {}
 	const ProcessRef &process() const { return ref_; }
-	void release() { go_.reset(); }
+	// Closes the go pipe: the settler may now write the record (the caller has written its own).
+	void let_go() { go_.reset(); }
 
 private:
 	ProcessRef ref_;
 	UniqueFd go_;
 };
+
+// The settler's end of the go pipe: the one fd it keeps.
+inline constexpr int settler_go_fd = 3;
 
 std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::function<int(int go_fd)> &work);
 

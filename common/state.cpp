@@ -5,6 +5,7 @@
 #include "errors.h"
 #include "json_fields.h"
 #include "paths.h"
+#include "text.h"
 
 namespace vmmcg {
 
@@ -21,7 +22,7 @@ State parse_state(std::string_view json)
 	if (!id)
 		throw InputError("state: field 'id': missing");
 	if (!is_valid_container_id(*id))
-		throw InputError("state: field 'id': '" + *id +
+		throw InputError("state: field 'id': '" + printable(*id) +
 				 "' is not a container id (1-128 of [A-Za-z0-9_+.-], not '.' or '..')");
 	state.id = *id;
 
@@ -32,7 +33,8 @@ State parse_state(std::string_view json)
 	if (!bundle)
 		throw InputError("state: field 'bundle': missing");
 	if (!is_clean_absolute(*bundle) || *bundle == "/")
-		throw InputError("state: field 'bundle': '" + *bundle + "' is not a clean absolute path");
+		throw InputError("state: field 'bundle': '" + printable(*bundle) +
+				 "' is not a clean absolute path");
 	state.bundle = *bundle;
 
 	state.annotations = get_string_map(doc, "annotations", what);

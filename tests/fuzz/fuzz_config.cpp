@@ -91,20 +91,20 @@ void check_config(const vmmcg::Config &config)
 		check(is_socket_path(*config.qmp_socket), "qmp_socket is a clean absolute path < 108 bytes",
 		      *config.qmp_socket);
 
-	const vmmcg::OverheadLimits &limits = config.overhead_limits;
-	if (limits.cpu_shares)
-		check(*limits.cpu_shares >= 2 && *limits.cpu_shares <= 262144, "cpu_shares in 2..262144");
-	if (limits.cpu_quota_us)
-		check(*limits.cpu_quota_us == -1 ||
-			      (*limits.cpu_quota_us >= 1000 && *limits.cpu_quota_us <= INT64_MAX / 1000),
+	const vmmcg::CpuLimits &limits = config.overhead_limits;
+	if (limits.shares)
+		check(*limits.shares >= 2 && *limits.shares <= 262144, "cpu_shares in 2..262144");
+	if (limits.quota_us)
+		check(*limits.quota_us == -1 ||
+			      (*limits.quota_us >= 1000 && *limits.quota_us <= INT64_MAX / 1000),
 		      "cpu_quota_us is -1 or in 1000..INT64_MAX/1000");
-	if (limits.cpu_period_us)
-		check(*limits.cpu_period_us >= 1000 && *limits.cpu_period_us <= 1000000,
+	if (limits.period_us)
+		check(*limits.period_us >= 1000 && *limits.period_us <= 1000000,
 		      "cpu_period_us in 1000..1000000");
-	if (limits.cpuset_cpus)
-		check(is_list(*limits.cpuset_cpus), "cpuset_cpus is a CPU list", *limits.cpuset_cpus);
-	if (limits.cpuset_mems)
-		check(is_list(*limits.cpuset_mems), "cpuset_mems is a node list", *limits.cpuset_mems);
+	if (limits.cpus)
+		check(is_list(*limits.cpus), "cpuset_cpus is a CPU list", *limits.cpus);
+	if (limits.mems)
+		check(is_list(*limits.mems), "cpuset_mems is a node list", *limits.mems);
 }
 
 void check_apply(vmmcg::Config config, const std::map<std::string, std::string> &annotations)

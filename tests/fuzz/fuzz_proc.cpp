@@ -16,6 +16,7 @@
 #include "cgroupfs.h"
 #include "config.h"
 #include "discovery.h"
+#include "procfs.h"
 #include "errors.h"
 #include "fuzz_check.h"
 #include "host.h"
@@ -72,11 +73,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 	} catch (const vmmcg::InputError &) {
 	}
 
-	auto start = vmmcg::parse_stat_start_time(text);
-	auto state = vmmcg::parse_stat_state(text);
-	if (start || state)
+	if (auto stat = vmmcg::parse_stat(text)) {
 		check(text.find(')') != std::string_view::npos, "stat fields are found only after a ')'",
 		      text);
+		check(stat->comm.size() < text.size(), "the comm lies within the line", text);
+	}
 
 	std::vector<pid_t> ids = vmmcg::parse_ids(text);
 	for (pid_t id : ids)

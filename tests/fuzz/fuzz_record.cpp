@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <variant>
 
 #include "errors.h"
 #include "fuzz_check.h"
@@ -27,14 +28,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 		return 0;
 	}
 
-	for (const auto &target : record.layout.targets)
-		for (const auto &dir : target.create)
-			check(vmmcg::is_clean_absolute(dir.path) && dir.path != "/",
-			      "a created cgroup is a clean absolute path other than /", dir.path);
-	for (const auto &name : record.enabled)
-		check(name == "cpu" || name == "cpuset", "enabled controllers are cpu or cpuset", name);
-	for (const auto &[file, value] : record.saved)
-		check(file == "cpu.max", "the only saved file is cpu.max", file);
+	if (const auto *v1 = std::get_if<vmmcg::cgroup_v1::Layout>(&record.cgroups))
+		for (const auto &h : v1->hierarchies) {
+			check(vmmcg::is_clean_absolute(h.overhead) && h.overhead != "/",
+			      "an overhead cgroup is a clean absolute path other than /", h.overhead);
+			for (const auto &dir : h.shared)
+				check(vmmcg::is_clean_absolute(dir) && dir != "/",
+				      "a shared cgroup is a clean absolute path other than /", dir);
+		}
+	if (const auto *v2 = std::get_if<vmmcg::cgroup_v2::Layout>(&record.cgroups)) {
+		check(vmmcg::is_clean_absolute(v2->sandbox) && v2->sandbox != "/",
+		      "S is a clean absolute path other than /", v2->sandbox);
+		for (const auto &name : v2->enabled)
+			check(name == "cpu" || name == "cpuset", "enabled controllers are cpu or cpuset",
+			      name);
+		for (const auto &[file, value] : v2->saved)
+			check(file == "cpu.max", "the only saved file is cpu.max", file);
+	}
 	if (record.qmp_socket)
 		check(vmmcg::is_clean_absolute(*record.qmp_socket), "qmp_socket is a clean absolute path",
 		      *record.qmp_socket);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <variant>
 
 #include "layout.h"
 #include "record.h"
@@ -51,7 +52,9 @@ vmmcg::Record make(const std::string &id, vmmcg::HostMode host, vmmcg::Mode mode
 	}
 	vmmcg::Record record;
 	record.id = id;
-	record.layout = vmmcg::compute_layout(input);
+	record.host = host;
+	record.mode = mode;
+	record.cgroups = vmmcg::compute_layout(input);
 	return record;
 }
 
@@ -76,9 +79,8 @@ int main(int argc, char **argv)
 	// createRuntime's record: cgroups created, nothing placed yet.
 	ok &= write(dir, "v1-created.json", make("a1b2c3", vmmcg::HostMode::v1, vmmcg::Mode::split));
 
-	// poststart's record on a hybrid host: VMM and vCPUs placed, an overhead root adopted.
+	// poststart's record on a hybrid host: VMM and vCPUs placed.
 	vmmcg::Record hybrid = make("ctr-hybrid_1.0", vmmcg::HostMode::hybrid, vmmcg::Mode::split);
-	hybrid.adopted = {"/vmm_overhead"};
 	hybrid.vmm = vmmcg::ProcessRef{4265, 366655};
 	hybrid.vcpus = {4270, 4271, 4272, 4273};
 	hybrid.vcpu_source = "thread-names";
@@ -92,9 +94,10 @@ int main(int argc, char **argv)
 	// v2: controllers enabled in S, cpu.max saved and lifted, vCPUs found over QMP.
 	vmmcg::Record v2 = make("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 				vmmcg::HostMode::v2, vmmcg::Mode::split);
-	v2.enabled = {"cpu", "cpuset"};
-	v2.saved = {{"cpu.max", "200000 100000"}};
-	v2.relaxed = true;
+	auto &v2_cgroups = std::get<vmmcg::cgroup_v2::Layout>(v2.cgroups);
+	v2_cgroups.enabled = {"cpu", "cpuset"};
+	v2_cgroups.saved = {{"cpu.max", "200000 100000"}};
+	v2_cgroups.relaxed = true;
 	v2.qmp_socket = "/run/qmp.sock";
 	v2.vmm = vmmcg::ProcessRef{812, 1234567890123};
 	v2.vcpus = {815, 816};
@@ -103,8 +106,9 @@ int main(int argc, char **argv)
 
 	// v2 before placement: nothing relaxed, nothing saved yet.
 	vmmcg::Record v2_created = make("v2ctr", vmmcg::HostMode::v2, vmmcg::Mode::split);
-	v2_created.enabled = {"cpu"};
-	v2_created.saved = {{"cpu.max", "max 100000"}};
+	auto &created = std::get<vmmcg::cgroup_v2::Layout>(v2_created.cgroups);
+	created.enabled = {"cpu"};
+	created.saved = {{"cpu.max", "max 100000"}};
 	ok &= write(dir, "v2-created.json", v2_created);
 
 	// sandbox-only: no targets.

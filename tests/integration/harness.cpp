@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "discovery.h"
 #include "host.h"
+#include "procfs.h"
 
 namespace vmmcg::test {
 
@@ -433,10 +433,11 @@ std::vector<ThreadPlacement> Sandbox::threads() const
 	std::error_code ec;
 	for (pid_t tid : proc.thread_ids(vmm_, ec)) {
 		std::error_code read_ec;
-		std::string text = proc.thread_cgroup(vmm_, tid, read_ec);
+		std::string text = proc.read_task(vmm_, tid, "cgroup", read_ec);
 		if (read_ec)
 			continue;
-		out.push_back({tid, proc.thread_name(vmm_, tid), parse_proc_cgroup(text)});
+		out.push_back(
+			{tid, trim(proc.read_task(vmm_, tid, "comm", read_ec)), parse_proc_cgroup(text)});
 	}
 	return out;
 }

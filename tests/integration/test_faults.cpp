@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.h"
+#include "backend.h"
 #include "discovery.h"
 #include "harness.h"
 #include "placement.h"
@@ -64,11 +65,16 @@ TEST_SUITE("integration-faults")
 		vmmcg::ProcFs proc;
 		auto vmm = proc.process(sb.vmm());
 		REQUIRE(vmm);
-		vmmcg::Config config; // the Placer keeps references: none may be a temporary
-		vmmcg::Placer placer(record->layout, proc, config.vcpu_thread_patterns);
-		vmmcg::PassResult pass = placer.place(*vmm);
-		CHECK(pass.moved == 0);
-		CHECK(pass.vcpus.size() == 3);
+		std::unique_ptr<vmmcg::Backend> backend = vmmcg::make_backend(record->cgroups);
+		REQUIRE(backend);
+		std::error_code ec;
+		auto listed = vmmcg::list_threads(proc, vmm->pid, vmmcg::Config().vcpu_thread_patterns, ec);
+		REQUIRE_FALSE(ec);
+		vmmcg::Moves moves = backend->place(proc, *vmm, listed);
+		CHECK(moves.moved == 0);
+		CHECK_FALSE(moves.vmm_gone);
+		CHECK(std::count_if(listed.begin(), listed.end(),
+				    [](const auto &t) { return t.vcpu.has_value(); }) == 3);
 		for (const auto &t : sb.threads())
 			CHECK(t.where.at("cpu") ==
 			      (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_path()));

@@ -55,7 +55,7 @@ Outcome run_one(int index)
 			return r["settler"].is_null() && r["vcpus"].size() == static_cast<std::size_t>(vcpus);
 		});
 		if (!settled)
-			return fail("placement did not settle");
+			return fail("placement did not settle: " + sb.record().dump());
 		for (const auto &t : sb.threads()) {
 			bool vcpu = is_vcpu_name(t.name);
 			for (const auto &c : Sandbox::cpu_controllers())

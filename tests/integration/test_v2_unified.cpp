@@ -19,7 +19,9 @@
 #include "host.h"
 #include "layout.h"
 #include "placement.h"
-#include "provision.h"
+#include "backend.h"
+#include "procfs.h"
+#include "text.h"
 #include "harness.h"
 
 namespace fs = std::filesystem;
@@ -108,11 +110,11 @@ TEST_SUITE("integration-v2")
 		input.id = "unused-on-v2";
 		input.mounts.unified = mounts.unified;
 		input.sandbox = {{"", sb.path}};
-		Layout layout = compute_layout(input);
-		REQUIRE(layout.targets.size() == 1);
+		CgroupLayout layout = compute_layout(input);
+		REQUIRE(std::holds_alternative<cgroup_v2::Layout>(layout));
+		std::unique_ptr<Backend> backend = make_backend(layout);
 
-		Provisioned made = provision(layout, {});
-		CHECK(made.created.size() == 2);
+		CHECK(backend->provision({}) == 2);
 		CHECK(read_text(sb.mount + sb.path + "/cgroup.type") == "domain threaded");
 		CHECK(read_text(sb.mount + sb.path + "/vcpu/cgroup.type") == "threaded");
 		CHECK(read_text(sb.mount + sb.path + "/overhead/cgroup.type") == "threaded");
@@ -122,27 +124,27 @@ TEST_SUITE("integration-v2")
 		config.vmm_names = {"test-vmm"};
 		auto container = proc.process(sb.vmm);
 		REQUIRE(container);
-		SettleResult result = settle(layout, proc, config, *container,
-					     std::chrono::steady_clock::now() + std::chrono::seconds(5));
+		SettleResult result =
+			PlacementLoop(*backend, proc, PlacementOptions::from(config), *container)
+				.run(std::chrono::steady_clock::now() + std::chrono::seconds(5));
 		CHECK(result.complete);
 		CHECK(result.vcpus.size() == 3);
 		std::error_code ec;
 		for (pid_t tid : proc.thread_ids(sb.vmm, ec)) {
-			std::string name = proc.thread_name(sb.vmm, tid);
-			ProcCgroups where = parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec));
+			std::string name = trimmed(proc.read_task(sb.vmm, tid, "comm", ec));
+			ProcCgroups where = parse_proc_cgroup(proc.read_task(sb.vmm, tid, "cgroup", ec));
 			INFO("thread " << tid << " '" << name << "'");
 			CHECK(where.at("") == sb.path + (test::is_vcpu_name(name) ? "/vcpu" : "/overhead"));
 			// v1 hierarchies are not part of this layout: nothing moved there.
 			CHECK(where.at("cpu").find("vmmcg") == std::string::npos);
 		}
 
-		CHECK(teardown(layout) == 0);
-		CHECK(restore_sandbox(layout, made.enabled, made.saved) == 0);
+		CHECK(backend->teardown() == 0);
 		CHECK(!fs::exists(sb.mount + sb.path + "/vcpu"));
 		CHECK(!fs::exists(sb.mount + sb.path + "/overhead"));
 		CHECK(read_text(sb.mount + sb.path + "/cgroup.type") == "domain");
 		for (pid_t tid : proc.thread_ids(sb.vmm, ec))
-			CHECK(parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec)).at("") == sb.path);
+			CHECK(parse_proc_cgroup(proc.read_task(sb.vmm, tid, "cgroup", ec)).at("") == sb.path);
 	}
 
 	TEST_CASE("v2: writing a thread id to cgroup.procs of a threaded child is refused "
@@ -155,15 +157,16 @@ TEST_SUITE("integration-v2")
 		input.host = HostMode::v2;
 		input.mounts.unified = mounts.unified;
 		input.sandbox = {{"", sb.path}};
-		Layout layout = compute_layout(input);
-		provision(layout, {});
+		CgroupLayout layout = compute_layout(input);
+		std::unique_ptr<Backend> backend = make_backend(layout);
+		backend->provision({});
 		// Kata writes vCPU tids to cgroup.procs; the kernel either refuses or moves the whole
 		// process.
 		ProcFs proc;
 		std::error_code ec;
 		pid_t vcpu = 0;
 		for (pid_t tid : proc.thread_ids(sb.vmm, ec))
-			if (test::is_vcpu_name(proc.thread_name(sb.vmm, tid)))
+			if (test::is_vcpu_name(trimmed(proc.read_task(sb.vmm, tid, "comm", ec))))
 				vcpu = tid;
 		REQUIRE(vcpu != 0);
 		std::ofstream out(sb.mount + sb.path + "/vcpu/cgroup.procs");
@@ -173,13 +176,13 @@ TEST_SUITE("integration-v2")
 		std::size_t in_vcpu = 0, total = 0;
 		for (pid_t tid : proc.thread_ids(sb.vmm, ec)) {
 			++total;
-			in_vcpu += parse_proc_cgroup(proc.thread_cgroup(sb.vmm, tid, ec)).at("") ==
+			in_vcpu += parse_proc_cgroup(proc.read_task(sb.vmm, tid, "cgroup", ec)).at("") ==
 				   sb.path + "/vcpu";
 		}
 		MESSAGE("cgroup.procs write " << std::string(refused ? "refused" : "accepted")
 					      << "; threads in vcpu: " << in_vcpu << " of " << total);
 		CHECK((refused ||
 		       in_vcpu == total)); // never just the one vCPU: cgroup.threads is the only way
-		CHECK(teardown(layout) == 0);
+		CHECK(backend->teardown() == 0);
 	}
 }

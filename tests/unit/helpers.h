@@ -53,17 +53,17 @@ private:
 	std::string path_;
 };
 
-// Runs f; true with the message when it threw InputError, false with a description otherwise.
-template <typename F>
-bool catch_input_error(F &&f, std::string &message)
+// Runs f; true with the message when it threw an E, false with a description otherwise.
+template <typename E, typename F>
+bool catch_error(F &&f, std::string &message)
 {
 	try {
 		f();
-	} catch (const vmmcg::InputError &e) {
+	} catch (const E &e) {
 		message = e.what();
 		return true;
 	} catch (const std::exception &e) {
-		message = std::string("not an InputError: ") + e.what();
+		message = std::string("another exception: ") + e.what();
 		return false;
 	}
 	message = "no exception";
@@ -72,12 +72,14 @@ bool catch_input_error(F &&f, std::string &message)
 
 } // namespace unit
 
-// CHECKs that expr throws vmmcg::InputError whose message contains needle.
-#define CHECK_INPUT_ERROR(expr, needle)                                                                      \
+// CHECKs that expr throws the error type whose message contains needle.
+#define CHECK_ERROR_OF(type, expr, needle)                                                                   \
 	do {                                                                                                 \
 		std::string unit_message_;                                                                   \
-		bool unit_thrown_ = unit::catch_input_error([&] { (void)(expr); }, unit_message_);           \
+		bool unit_thrown_ = unit::catch_error<type>([&] { (void)(expr); }, unit_message_);           \
 		CHECK_MESSAGE((unit_thrown_ && unit_message_.find(needle) != std::string::npos),             \
-			      #expr << " -> " << unit_message_ << " (expected InputError containing \""      \
+			      #expr << " -> " << unit_message_ << " (expected " #type " containing \""       \
 				    << (needle) << "\")");                                                   \
 	} while (0)
+#define CHECK_INPUT_ERROR(expr, needle) CHECK_ERROR_OF(vmmcg::InputError, expr, needle)
+#define CHECK_HOST_ERROR(expr, needle) CHECK_ERROR_OF(vmmcg::HostError, expr, needle)

@@ -119,10 +119,10 @@ TEST_SUITE("bundle")
 		CHECK(config.cgroups_path.slice == "machine.slice");
 		REQUIRE(config.cpu.shares);
 		CHECK(*config.cpu.shares == 1024);
-		REQUIRE(config.cpu.quota);
-		CHECK(*config.cpu.quota == 50000);
-		REQUIRE(config.cpu.period);
-		CHECK(*config.cpu.period == 100000);
+		REQUIRE(config.cpu.quota_us);
+		CHECK(*config.cpu.quota_us == 50000);
+		REQUIRE(config.cpu.period_us);
+		CHECK(*config.cpu.period_us == 100000);
 		CHECK(config.cpu.cpus == "0-3");
 		CHECK(config.cpu.mems == "0");
 	}
@@ -133,8 +133,8 @@ TEST_SUITE("bundle")
 		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::none);
 		CHECK(config.annotations.empty());
 		CHECK_FALSE(config.cpu.shares);
-		CHECK_FALSE(config.cpu.quota);
-		CHECK_FALSE(config.cpu.period);
+		CHECK_FALSE(config.cpu.quota_us);
+		CHECK_FALSE(config.cpu.period_us);
 		CHECK_FALSE(config.cpu.cpus);
 		CHECK_FALSE(config.cpu.mems);
 
@@ -143,8 +143,8 @@ TEST_SUITE("bundle")
 		CHECK(parse({{"linux", {{"cgroupsPath", nullptr}}}}).cgroups_path.kind ==
 		      CgroupsPath::Kind::none);
 		CHECK_FALSE(parse({{"linux", {{"resources", json::object()}}}}).cpu.shares);
-		CHECK_FALSE(parse(with_cpu(json::object())).cpu.quota);
-		CHECK_FALSE(parse(with_cpu(nullptr)).cpu.quota);
+		CHECK_FALSE(parse(with_cpu(json::object())).cpu.quota_us);
+		CHECK_FALSE(parse(with_cpu(nullptr)).cpu.quota_us);
 	}
 
 	TEST_CASE("config.json: cgroupsPath errors come through")
@@ -155,10 +155,10 @@ TEST_SUITE("bundle")
 
 	TEST_CASE("config.json: cpu resources types and bounds")
 	{
-		CHECK(*parse(with_cpu({{"quota", -1}})).cpu.quota == -1);
-		CHECK(*parse(with_cpu({{"quota", INT64_MAX}})).cpu.quota == INT64_MAX);
+		CHECK(*parse(with_cpu({{"quota", -1}})).cpu.quota_us == -1);
+		CHECK(*parse(with_cpu({{"quota", INT64_MAX}})).cpu.quota_us == INT64_MAX);
 		CHECK(*parse(with_cpu({{"shares", UINT64_MAX}})).cpu.shares == UINT64_MAX);
-		CHECK(*parse(with_cpu({{"period", 0}})).cpu.period == 0);
+		CHECK(*parse(with_cpu({{"period", 0}})).cpu.period_us == 0);
 		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", -2}})), "'quota'");
 		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", UINT64_MAX}})), "'quota'");
 		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", "100"}})), "'quota'");

@@ -36,11 +36,11 @@ void check_defaults(const Config &config)
 	CHECK(config.mode == Mode::split);
 	CHECK(config.overhead_root == "/vmm_overhead");
 	CHECK(config.overhead_controllers == std::vector<std::string>{"cpu", "cpuacct", "cpuset"});
-	CHECK_FALSE(config.overhead_limits.cpu_shares);
-	CHECK_FALSE(config.overhead_limits.cpu_quota_us);
-	CHECK_FALSE(config.overhead_limits.cpu_period_us);
-	CHECK_FALSE(config.overhead_limits.cpuset_cpus);
-	CHECK_FALSE(config.overhead_limits.cpuset_mems);
+	CHECK_FALSE(config.overhead_limits.shares);
+	CHECK_FALSE(config.overhead_limits.quota_us);
+	CHECK_FALSE(config.overhead_limits.period_us);
+	CHECK_FALSE(config.overhead_limits.cpus);
+	CHECK_FALSE(config.overhead_limits.mems);
 	CHECK(config.vmm_names == std::vector<std::string>{"qemu-system-*", "qemu-kvm", "cloud-hyperviso*",
 							   "firecracker", "crosvm"});
 	CHECK(config.vcpu_thread_patterns ==
@@ -52,9 +52,9 @@ void check_defaults(const Config &config)
 	CHECK(config.settle_timeout_ms == 60000);
 	CHECK(config.settle_quiet_ms == 100);
 	CHECK(config.record_dir == "/run/vmm-cgroup-hooks");
-	CHECK(config.log_level == "info");
-	CHECK(config.log_syslog);
-	CHECK(config.log_stderr);
+	CHECK(config.log.level == "info");
+	CHECK(config.log.syslog);
+	CHECK(config.log.stderr_sink);
 	CHECK(config.allowed_annotations.empty());
 }
 
@@ -138,45 +138,46 @@ TEST_SUITE("config")
 					 {"cpu_period_us", 100000},
 					 {"cpuset_cpus", "0-1,4"},
 					 {"cpuset_mems", "0"}}}});
-		const OverheadLimits &limits = config.overhead_limits;
-		CHECK(limits.cpu_shares == 512u);
-		CHECK(limits.cpu_quota_us == 200000);
-		CHECK(limits.cpu_period_us == 100000u);
-		CHECK(limits.cpuset_cpus == "0-1,4");
-		CHECK(limits.cpuset_mems == "0");
+		const CpuLimits &limits = config.overhead_limits;
+		CHECK(limits.shares == 512u);
+		CHECK(limits.quota_us == 200000);
+		CHECK(limits.period_us == 100000u);
+		CHECK(limits.cpus == "0-1,4");
+		CHECK(limits.mems == "0");
 
-		CHECK(parse_limit("cpu_shares", 2).overhead_limits.cpu_shares == 2u);
-		CHECK(parse_limit("cpu_shares", 262144).overhead_limits.cpu_shares == 262144u);
-		CHECK(parse_limit("cpu_quota_us", -1).overhead_limits.cpu_quota_us == -1);
-		CHECK(parse_limit("cpu_quota_us", 1000).overhead_limits.cpu_quota_us == 1000);
-		CHECK(parse_limit("cpu_period_us", 1000).overhead_limits.cpu_period_us == 1000u);
-		CHECK(parse_limit("cpu_period_us", 1000000).overhead_limits.cpu_period_us == 1000000u);
+		CHECK(parse_limit("cpu_shares", 2).overhead_limits.shares == 2u);
+		CHECK(parse_limit("cpu_shares", 262144).overhead_limits.shares == 262144u);
+		CHECK(parse_limit("cpu_quota_us", -1).overhead_limits.quota_us == -1);
+		CHECK(parse_limit("cpu_quota_us", 1000).overhead_limits.quota_us == 1000);
+		CHECK(parse_limit("cpu_period_us", 1000).overhead_limits.period_us == 1000u);
+		CHECK(parse_limit("cpu_period_us", 1000000).overhead_limits.period_us == 1000000u);
 		Config empty = parse_one("overhead_limits", json::object());
-		CHECK_FALSE(empty.overhead_limits.cpu_shares);
-		CHECK_FALSE(empty.overhead_limits.cpuset_cpus);
+		CHECK_FALSE(empty.overhead_limits.shares);
+		CHECK_FALSE(empty.overhead_limits.cpus);
 	}
 
 	TEST_CASE("overhead_limits: bad values name the field")
 	{
-		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 1), "'cpu_shares'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 0), "'cpu_shares'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 262145), "'cpu_shares'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_shares", -2), "'cpu_shares'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_shares", "512"), "'cpu_shares'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 0), "'cpu_quota_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 999), "'cpu_quota_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", -2), "'cpu_quota_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", INT64_MAX), "'cpu_quota_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 1.5), "'cpu_quota_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", 999), "'cpu_period_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", 1000001), "'cpu_period_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", true), "'cpu_period_us'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", ""), "'cpuset_cpus'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", "0-3\n"), "'cpuset_cpus'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", "all"), "'cpuset_cpus'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", 0), "'cpuset_cpus'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_mems", "0 1"), "'cpuset_mems'");
-		CHECK_INPUT_ERROR(parse_limit("cpuset_mems", json::array({0})), "'cpuset_mems'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 1), "'overhead_limits.cpu_shares'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 0), "'overhead_limits.cpu_shares'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_shares", 262145), "'overhead_limits.cpu_shares'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_shares", -2), "'overhead_limits.cpu_shares'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_shares", "512"), "'overhead_limits.cpu_shares'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 0), "'overhead_limits.cpu_quota_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 999), "'overhead_limits.cpu_quota_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", -2), "'overhead_limits.cpu_quota_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", INT64_MAX), "'overhead_limits.cpu_quota_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_quota_us", 1.5), "'overhead_limits.cpu_quota_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", 999), "'overhead_limits.cpu_period_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", 1000001), "'overhead_limits.cpu_period_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpu_period_us", true), "'overhead_limits.cpu_period_us'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", ""), "'overhead_limits.cpuset_cpus'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", "0-3\n"), "'overhead_limits.cpuset_cpus'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", "all"), "'overhead_limits.cpuset_cpus'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", 0), "'overhead_limits.cpuset_cpus'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_mems", "0 1"), "'overhead_limits.cpuset_mems'");
+		CHECK_INPUT_ERROR(parse_limit("cpuset_mems", json::array({0})),
+				  "'overhead_limits.cpuset_mems'");
 		CHECK_INPUT_ERROR(parse_limit("cpu_weight", 100), "'cpu_weight'");
 		CHECK_INPUT_ERROR(parse_limit("cpu_weight", 100), "unknown");
 		CHECK_INPUT_ERROR(parse_one("overhead_limits", json::array()), "'overhead_limits'");
@@ -190,8 +191,8 @@ TEST_SUITE("config")
 		// is loaded.
 		for (const char *bad : {"-", "1-", "-1", "1--2", "0-1-2"}) {
 			CAPTURE(bad);
-			CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", bad), "'cpuset_cpus'");
-			CHECK_INPUT_ERROR(parse_limit("cpuset_mems", bad), "'cpuset_mems'");
+			CHECK_INPUT_ERROR(parse_limit("cpuset_cpus", bad), "'overhead_limits.cpuset_cpus'");
+			CHECK_INPUT_ERROR(parse_limit("cpuset_mems", bad), "'overhead_limits.cpuset_mems'");
 		}
 	}
 
@@ -272,12 +273,12 @@ TEST_SUITE("config")
 	TEST_CASE("log_level, log_syslog, log_stderr")
 	{
 		for (const char *level : {"trace", "debug", "info", "warn", "error", "off"})
-			CHECK(parse_one("log_level", level).log_level == level);
+			CHECK(parse_one("log_level", level).log.level == level);
 		CHECK_INPUT_ERROR(parse_one("log_level", "verbose"), "'log_level'");
 		CHECK_INPUT_ERROR(parse_one("log_level", "INFO"), "'log_level'");
 		CHECK_INPUT_ERROR(parse_one("log_level", 3), "'log_level'");
-		CHECK_FALSE(parse_one("log_syslog", false).log_syslog);
-		CHECK_FALSE(parse_one("log_stderr", false).log_stderr);
+		CHECK_FALSE(parse_one("log_syslog", false).log.syslog);
+		CHECK_FALSE(parse_one("log_stderr", false).log.stderr_sink);
 		CHECK_INPUT_ERROR(parse_one("log_syslog", "false"), "'log_syslog'");
 		CHECK_INPUT_ERROR(parse_one("log_stderr", 0), "'log_stderr'");
 	}

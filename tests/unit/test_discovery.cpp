@@ -11,6 +11,8 @@
 
 #include "config.h"
 #include "helpers.h"
+#include "procfs.h"
+#include "text.h"
 
 using namespace vmmcg;
 
@@ -74,6 +76,24 @@ private:
 	unit::TempDir dir_;
 };
 
+std::optional<std::uint64_t> start_of(std::string_view line)
+{
+	auto stat = parse_stat(line);
+	return stat ? std::optional(stat->start_time) : std::nullopt;
+}
+
+std::optional<char> state_of(std::string_view line)
+{
+	auto stat = parse_stat(line);
+	return stat ? std::optional(stat->state) : std::nullopt;
+}
+
+std::optional<std::string_view> comm_of(std::string_view line)
+{
+	auto stat = parse_stat(line);
+	return stat ? std::optional(stat->comm) : std::nullopt;
+}
+
 } // namespace
 
 TEST_SUITE("discovery")
@@ -81,11 +101,11 @@ TEST_SUITE("discovery")
 	TEST_CASE("stat: start time and state")
 	{
 		std::string line = stat_line(42, "qemu-system-x86", 'S', 123456);
-		CHECK(parse_stat_start_time(line) == 123456u);
-		CHECK(parse_stat_state(line) == 'S');
-		CHECK(parse_stat_state(stat_line(42, "q", 'Z', 1)) == 'Z');
-		CHECK(parse_stat_start_time(stat_line(42, "q", 'R', 0)) == 0u);
-		CHECK(parse_stat_start_time(stat_line(42, "q", 'R', UINT64_MAX)) == UINT64_MAX);
+		CHECK(start_of(line) == 123456u);
+		CHECK(state_of(line) == 'S');
+		CHECK(state_of(stat_line(42, "q", 'Z', 1)) == 'Z');
+		CHECK(start_of(stat_line(42, "q", 'R', 0)) == 0u);
+		CHECK(start_of(stat_line(42, "q", 'R', UINT64_MAX)) == UINT64_MAX);
 	}
 
 	TEST_CASE("stat: comm with spaces, parentheses and a newline")
@@ -94,8 +114,8 @@ TEST_SUITE("discovery")
 									") S 1 2 3", "x)", "a\nb", ""}) {
 			CAPTURE(comm);
 			std::string line = stat_line(7, comm, 'R', 987654321);
-			CHECK(parse_stat_start_time(line) == 987654321u);
-			CHECK(parse_stat_state(line) == 'R');
+			CHECK(start_of(line) == 987654321u);
+			CHECK(state_of(line) == 'R');
 		}
 	}
 
@@ -106,23 +126,23 @@ TEST_SUITE("discovery")
 		std::size_t field22 = line.find(" 55 ") + 1;
 		for (std::size_t n = 0; n < field22; ++n) {
 			CAPTURE(n);
-			CHECK_FALSE(parse_stat_start_time(line.substr(0, n)));
+			CHECK_FALSE(start_of(line.substr(0, n)));
 		}
-		CHECK(parse_stat_start_time(line.substr(0, field22 + 2)) == 55u);
-		CHECK_FALSE(parse_stat_start_time(line.substr(0, field22 + 1)) == 55u);
-		CHECK_FALSE(parse_stat_state(""));
-		CHECK_FALSE(parse_stat_state("7 (a b"));
-		CHECK_FALSE(parse_stat_state("7 (a b)"));
-		CHECK_FALSE(parse_stat_state("7 (a b) "));
-		CHECK_FALSE(parse_stat_state("7 (a b) SS 1"));
-		CHECK(parse_stat_state("7 (a b) S") == 'S');
-		CHECK_FALSE(parse_stat_start_time(
+		CHECK(start_of(line.substr(0, field22 + 2)) == 55u);
+		CHECK_FALSE(start_of(line.substr(0, field22 + 1)) == 55u);
+		CHECK_FALSE(state_of(""));
+		CHECK_FALSE(state_of("7 (a b"));
+		CHECK_FALSE(state_of("7 (a b)"));
+		CHECK_FALSE(state_of("7 (a b) "));
+		CHECK_FALSE(state_of("7 (a b) SS 1"));
+		CHECK_FALSE(state_of("7 (a b) S")); // a line without field 22 is malformed as a whole
+		CHECK_FALSE(start_of(
 			"no parenthesis at all 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"));
 		std::string bad_start = line;
 		bad_start.replace(field22, 2, "5x");
-		CHECK_FALSE(parse_stat_start_time(bad_start));
+		CHECK_FALSE(start_of(bad_start));
 		bad_start.replace(field22, 2, "-5");
-		CHECK_FALSE(parse_stat_start_time(bad_start));
+		CHECK_FALSE(start_of(bad_start));
 	}
 
 	TEST_CASE("match_vcpu_name: the default patterns")
@@ -221,26 +241,25 @@ TEST_SUITE("discovery")
 		fake.add(100, "qemu-system-x86", "/usr/bin/qemu-system-x86_64", 5000);
 		ProcFs proc = fake.procfs();
 		CHECK(proc.root() == fake.root());
-		CHECK(proc.start_time(100) == 5000u);
 		CHECK(proc.process(100) == ProcessRef{100, 5000});
 		CHECK(proc.comm(100) == "qemu-system-x86");
 		CHECK(proc.exe_name(100) == "qemu-system-x86_64");
 		std::error_code ec;
-		CHECK(proc.process_cgroup(100, ec) == "0::/sandbox\n");
+		CHECK(proc.read(100, "cgroup", ec) == "0::/sandbox\n");
 		CHECK_FALSE(ec);
-		CHECK(proc.thread_cgroup(100, 100, ec) == "0::/sandbox/100\n");
+		CHECK(proc.read_task(100, 100, "cgroup", ec) == "0::/sandbox/100\n");
 		CHECK_FALSE(ec);
-		CHECK(proc.thread_name(100, 100) == "qemu-system-x86");
+		CHECK(trimmed(proc.read_task(100, 100, "comm", ec)) == "qemu-system-x86");
+		CHECK(proc.path(100, "stat") == fake.root() + "/100/stat");
+		CHECK(proc.task_path(100, 7, "stat") == fake.root() + "/100/task/7/stat");
 
-		CHECK_FALSE(proc.start_time(101));
 		CHECK_FALSE(proc.process(101));
 		CHECK(proc.comm(101).empty());
 		CHECK(proc.exe_name(101).empty());
-		CHECK(proc.thread_name(100, 999).empty());
-		proc.thread_cgroup(100, 999, ec);
+		proc.read_task(100, 999, "cgroup", ec);
 		CHECK(ec == std::errc::no_such_file_or_directory);
 		ec.clear();
-		proc.process_cgroup(101, ec);
+		proc.read(101, "cgroup", ec);
 		CHECK(ec == std::errc::no_such_file_or_directory);
 		ec.clear();
 		CHECK(proc.thread_ids(101, ec).empty());
@@ -397,9 +416,9 @@ TEST_SUITE("discovery")
 		CHECK(threads[0].vcpu == 3);
 		CHECK(threads[0].start_time == 48);
 		CHECK(threads[1].name == "a) b (c");
-		CHECK(parse_stat_comm("12 (x) S") == std::optional<std::string_view>("x"));
-		CHECK_FALSE(parse_stat_comm("12 x) S ("));
-		CHECK_FALSE(parse_stat_comm(""));
+		CHECK(comm_of(stat_line(12, "x", 'S', 1)) == std::optional<std::string_view>("x"));
+		CHECK_FALSE(comm_of("12 x) S ("));
+		CHECK_FALSE(comm_of(""));
 	}
 
 	TEST_CASE("list_threads: a process that is gone")

@@ -1,6 +1,7 @@
 #include "layout.h"
 
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -72,72 +73,76 @@ LayoutInput v2_input()
 	return input;
 }
 
-const Target *find_target(const Layout &layout, const std::string &controllers)
+using cgroup_v1::Hierarchy;
+
+const cgroup_v1::Layout &v1_of(const CgroupLayout &layout)
 {
-	for (const auto &target : layout.targets)
-		if (target.controllers == controllers)
-			return &target;
-	return nullptr;
+	REQUIRE(std::holds_alternative<cgroup_v1::Layout>(layout));
+	return std::get<cgroup_v1::Layout>(layout);
 }
 
-void check_overhead_dirs(const Target &target, const std::string &root)
+const cgroup_v2::Layout &v2_of(const CgroupLayout &layout)
 {
-	REQUIRE(target.create.size() == 2);
-	CHECK(target.create[0].path == root);
-	CHECK(target.create[0].shared);
-	CHECK_FALSE(target.create[0].threaded);
-	CHECK(target.create[1].path == root + "/" + id);
-	CHECK_FALSE(target.create[1].shared);
-	CHECK_FALSE(target.create[1].threaded);
+	REQUIRE(std::holds_alternative<cgroup_v2::Layout>(layout));
+	return std::get<cgroup_v2::Layout>(layout);
+}
+
+const Hierarchy *find_hierarchy(const cgroup_v1::Layout &layout, const std::vector<std::string> &controllers)
+{
+	for (const auto &hierarchy : layout.hierarchies)
+		if (hierarchy.controllers == controllers)
+			return &hierarchy;
+	return nullptr;
 }
 
 } // namespace
 
 TEST_SUITE("layout")
 {
-	TEST_CASE("v1 and hybrid split, separate mounts: one target per controller")
+	TEST_CASE("v1 and hybrid split, separate mounts: one hierarchy per controller")
 	{
 		for (HostMode host : {HostMode::v1, HostMode::hybrid}) {
 			CAPTURE(to_string(host));
-			Layout layout = compute_layout(v1_input(host));
-			CHECK(layout.host == host);
-			CHECK(layout.mode == Mode::split);
-			REQUIRE(layout.targets.size() == 3);
+			CgroupLayout computed = compute_layout(v1_input(host));
+			const auto &layout = v1_of(computed);
+			REQUIRE(layout.hierarchies.size() == 3);
 			const char *expected[][3] = {{"cpu", "/sys/fs/cgroup/cpu", "/machine/abc"},
 						     {"cpuacct", "/sys/fs/cgroup/cpuacct", "/machine/abc"},
 						     {"cpuset", "/sys/fs/cgroup/cpuset", "/machine/abc-set"}};
 			for (std::size_t i = 0; i < 3; ++i) {
-				const Target &target = layout.targets[i];
-				CAPTURE(target.controllers);
-				CHECK(target.controllers == expected[i][0]);
-				CHECK(target.mount == expected[i][1]);
-				CHECK_FALSE(target.v2);
-				CHECK(target.sandbox == expected[i][2]);
-				CHECK(target.vcpu == target.sandbox);
-				CHECK(target.overhead == "/vmm_overhead/abc");
-				check_overhead_dirs(target, "/vmm_overhead");
+				const Hierarchy &h = layout.hierarchies[i];
+				CAPTURE(h.mount);
+				CHECK(h.controllers == std::vector<std::string>{expected[i][0]});
+				CHECK(h.proc_key == expected[i][0]);
+				CHECK(h.mount == expected[i][1]);
+				CHECK(h.sandbox == expected[i][2]);
+				CHECK(h.overhead == "/vmm_overhead/abc");
+				CHECK(h.shared == std::vector<std::string>{"/vmm_overhead"});
 			}
 			// Memory, pids, devices and the unified mount are left alone.
-			for (const auto &target : layout.targets) {
-				CHECK(target.mount != "/sys/fs/cgroup/memory");
-				CHECK(target.mount != "/sys/fs/cgroup/unified");
+			for (const auto &h : layout.hierarchies) {
+				CHECK(h.mount != "/sys/fs/cgroup/memory");
+				CHECK(h.mount != "/sys/fs/cgroup/unified");
 			}
 		}
 	}
 
-	TEST_CASE("v1 split, co-mounted cpu,cpuacct: one target for both")
+	TEST_CASE("v1 split, co-mounted cpu,cpuacct: one hierarchy for both")
 	{
 		LayoutInput input = v1_input();
 		input.mounts = comounted_mounts();
-		Layout layout = compute_layout(input);
-		REQUIRE(layout.targets.size() == 2);
-		const Target *cpu = find_target(layout, "cpu,cpuacct");
+		CgroupLayout computed = compute_layout(input);
+		const auto &layout = v1_of(computed);
+		REQUIRE(layout.hierarchies.size() == 2);
+		const Hierarchy *cpu = find_hierarchy(layout, {"cpu", "cpuacct"});
 		REQUIRE(cpu);
 		CHECK(cpu->mount == "/sys/fs/cgroup/cpu,cpuacct");
+		CHECK(cpu->proc_key == "cpu");
+		CHECK(cpu->has("cpuacct"));
+		CHECK_FALSE(cpu->has("cpuset"));
 		CHECK(cpu->sandbox == "/machine/abc");
 		CHECK(cpu->overhead == "/vmm_overhead/abc");
-		check_overhead_dirs(*cpu, "/vmm_overhead");
-		const Target *cpuset = find_target(layout, "cpuset");
+		const Hierarchy *cpuset = find_hierarchy(layout, {"cpuset"});
 		REQUIRE(cpuset);
 		CHECK(cpuset->mount == "/sys/fs/cgroup/cpuset");
 		CHECK(cpuset->sandbox == "/machine/abc-set");
@@ -147,10 +152,11 @@ TEST_SUITE("layout")
 	{
 		LayoutInput input = v1_input();
 		input.overhead_controllers = {"cpuset"};
-		Layout layout = compute_layout(input);
-		REQUIRE(layout.targets.size() == 1);
-		CHECK(layout.targets[0].controllers == "cpuset");
-		CHECK(layout.targets[0].mount == "/sys/fs/cgroup/cpuset");
+		CgroupLayout computed = compute_layout(input);
+		const auto &layout = v1_of(computed);
+		REQUIRE(layout.hierarchies.size() == 1);
+		CHECK(layout.hierarchies[0].controllers == std::vector<std::string>{"cpuset"});
+		CHECK(layout.hierarchies[0].mount == "/sys/fs/cgroup/cpuset");
 	}
 
 	TEST_CASE("v1 split, nested overhead root: every ancestor is shared")
@@ -158,27 +164,16 @@ TEST_SUITE("layout")
 		LayoutInput input = v1_input();
 		input.overhead_root = "/a/b";
 		input.overhead_controllers = {"cpu"};
-		Layout layout = compute_layout(input);
-		REQUIRE(layout.targets.size() == 1);
-		const Target &target = layout.targets[0];
-		CHECK(target.overhead == "/a/b/abc");
-		REQUIRE(target.create.size() == 3);
-		CHECK(target.create[0].path == "/a");
-		CHECK(target.create[0].shared);
-		CHECK(target.create[1].path == "/a/b");
-		CHECK(target.create[1].shared);
-		CHECK(target.create[2].path == "/a/b/abc");
-		CHECK_FALSE(target.create[2].shared);
-		for (const auto &dir : target.create)
-			CHECK_FALSE(dir.threaded);
+		CgroupLayout computed = compute_layout(input);
+		const Hierarchy &h = v1_of(computed).hierarchies.at(0);
+		CHECK(h.overhead == "/a/b/abc");
+		CHECK(h.shared == std::vector<std::string>{"/a", "/a/b"});
 
 		input.overhead_root = "/x/y/z";
-		Layout deeper = compute_layout(input);
-		REQUIRE(deeper.targets[0].create.size() == 4);
-		CHECK(deeper.targets[0].create[0].path == "/x");
-		CHECK(deeper.targets[0].create[1].path == "/x/y");
-		CHECK(deeper.targets[0].create[2].path == "/x/y/z");
-		CHECK(deeper.targets[0].create[3].path == "/x/y/z/abc");
+		CgroupLayout deeper = compute_layout(input);
+		CHECK(v1_of(deeper).hierarchies.at(0).shared ==
+		      std::vector<std::string>{"/x", "/x/y", "/x/y/z"});
+		CHECK(v1_of(deeper).hierarchies.at(0).overhead == "/x/y/z/abc");
 	}
 
 	TEST_CASE("v1 and hybrid: a controller that is not mounted")
@@ -213,20 +208,19 @@ TEST_SUITE("layout")
 		}
 	}
 
-	TEST_CASE("v1 and hybrid without the container's cgroups: targets with an empty sandbox")
+	TEST_CASE("v1 and hybrid without the container's cgroups: hierarchies with an empty sandbox")
 	{
 		for (HostMode host : {HostMode::v1, HostMode::hybrid}) {
 			CAPTURE(to_string(host));
 			LayoutInput input = v1_input(host);
 			input.sandbox.clear();
-			Layout layout = compute_layout(input);
-			REQUIRE(layout.targets.size() == 3);
-			for (const auto &target : layout.targets) {
-				CAPTURE(target.controllers);
-				CHECK(target.sandbox.empty());
-				CHECK(target.vcpu.empty());
-				CHECK(target.overhead == "/vmm_overhead/abc");
-				check_overhead_dirs(target, "/vmm_overhead");
+			CgroupLayout computed = compute_layout(input);
+			const auto &layout = v1_of(computed);
+			REQUIRE(layout.hierarchies.size() == 3);
+			for (const auto &h : layout.hierarchies) {
+				CAPTURE(h.mount);
+				CHECK(h.sandbox.empty());
+				CHECK(h.overhead == "/vmm_overhead/abc");
 			}
 		}
 	}
@@ -234,8 +228,7 @@ TEST_SUITE("layout")
 	TEST_CASE("v1: a container id that names a file of the overhead root is refused")
 	{
 		// "tasks" is a valid runtime id, but <overhead_root>/tasks is the overhead root's tasks file:
-		// mkdir gives EEXIST, provision() takes it for an adopted cgroup, and everything after fails
-		// on ENOTDIR.
+		// mkdir gives EEXIST, and everything after fails on ENOTDIR.
 		for (const char *bad :
 		     {"tasks", "cgroup.procs", "notify_on_release", "cpu.shares", "cpuset.cpus"}) {
 			CAPTURE(bad);
@@ -247,25 +240,15 @@ TEST_SUITE("layout")
 
 	TEST_CASE("v2 split: threaded children of S")
 	{
-		Layout layout = compute_layout(v2_input());
-		CHECK(layout.host == HostMode::v2);
-		CHECK(layout.mode == Mode::split);
-		REQUIRE(layout.targets.size() == 1);
-		const Target &target = layout.targets[0];
-		CHECK(target.v2);
-		CHECK(target.mount == "/sys/fs/cgroup");
-		CHECK(target.controllers == "unified");
-		CHECK(target.sandbox == "/machine.slice/libpod-abc.scope");
-		CHECK(target.vcpu == "/machine.slice/libpod-abc.scope/vcpu");
-		CHECK(target.overhead == "/machine.slice/libpod-abc.scope/overhead");
-		REQUIRE(target.create.size() == 2);
-		CHECK(target.create[0].path == target.vcpu);
-		CHECK(target.create[1].path == target.overhead);
-		for (const auto &dir : target.create) {
-			CAPTURE(dir.path);
-			CHECK(dir.threaded);
-			CHECK_FALSE(dir.shared);
-		}
+		CgroupLayout computed = compute_layout(v2_input());
+		const auto &layout = v2_of(computed);
+		CHECK(layout.mount == "/sys/fs/cgroup");
+		CHECK(layout.sandbox == "/machine.slice/libpod-abc.scope");
+		CHECK(layout.vcpu() == "/machine.slice/libpod-abc.scope/vcpu");
+		CHECK(layout.overhead() == "/machine.slice/libpod-abc.scope/overhead");
+		CHECK(layout.enabled.empty());
+		CHECK(layout.saved.empty());
+		CHECK_FALSE(layout.relaxed);
 	}
 
 	TEST_CASE("v2 split: the overhead root and the v1 mounts play no part")
@@ -273,11 +256,8 @@ TEST_SUITE("layout")
 		LayoutInput input = v2_input();
 		input.overhead_root = "/a/b";
 		input.overhead_controllers = {"cpuset"};
-		Layout layout = compute_layout(input);
-		REQUIRE(layout.targets.size() == 1);
-		CHECK(layout.targets[0].overhead == "/machine.slice/libpod-abc.scope/overhead");
-		for (const auto &dir : layout.targets[0].create)
-			CHECK(dir.path.find("/a/b") != 0);
+		CgroupLayout computed = compute_layout(input);
+		CHECK(v2_of(computed).overhead() == "/machine.slice/libpod-abc.scope/overhead");
 	}
 
 	TEST_CASE("v2 split: S missing or the root")
@@ -289,29 +269,23 @@ TEST_SUITE("layout")
 		CHECK_INPUT_ERROR(compute_layout(input), "root cgroup");
 	}
 
-	TEST_CASE("v2 without the container's cgroups (cleanup): no targets")
+	TEST_CASE("v2 without the container's cgroups (cleanup): nothing")
 	{
 		LayoutInput input = v2_input();
 		input.sandbox.clear();
-		Layout layout = compute_layout(input);
-		CHECK(layout.host == HostMode::v2);
-		CHECK(layout.mode == Mode::split);
-		CHECK(layout.targets.empty());
+		CHECK(std::holds_alternative<std::monostate>(compute_layout(input)));
 	}
 
-	TEST_CASE("sandbox-only: no targets on any host")
+	TEST_CASE("sandbox-only: nothing on any host")
 	{
 		for (LayoutInput input : {v1_input(HostMode::v1), v1_input(HostMode::hybrid), v2_input()}) {
 			CAPTURE(to_string(input.host));
 			input.mode = Mode::sandbox_only;
-			Layout layout = compute_layout(input);
-			CHECK(layout.mode == Mode::sandbox_only);
-			CHECK(layout.host == input.host);
-			CHECK(layout.targets.empty());
+			CHECK(std::holds_alternative<std::monostate>(compute_layout(input)));
 			// Nothing is looked up, so nothing can be wrong.
 			input.mounts = {};
 			input.sandbox = {{"", "/"}};
-			CHECK(compute_layout(input).targets.empty());
+			CHECK(std::holds_alternative<std::monostate>(compute_layout(input)));
 		}
 	}
 }

@@ -1,0 +1,167 @@
+#include "cgroup_utils.h"
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "host.h"
+#include "paths.h"
+#include "text.h"
+
+namespace vmmcg {
+
+bool is_gone(const std::error_code &ec)
+{
+	return ec == std::errc::no_such_process || ec == std::errc::no_such_file_or_directory;
+}
+
+void write_value(const CgroupMount &mount, std::string_view cgroup, std::string_view file,
+		 std::string_view value)
+{
+	if (std::error_code ec = mount.write_file(cgroup, file, value))
+		throw std::system_error(ec, "writing '" + std::string(value) + "' to " +
+						    mount.describe(cgroup, file));
+}
+
+namespace {
+
+// Moves each id to the parent's thread file. ESRCH: the thread exited meanwhile, nothing to move.
+void drain_to_parent(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
+		     const std::vector<pid_t> &ids)
+{
+	std::error_code ec;
+	UniqueFd to = mount.open_file(parent_path(cgroup), thread_file, O_WRONLY, ec);
+	if (!to.valid())
+		return;
+	for (pid_t id : ids)
+		if (std::error_code move_ec = write_id(to.get(), id);
+		    move_ec && move_ec != std::errc::no_such_process)
+			spdlog::warn("moving thread {} out of {}: {}", id, mount.describe(cgroup),
+				     move_ec.message());
+}
+
+} // namespace
+
+std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file)
+{
+	using namespace std::chrono_literals;
+	auto delay = 5ms;
+	std::error_code ec;
+	// rmdir first: at poststop the container has exited and the cgroup is empty, so the thread file need
+	// not be read. Busy: move what is left to the parent, or give exiting tasks a moment.
+	for (int attempt = 0; attempt < 10; ++attempt) {
+		ec = mount.remove_dir(cgroup);
+		if (!ec || ec == std::errc::no_such_file_or_directory)
+			return {};
+		if (ec != std::errc::device_or_resource_busy)
+			return ec;
+		std::error_code read_ec;
+		std::vector<pid_t> ids = mount.read_ids(cgroup, thread_file, read_ec);
+		if (read_ec == std::errc::no_such_file_or_directory)
+			return {};
+		if (!ids.empty()) {
+			drain_to_parent(mount, cgroup, thread_file, ids);
+			continue;
+		}
+		std::this_thread::sleep_for(delay); // exiting tasks keep a cgroup busy for a moment
+		delay = std::min(delay * 2, std::chrono::milliseconds(200));
+	}
+	return ec;
+}
+
+std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures)
+{
+	try {
+		return CgroupMount::open(path);
+	} catch (const std::exception &e) {
+		spdlog::error("{}", e.what());
+		++failures;
+		return std::nullopt;
+	}
+}
+
+ThreadMover::Members ThreadMover::membership(const Sorting &sorting) const
+{
+	Members members;
+	for (const std::string &cgroup : sorting.members) {
+		std::error_code ec;
+		for (pid_t tid : sorting.mount.read_ids(cgroup, sorting.thread_file, ec))
+			members.emplace(tid, &cgroup);
+		if (ec && ec != std::errc::no_such_file_or_directory) // ENOENT: removed by someone else
+			throw std::system_error(
+				ec, "reading " + sorting.mount.describe(cgroup, sorting.thread_file));
+	}
+	return members;
+}
+
+std::error_code ThreadMover::write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid)
+{
+	std::string key = sorting.mount.path() + cgroup;
+	auto it = thread_files_.find(key);
+	if (it == thread_files_.end()) {
+		std::error_code ec;
+		UniqueFd fd = sorting.mount.open_file(cgroup, sorting.thread_file, O_WRONLY, ec);
+		if (!fd.valid())
+			throw std::system_error(
+				ec, "opening " + sorting.mount.describe(cgroup, sorting.thread_file));
+		it = thread_files_.emplace(key, std::move(fd)).first;
+	}
+	return write_id(it->second.get(), tid);
+}
+
+// A thread in none of this container's cgroups: exited since it was listed, or somewhere else, left alone.
+bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
+			       const ThreadInfo &thread, Moves &moves)
+{
+	const std::string &want = thread.vcpu ? sorting.vcpu : sorting.overhead;
+	auto it = members.find(thread.tid);
+	if (it == members.end()) {
+		std::error_code ec;
+		ProcCgroups actual = parse_proc_cgroup(proc.read_task(vmm, thread.tid, "cgroup", ec));
+		if (ec)
+			return false;
+		if (auto at = actual.find(sorting.proc_key); at != actual.end())
+			spdlog::warn("thread {} ({}) is in {}, not in this container's cgroups: left alone",
+				     thread.tid, printable(thread.name), sorting.mount.describe(at->second));
+		return true;
+	}
+	if (*it->second == want)
+		return true;
+	std::error_code ec = write_thread(sorting, want, thread.tid);
+	if (is_gone(ec))
+		return false;
+	if (ec == std::errc::invalid_argument && sorting.einval_is_transient) {
+		++moves.moved;
+		moves.retry = true;
+		return true;
+	}
+	if (ec)
+		throw std::system_error(ec, "moving thread " + std::to_string(thread.tid) + " (" +
+						    printable(thread.name) + ") to " +
+						    sorting.mount.describe(want, sorting.thread_file));
+	++moves.moved;
+	return true;
+}
+
+Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads)
+{
+	Moves moves;
+	// Read after the threads were listed, so that a listed thread is in one of them, or elsewhere.
+	std::vector<Members> members;
+	for (const auto &sorting : sortings_)
+		members.push_back(membership(sorting));
+	for (const auto &thread : threads) {
+		for (std::size_t i = 0; i < sortings_.size(); ++i) {
+			if (!place_thread(sortings_[i], members[i], proc, vmm, thread, moves)) {
+				moves.gone.push_back(thread.tid);
+				break;
+			}
+		}
+	}
+	return moves;
+}
+
+} // namespace vmmcg

@@ -1,0 +1,71 @@
+// What both backends do to cgroups beyond one file access (cgroupfs.h): checked writes, removal that drains
+// a cgroup first, and the thread mover of a placement pass.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <unordered_map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "backend.h"
+#include "cgroupfs.h"
+#include "discovery.h"
+#include "procfs.h"
+
+namespace vmmcg {
+
+// Writes value to a cgroup file; throws std::system_error naming the value and the file.
+void write_value(const CgroupMount &mount, std::string_view cgroup, std::string_view file,
+		 std::string_view value);
+
+// Moves what is left in cgroup to its parent (through `thread_file`: "tasks" or "cgroup.threads"), then
+// removes it, retrying EBUSY with bounded backoff. ENOENT counts as done.
+std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file);
+
+// A mount for cleanup: a failure is logged and counted, and cleanup goes on with the next one.
+std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures);
+
+// One hierarchy as a placement pass sees it: where vCPU threads and the others belong, and which cgroups of
+// this container hold the VMM's threads (their thread files say where each thread is).
+struct Sorting {
+	CgroupMount mount;
+	std::string proc_key; // the hierarchy's key in /proc/<pid>/cgroup, for a thread found elsewhere
+	std::string vcpu;     // where vCPU threads go
+	std::string overhead; // where every other thread goes
+	std::vector<std::string> members; // this container's cgroups in the hierarchy, without repeats
+	const char *thread_file;          // "tasks" (v1) or "cgroup.threads" (v2)
+	bool einval_is_transient;         // v2: a thread still being created cannot migrate yet
+};
+
+// Sorts threads between the two sides of each hierarchy. Keeps the thread files it opened for the next pass.
+class ThreadMover
+{
+public:
+	explicit ThreadMover(std::vector<Sorting> sortings) : sortings_(std::move(sortings)) {}
+	const std::vector<Sorting> &sortings() const { return sortings_; }
+
+	// Reads membership from the thread files (a few reads a pass, where reading every thread's
+	// /proc/.../cgroup was one per thread), then moves each listed thread that is on the wrong side.
+	Moves move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads);
+
+private:
+	using Members = std::unordered_map<pid_t, const std::string *>; // tid -> the cgroup that holds it
+	Members membership(const Sorting &sorting) const;
+	// The result of one thread's move in one hierarchy; false when the thread is gone.
+	bool place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
+			  const ThreadInfo &thread, Moves &moves);
+	std::error_code write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid);
+
+	std::vector<Sorting> sortings_;
+	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file
+};
+
+// ENOENT or ESRCH: the thread, process or cgroup exited or was removed meanwhile.
+bool is_gone(const std::error_code &ec);
+
+} // namespace vmmcg

@@ -1,0 +1,251 @@
+#include "cgroup_v2.h"
+
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "cgroup_utils.h"
+#include "errors.h"
+#include "text.h"
+
+namespace vmmcg::cgroup_v2 {
+
+std::uint64_t shares_to_weight(std::uint64_t shares)
+{
+	if (shares == 0)
+		return 0;
+	return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+namespace {
+
+constexpr const char *thread_file = "cgroup.threads";
+
+// Controllers S offers and the threaded children need, enabled in S's subtree_control. The threaded
+// subtree lets S keep its processes while doing so (cgroup-v2.rst: cpu and cpuset are threaded
+// controllers; domain controllers such as memory cannot be enabled on a populated threaded root).
+std::vector<std::string> enable_threaded_controllers(const CgroupMount &mount, const std::string &sandbox)
+{
+	std::vector<std::string> enabled;
+	std::error_code ec;
+	std::string available = mount.read_value(sandbox, "cgroup.controllers", ec);
+	std::string active = mount.read_value(sandbox, "cgroup.subtree_control", ec);
+	for (const char *name : {"cpu", "cpuset"}) {
+		if (!has_word(available, name)) {
+			spdlog::info("{}: controller {} not available: not enabled", mount.describe(sandbox),
+				     name);
+			continue;
+		}
+		if (has_word(active, name))
+			continue;
+		write_value(mount, sandbox, "cgroup.subtree_control", std::string("+") + name);
+		enabled.push_back(name);
+	}
+	return enabled;
+}
+
+// The container's CPU limits, as the runtime wrote them on S, go to S/vcpu. S's cpu.max is saved.
+void copy_limits_to_vcpu(const CgroupMount &mount, Layout &layout)
+{
+	for (const char *file : {"cpu.max", "cpu.weight", "cpuset.cpus", "cpuset.mems"}) {
+		std::error_code ec;
+		std::string value = mount.read_value(layout.sandbox, file, ec);
+		if (ec == std::errc::no_such_file_or_directory || value.empty())
+			continue; // controller not enabled on S, or nothing set
+		if (ec)
+			throw std::system_error(ec, "reading " + mount.describe(layout.sandbox, file));
+		std::error_code child_ec;
+		mount.read_file(layout.vcpu(), file, child_ec);
+		if (child_ec)
+			continue; // the controller is not enabled for the children
+		write_value(mount, layout.vcpu(), file, value);
+		if (std::string_view(file) == "cpu.max")
+			layout.saved.emplace(file, value);
+	}
+}
+
+// Overhead limits, given in v1 terms, on S/overhead: quota/period -> cpu.max, shares -> cpu.weight.
+void apply_overhead_limits(const CgroupMount &mount, const std::string &overhead, const CpuLimits &limits)
+{
+	if (limits.quota_us || limits.period_us) {
+		std::string quota = limits.quota_us && *limits.quota_us >= 0
+					    ? std::to_string(*limits.quota_us)
+					    : std::string("max");
+		write_value(mount, overhead, "cpu.max",
+			    quota + " " + std::to_string(limits.period_us.value_or(100000)));
+	}
+	if (limits.shares)
+		write_value(mount, overhead, "cpu.weight", std::to_string(shares_to_weight(*limits.shares)));
+	if (limits.cpus)
+		write_value(mount, overhead, "cpuset.cpus", *limits.cpus);
+	if (limits.mems)
+		write_value(mount, overhead, "cpuset.mems", *limits.mems);
+}
+
+class V2Backend final : public Backend
+{
+public:
+	explicit V2Backend(Layout &layout) : layout_(layout) {}
+
+	std::size_t provision(const CpuLimits &limits) override;
+	void rollback() noexcept override;
+	Moves place(const ProcFs &proc, const ProcessRef &vmm,
+		    const std::vector<ThreadInfo> &threads) override;
+	void relax() override;
+	std::size_t teardown() override;
+
+private:
+	// mkdir and cgroup.type "threaded"; the name of what this run made is kept for rollback.
+	void make_threaded_child(const CgroupMount &mount, const std::string &cgroup);
+	void check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone) const;
+	// S's saved values back, the controllers this project enabled disabled; failures counted.
+	std::size_t restore_sandbox(const CgroupMount &mount) const;
+	std::size_t remove_children(const CgroupMount &mount, const std::vector<std::string> &children) const;
+
+	Layout &layout_;
+	std::vector<std::string> made_;
+	std::optional<ThreadMover> mover_;
+};
+
+void V2Backend::make_threaded_child(const CgroupMount &mount, const std::string &cgroup)
+{
+	std::error_code ec = mount.make_dir(cgroup);
+	if (ec && ec != std::errc::file_exists)
+		throw std::system_error(ec, "creating " + mount.describe(cgroup));
+	if (ec && !mount.exists(cgroup))
+		throw std::system_error(errno_code(ENOTDIR),
+					mount.describe(cgroup) + " exists and is not a cgroup");
+	if (ec)
+		spdlog::warn("adopted existing {}", mount.describe(cgroup));
+	else
+		made_.push_back(cgroup);
+	write_value(mount, cgroup, "cgroup.type", "threaded");
+}
+
+std::size_t V2Backend::provision(const CpuLimits &limits)
+{
+	try {
+		CgroupMount mount = CgroupMount::open(layout_.mount);
+		make_threaded_child(mount, layout_.vcpu());
+		make_threaded_child(mount, layout_.overhead());
+		layout_.enabled = enable_threaded_controllers(mount, layout_.sandbox);
+		copy_limits_to_vcpu(mount, layout_);
+		apply_overhead_limits(mount, layout_.overhead(), limits);
+	} catch (...) {
+		rollback();
+		throw;
+	}
+	return made_.size();
+}
+
+void V2Backend::rollback() noexcept
+{
+	try {
+		CgroupMount mount = CgroupMount::open(layout_.mount);
+		restore_sandbox(mount);
+		remove_children(mount, {made_.rbegin(), made_.rend()});
+	} catch (const std::exception &e) {
+		spdlog::error("rollback: {}", e.what());
+	}
+	made_.clear();
+}
+
+void V2Backend::check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone) const
+{
+	std::error_code ec;
+	ProcCgroups where = parse_proc_cgroup(proc.read(vmm.pid, "cgroup", ec));
+	gone = static_cast<bool>(ec);
+	if (gone)
+		return;
+	auto it = where.find("");
+	std::string path = it == where.end() ? "(none)" : it->second;
+	if (path != layout_.sandbox && path != layout_.vcpu() && path != layout_.overhead())
+		throw HostError("VMM pid " + std::to_string(vmm.pid) + " is in " + layout_.mount + path +
+				", not in this container's cgroups: refusing to move it");
+}
+
+Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads)
+{
+	bool gone = false;
+	check_vmm(proc, vmm, gone);
+	if (gone)
+		return Moves::vmm_exited();
+	if (!mover_) {
+		std::vector<Sorting> sortings;
+		sortings.push_back({CgroupMount::open(layout_.mount),
+				    "",
+				    layout_.vcpu(),
+				    layout_.overhead(),
+				    {layout_.sandbox, layout_.vcpu(), layout_.overhead()},
+				    thread_file,
+				    true});
+		mover_.emplace(std::move(sortings));
+	}
+	return mover_->move(proc, vmm.pid, threads);
+}
+
+void V2Backend::relax()
+{
+	if (layout_.relaxed)
+		return;
+	CgroupMount mount = CgroupMount::open(layout_.mount);
+	std::error_code ec;
+	std::string current = mount.read_value(layout_.sandbox, "cpu.max", ec);
+	if (!ec && !current.starts_with("max")) {
+		std::string period = current.substr(current.find(' ') + 1);
+		write_value(mount, layout_.sandbox, "cpu.max", "max " + period);
+		spdlog::info("{}: cpu.max {} -> max (the limit is on {})", mount.describe(layout_.sandbox),
+			     current, layout_.vcpu());
+	}
+	layout_.relaxed = true;
+}
+
+std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
+{
+	std::size_t failures = 0;
+	auto report = [&](const std::string &file, std::error_code ec) {
+		if (ec && ec != std::errc::no_such_file_or_directory) {
+			spdlog::error("restoring {}: {}", mount.describe(layout_.sandbox, file),
+				      ec.message());
+			++failures;
+		}
+	};
+	for (const auto &[file, value] : layout_.saved)
+		report(file, mount.write_file(layout_.sandbox, file, value));
+	for (const auto &name : layout_.enabled)
+		report("cgroup.subtree_control",
+		       mount.write_file(layout_.sandbox, "cgroup.subtree_control", "-" + name));
+	return failures;
+}
+
+std::size_t V2Backend::remove_children(const CgroupMount &mount,
+				       const std::vector<std::string> &children) const
+{
+	std::size_t failures = 0;
+	for (const auto &child : children) {
+		if (std::error_code ec = remove_cgroup(mount, child, thread_file)) {
+			spdlog::error("removing {}: {}", mount.describe(child), ec.message());
+			++failures;
+		}
+	}
+	return failures;
+}
+
+std::size_t V2Backend::teardown()
+{
+	std::size_t failures = 0;
+	std::optional<CgroupMount> mount = open_for_cleanup(layout_.mount, failures);
+	if (!mount)
+		return failures;
+	failures += remove_children(*mount, {layout_.overhead(), layout_.vcpu()});
+	return failures + restore_sandbox(*mount);
+}
+
+} // namespace
+
+std::unique_ptr<Backend> make_backend(Layout &layout)
+{
+	return std::make_unique<V2Backend>(layout);
+}
+
+} // namespace vmmcg::cgroup_v2
