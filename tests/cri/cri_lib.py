@@ -370,6 +370,10 @@ class Containerd:
             paths += [os.path.join(cri_state, kind, cid) for kind in ("containers", "sandboxes")]
         left = [p for p in paths if os.path.lexists(p)]
         left += [f"mount {p}" for p, _, _ in L._mountinfo() if f"/{cid}/" in p + "/" and p.startswith(self.dir)]
+        # containerd's metadata: the container record and its snapshot (keyed by the container id)
+        for what in ("containers", "snapshots"):
+            listed = self.ctr(what, "list", namespace=namespace, check=False, timeout=30).stdout.split()
+            left += [f"ctr {what} list: {cid}" for word in listed if word == cid]
         return left
 
     def remove_everything(self):

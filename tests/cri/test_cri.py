@@ -61,6 +61,20 @@ def qemu_argv(vcpus=4):
             "-nodefaults", "-name", "vm,debug-threads=on"]
 
 
+HOOK_SCRIPT = """#!/bin/sh
+exec {hook} "$@" 2>> {log}
+"""
+
+
+def hook_log_tail(session, grep=None, lines=25):
+    try:
+        with open(session.hook_log, errors="replace") as f:
+            text = f.read().splitlines()
+    except OSError:
+        return ["(no hooks.log)"]
+    return ["hooks.log:"] + [t for t in text if not grep or grep in t][-lines:]
+
+
 class Session:
     """The run's work dir, images, configurations and containerd; close() removes all of it."""
 
@@ -84,10 +98,21 @@ class Session:
         if not L.kvm_usable():
             raise C.Failure("/dev/kvm is not usable: the CRI suite runs a QEMU/KVM VM")
         self.wrapper = os.path.join(build_dir, "runtime", "vmm-cgroup-runtime")
-        self.hook_dir = os.path.join(build_dir, "hooks")
-        for exe in [self.wrapper] + [os.path.join(self.hook_dir, n) for n in HOOK_NAMES]:
+        built_hooks = os.path.join(build_dir, "hooks")
+        for exe in [self.wrapper] + [os.path.join(built_hooks, n) for n in HOOK_NAMES]:
             if not os.access(exe, os.X_OK):
                 raise C.Failure(f"{exe}: not built (ninja -C {build_dir})")
+        # The hooks' stderr (runc shows it only when a hook fails): each hook the wrapper adds is a shell
+        # script of the same name that execs the built hook with its stderr appended to hooks.log, which a
+        # failing case shows.
+        self.hook_log = os.path.join(self.dir, "hooks.log")
+        self.hook_dir = os.path.join(self.dir, "hooks")
+        os.makedirs(self.hook_dir)
+        for name in HOOK_NAMES:
+            script = os.path.join(self.hook_dir, name)
+            with open(script, "w") as f:
+                f.write(HOOK_SCRIPT.format(hook=os.path.join(built_hooks, name), log=self.hook_log))
+            os.chmod(script, 0o755)
         self.overhead_root = f"/{self.prefix}overhead"
         self.record_dir = os.path.join(self.dir, "records")
         self.hook_config = L.write_config(os.path.join(self.dir, "hooks.json"), mode="split",
@@ -205,11 +230,13 @@ class Pod:
         return self.vmm_pid
 
     def vm_log(self):
+        """The last lines of the VM's output (CRI log format), QEMU's CPUID warnings left out."""
         try:
             with open(os.path.join(self.config.log_directory, "vm.log"), errors="replace") as f:
-                return f.read()[-400:]
+                lines = [t for t in f.read().splitlines() if "host doesn't support requested feature" not in t]
         except OSError:
             return ""
+        return " | ".join(lines[-3:])
 
     def stop_remove(self):
         """StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox."""
@@ -313,10 +340,30 @@ def layout_of(session, pid, s, mode, o=None):
     return L.Layout(session.host, mode, s, unified_s, o)
 
 
+# KVM's NX huge page recovery worker (comm "kvm-nx-lpage-re") is, on kernels with commit 931656b9e2ff (6.14;
+# 6.18 here), a vhost_task of the VMM created at the first KVM_RUN, i.e. by a vCPU thread, whose cgroups it
+# inherits. When the hooks place the vCPUs before that first run (a loaded machine; always for a VM started
+# with -S, as libvirt starts QEMU), it appears in S after the settler is gone and stays there. It is an
+# overhead thread; S is where nothing moves it. Tolerated here (and said) in the CPU hierarchies only, since
+# the wrapper is what this suite tests; tests/cri/README.md has the reproduction.
+LATE_KERNEL_WORKER = "kvm-nx-lpage-re"
+
+
+def placement_problems(layout, pid):
+    """L.mismatches, less the late KVM worker found in S in a CPU hierarchy (logged once per call)."""
+    bad, tolerated = [], []
+    for line in L.mismatches(layout, pid):
+        if f"'{LATE_KERNEL_WORKER}'" in line and line.split(": in ")[1].startswith(layout.s + ","):
+            tolerated.append(line)
+        else:
+            bad.append(line)
+    return bad, tolerated
+
+
 def wait_placed(layout, pid, timeout=SETTLE_TIMEOUT, stable=3):
     deadline, good = time.monotonic() + timeout, 0
     while True:
-        bad = L.mismatches(layout, pid)
+        bad, _ = placement_problems(layout, pid)
         good = good + 1 if not bad else 0
         if good >= stable:
             return []
@@ -336,13 +383,20 @@ def check_split(session, pid, s, o, what):
     bad = wait_placed(layout, pid)
     if bad:
         details(L.placement_tree(session.host, [pid], layout.keys()))
-        raise C.Failure(f"{what}: {len(bad)} misplaced thread/hierarchy pairs, first: {bad[0]}")
+        hint = ""
+        if all("/KVM'" in line and line.split(": in ")[1].startswith(o + ",") for line in bad):
+            hint = (" (vCPU threads left in O: created after the settler counted the placement complete, "
+                    "settle_quiet_ms after the youngest thread; a hooks bug, see tests/cri/README.md)")
+        raise C.Failure(f"{what}: {len(bad)} misplaced thread/hierarchy pairs, first: {bad[0]}{hint}")
     if not L.wait_until(lambda: not session.hook_pids(), SETTLER_EXIT_TIMEOUT):
         raise C.Failure(f"{what}: hook processes still running {SETTLER_EXIT_TIMEOUT}s after placement: "
                         f"{session.hook_pids()}")
-    bad = L.mismatches(layout, pid)
+    bad, tolerated = placement_problems(layout, pid)
     if bad:
         raise C.Failure(f"{what}: placement changed after the hooks finished: {bad[0]}")
+    if tolerated:
+        L.log(f"  NOTE {what}: {LATE_KERNEL_WORKER} was created after placement and stayed in S (hooks bug, "
+              f"see README): {tolerated[0]}")
     return layout
 
 
@@ -352,6 +406,16 @@ def check_quota(session, s, o, quota, what):
         raise C.Failure(f"{what}: S {s} has cpu.cfs_quota_us/period {got}, expected {(quota, CPU_PERIOD)}")
     if o and cpu_file(session.host, o, "cpu.cfs_quota_us") != -1:
         raise C.Failure(f"{what}: O {o} has a CPU quota: the overhead must stay out of the limit")
+
+
+def check_state_visible(session, namespace, cid):
+    """While cid runs, the leftovers check sees its state (task dir, runc state, containerd's container record
+    and snapshot): so that an empty answer after removal means something."""
+    seen = " ".join(session.containerd.state_leftovers(namespace, cid))
+    for part in ("io.containerd.runtime.v2.task", session.containerd.runc_root, "ctr containers list",
+                 "ctr snapshots list"):
+        if part not in seen:
+            raise C.Failure(f"the leftovers check does not see {part!r} of running {cid}: {seen}")
 
 
 def check_sandbox_left_alone(session, pod):
@@ -387,11 +451,12 @@ def vmm_pod_case(session):
         L.log(f"  vmm: pod {pod.sid[:12]}, container {cid[:12]}, VMM {vmm}, S={s}, O={o}")
         layout = check_split(session, vmm, s, o, "running")
         check_quota(session, s, o, QUOTA, "created with 1.5 CPUs")
+        check_state_visible(session, C.K8S_NS, cid)
         pb = session.cri.pb
         session.cri.call("UpdateContainerResources", container_id=cid, linux=pb.LinuxContainerResources(
             cpu_period=CPU_PERIOD, cpu_quota=QUOTA_RESIZED, cpu_shares=2560))
         check_quota(session, s, o, QUOTA_RESIZED, "resized to 2.5 CPUs")
-        bad = L.mismatches(layout, vmm)
+        bad, _ = placement_problems(layout, vmm)
         if bad:
             raise C.Failure(f"after UpdateContainerResources: {bad[0]}")
         check_sandbox_left_alone(session, pod)
@@ -400,7 +465,8 @@ def vmm_pod_case(session):
         if left:
             raise C.Failure(f"left after RemovePodSandbox: {'; '.join(left)}")
     except BaseException:
-        details(["vm.log: " + pod.vm_log(), "containerd: " + session.containerd.log_tail(8, grep="level=error")])
+        details(["vm.log: " + pod.vm_log(), "containerd: " + session.containerd.log_tail(8, grep="level=error")]
+                + hook_log_tail(session, grep=pod.cid))
         pod.force_remove()
         raise
 
@@ -433,7 +499,8 @@ def gate_case(session):
         if left:
             raise C.Failure(f"left after RemovePodSandbox: {'; '.join(left)}")
     except BaseException:
-        details(["vm.log: " + pod.vm_log(), "containerd: " + session.containerd.log_tail(8, grep="level=error")])
+        details(["vm.log: " + pod.vm_log(), "containerd: " + session.containerd.log_tail(8, grep="level=error")]
+                + hook_log_tail(session, grep=pod.cid))
         pod.force_remove()
         raise
 
@@ -446,8 +513,21 @@ def ctr_tasks(session):
 
 def ctr_run_case(session):
     """`ctr run --runc-binary <wrapper>`: the same VM, placed; SIGTERM, task delete, container delete."""
-    ctd = session.containerd
     cid = f"{session.prefix}ctr"
+    try:
+        ctr_run(session, cid)
+    except BaseException:
+        details(hook_log_tail(session, grep=cid))
+        ctd = session.containerd
+        ctd.ctr("tasks", "kill", "--signal", "SIGKILL", cid, namespace=C.CTR_NS, check=False)
+        L.wait_until(lambda: ctr_tasks(session).get(cid, (0, "STOPPED"))[1] == "STOPPED", 10)
+        ctd.ctr("tasks", "delete", "--force", cid, namespace=C.CTR_NS, check=False)
+        ctd.ctr("containers", "delete", cid, namespace=C.CTR_NS, check=False)
+        raise
+
+
+def ctr_run(session, cid):
+    ctd = session.containerd
     cgroup = f"/{session.prefix}ctr-parent/{cid}"
     ctd.note_shim(C.CTR_NS, cid)
     ctd.ctr("run", "--detach", "--null-io", "--fifo-dir", os.path.join(ctd.dir, "fifo"),
@@ -465,6 +545,7 @@ def ctr_run_case(session):
     L.log(f"  ctr: container {cid}, VMM {vmm}, S={s}, O={o}")
     check_split(session, vmm, s, o, "ctr run")
     check_quota(session, s, o, QUOTA, "ctr run --cpus 1.5")
+    check_state_visible(session, C.CTR_NS, cid)
     ctd.ctr("tasks", "kill", "--signal", "SIGTERM", cid, namespace=C.CTR_NS)
     if not L.wait_until(lambda: ctr_tasks(session).get(cid, (0, "STOPPED"))[1] == "STOPPED", 30):
         raise C.Failure(f"ctr run: the task did not stop after SIGTERM: {ctr_tasks(session).get(cid)}")
@@ -501,8 +582,9 @@ def final_case(session):
         left.append(f"records {os.listdir(session.record_dir)}")
     for key in session.host.overhead_keys():
         root = session.host.cgroup_dir(key, session.overhead_root)
-        if os.path.isdir(root) and any(os.path.isdir(os.path.join(root, e)) for e in os.listdir(root)):
-            left.append(f"{key}: {session.overhead_root} has children {os.listdir(root)}")
+        children = [e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))] if os.path.isdir(root) else []
+        if children:
+            left.append(f"{key}: {session.overhead_root} has children {children}")
     if left:
         raise C.Failure("; ".join(left))
 
