@@ -68,7 +68,8 @@ std::string config_path()
 	if (!env)
 		return VMMCG_RUNTIME_CONFIG;
 	if (!is_clean_absolute(env))
-		throw InputError(std::string("$") + config_env + ": must be a clean absolute path, not '" + env + "'");
+		throw InputError(std::string("$") + config_env + ": must be a clean absolute path, not '" +
+				 env + "'");
 	return env;
 }
 
@@ -90,22 +91,23 @@ WrapperConfig load_config()
 bool same_file(const std::string &a, const char *b)
 {
 	struct stat sa, sb;
-	return ::stat(a.c_str(), &sa) == 0 && ::stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return ::stat(a.c_str(), &sa) == 0 && ::stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
 }
 
 std::string resolve_runtime(const WrapperConfig &config)
 {
-	std::string runtime = choose_runtime(config, [](const std::string &path) {
-		return ::access(path.c_str(), X_OK) == 0;
-	});
+	std::string runtime = choose_runtime(
+		config, [](const std::string &path) { return ::access(path.c_str(), X_OK) == 0; });
 	if (same_file(runtime, "/proc/self/exe"))
-		throw InputError("runtime " + runtime + " is this wrapper itself: name the real runc or crun in " +
-				 config_path());
+		throw InputError("runtime " + runtime +
+				 " is this wrapper itself: name the real runc or crun in " + config_path());
 	return runtime;
 }
 
 // create and run: the hooks into <bundle>/config.json, unless it is a pod's sandbox or has them already.
-void prepare_bundle(std::span<const std::string_view> args, const Invocation &inv, const WrapperConfig &config)
+void prepare_bundle(std::span<const std::string_view> args, const Invocation &inv,
+		    const WrapperConfig &config)
 {
 	auto bundle = find_bundle(args.subspan(inv.command_index + 1));
 	SpecFile file = read_spec_file(bundle.value_or("."));

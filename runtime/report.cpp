@@ -50,8 +50,9 @@ std::string log_line(std::string_view format, std::string_view message, std::str
 		return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 	}
 	nlohmann::json quoted = std::string(message);
-	return "time=\"" + std::string(time) + "\" level=error msg=" +
-	       quoted.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+	return "time=\"" + std::string(time) +
+	       "\" level=error msg=" + quoted.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+	       "\n";
 }
 
 void report_error(const Invocation &invocation, std::string_view message)

@@ -26,7 +26,8 @@ UniqueFd open_bundle_dir(const std::string &bundle)
 UniqueFd open_spec(const SpecFile &file)
 {
 	const std::string where = file.bundle + "/" + spec_name;
-	UniqueFd fd(::openat(file.dir.get(), spec_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+	UniqueFd fd(::openat(file.dir.get(), spec_name,
+			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
 	if (!fd.valid()) {
 		if (errno == ENOENT || errno == ELOOP)
 			throw InputError(where + ": " + (errno == ELOOP ? "a symbolic link" : "missing"));
@@ -63,7 +64,8 @@ UniqueFd create_temp(const SpecFile &file, const std::string &name)
 		fd.reset(::openat(file.dir.get(), name.c_str(), flags, 0600));
 	if (!fd.valid())
 		throw_errno("creating " + file.bundle + "/" + name);
-	if (::fchown(fd.get(), file.st.st_uid, file.st.st_gid) != 0 || ::fchmod(fd.get(), file.st.st_mode & 07777) != 0) {
+	if (::fchown(fd.get(), file.st.st_uid, file.st.st_gid) != 0 ||
+	    ::fchmod(fd.get(), file.st.st_mode & 07777) != 0) {
 		int err = errno;
 		::unlinkat(file.dir.get(), name.c_str(), 0);
 		throw_errno("setting the owner and mode of " + file.bundle + "/" + name, err);

@@ -24,7 +24,9 @@ Spec hook_entry(const std::string &path, const HookSettings &settings)
 	}
 	if (settings.gate_argument)
 		args.push_back(gate_argument);
-	return Spec{{"path", path}, {"args", std::move(args)}, {"env", Spec::array({hook_path_env})},
+	return Spec{{"path", path},
+		    {"args", std::move(args)},
+		    {"env", Spec::array({hook_path_env})},
 		    {"timeout", settings.timeout_s}};
 }
 

@@ -19,9 +19,9 @@ struct HookSettings {
 	std::optional<std::string> config; // passed as --config PATH
 	int timeout_s = 10;
 	// `--gate=runtime`: tells the hooks that the node owner's runtime handler enabled them, not an
-	// annotation. TODO(lead): the hooks do not accept the argument yet (unknown arguments exit 2), so it is
-	// off and the wrapper sets io.vmm-cgroup-hooks.enable=true instead; turn it on with the hooks' support
-	// and drop the annotation (see add_hooks).
+	// annotation. TODO(lead): the hooks do not accept the argument yet (unknown arguments exit 2), so it
+	// is off and the wrapper sets io.vmm-cgroup-hooks.enable=true instead; turn it on with the hooks'
+	// support and drop the annotation (see add_hooks).
 	bool gate_argument = false;
 };
 

@@ -12,7 +12,8 @@ namespace {
 
 const std::string what = "runtime.json";
 
-constexpr std::array<std::string_view, 4> known_keys = {"runtime", "hook_dir", "hook_config", "hook_timeout_s"};
+constexpr std::array<std::string_view, 4> known_keys = {"runtime", "hook_dir", "hook_config",
+							"hook_timeout_s"};
 
 void check_keys(const nlohmann::json &doc)
 {
@@ -21,8 +22,9 @@ void check_keys(const nlohmann::json &doc)
 		for (std::string_view name : known_keys)
 			known |= key == name;
 		if (!known)
-			throw InputError(what + ": field '" + key + "': unknown (known: runtime, hook_dir, hook_config, "
-						     "hook_timeout_s)");
+			throw InputError(what + ": field '" + key +
+					 "': unknown (known: runtime, hook_dir, hook_config, "
+					 "hook_timeout_s)");
 	}
 }
 
@@ -31,7 +33,8 @@ std::optional<std::string> get_path(const nlohmann::json &doc, const char *key)
 {
 	auto value = get_string(doc, key, what);
 	if (value && !is_clean_absolute(*value))
-		throw InputError(what + ": field '" + key + "': must be a clean absolute path, not '" + *value + "'");
+		throw InputError(what + ": field '" + key + "': must be a clean absolute path, not '" +
+				 *value + "'");
 	return value;
 }
 
@@ -59,15 +62,17 @@ WrapperConfig parse_wrapper_config(std::string_view text, WrapperConfig defaults
 	return config;
 }
 
-std::string choose_runtime(const WrapperConfig &config, const std::function<bool(const std::string &)> &executable)
+std::string choose_runtime(const WrapperConfig &config,
+			   const std::function<bool(const std::string &)> &executable)
 {
 	if (config.runtime)
 		return *config.runtime;
 	for (const auto &path : default_runtimes())
 		if (executable(path))
 			return path;
-	throw InputError("no runtime: none of /usr/bin/runc, /usr/sbin/runc, /usr/bin/crun is executable; name "
-			 "one as \"runtime\" in runtime.json");
+	throw InputError(
+		"no runtime: none of /usr/bin/runc, /usr/sbin/runc, /usr/bin/crun is executable; name "
+		"one as \"runtime\" in runtime.json");
 }
 
 HookSettings hook_settings(const WrapperConfig &config)

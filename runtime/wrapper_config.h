@@ -29,7 +29,8 @@ WrapperConfig parse_wrapper_config(std::string_view text, WrapperConfig defaults
 
 // The runtime to exec: the configured one, else the first default for which executable(path) holds.
 // Throws InputError when none is found.
-std::string choose_runtime(const WrapperConfig &config, const std::function<bool(const std::string &)> &executable);
+std::string choose_runtime(const WrapperConfig &config,
+			   const std::function<bool(const std::string &)> &executable);
 
 HookSettings hook_settings(const WrapperConfig &config);
 

@@ -56,8 +56,9 @@ TEST_SUITE("runtime")
 {
 	TEST_CASE("parse_invocation: the shim's create")
 	{
-		auto inv = parse({"--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json", "--log-format",
-				  "json", "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "abc"});
+		auto inv = parse({"--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json",
+				  "--log-format", "json", "create", "--bundle", "/b", "--pid-file",
+				  "/b/init.pid", "abc"});
 		CHECK(inv.command == "create");
 		CHECK(inv.command_index == 6);
 		CHECK(inv.log_path == "/b/log.json");
@@ -70,7 +71,8 @@ TEST_SUITE("runtime")
 		CHECK(parse({"-root", "/r", "state", "x"}).command == "state");
 		CHECK(parse({"--log=/l", "--log-format=text", "kill", "x", "9"}).log_path == "/l");
 		CHECK(parse({"--systemd-cgroup", "--debug", "create", "x"}).command_index == 2);
-		CHECK(parse({"--criu", "/usr/sbin/criu", "--rootless", "false", "delete", "x"}).command == "delete");
+		CHECK(parse({"--criu", "/usr/sbin/criu", "--rootless", "false", "delete", "x"}).command ==
+		      "delete");
 		CHECK(parse({"--cgroup-manager", "cgroupfs", "run", "x"}).command == "run");
 		CHECK(parse({"--unknown-flag", "start", "x"}).command == "start");
 		CHECK(parse({"--", "create", "x"}).command == "create");
@@ -100,8 +102,8 @@ TEST_SUITE("runtime")
 		CHECK(bundle_of({"-b", "/b", "id"}) == "/b");
 		CHECK(bundle_of({"-b/b", "id"}) == "/b");
 		CHECK(bundle_of({"--pid-file", "--bundle", "--bundle", "/b", "id"}) == "/b");
-		CHECK(bundle_of({"--console-socket", "/s", "--no-pivot", "--no-new-keyring", "--preserve-fds", "2",
-				 "id"}) == std::nullopt);
+		CHECK(bundle_of({"--console-socket", "/s", "--no-pivot", "--no-new-keyring", "--preserve-fds",
+				 "2", "id"}) == std::nullopt);
 		CHECK(bundle_of({"-d", "--keep", "--detach", "--no-subreaper", "id", "-b", "/b"}) == "/b");
 		CHECK(bundle_of({"id", "--", "--bundle", "/b"}) == std::nullopt);
 		CHECK(bundle_of({"--bundle", "/a", "--bundle", "/b", "id"}) == "/b");
@@ -132,32 +134,40 @@ TEST_SUITE("runtime")
 
 	TEST_CASE("is_pod_sandbox")
 	{
-		CHECK(is_pod_sandbox(parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}})")));
-		CHECK(is_pod_sandbox(parse_spec(R"({"annotations":{"io.kubernetes.cri-o.ContainerType":"sandbox"}})")));
-		CHECK_FALSE(is_pod_sandbox(parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":"container"}})")));
-		CHECK_FALSE(is_pod_sandbox(parse_spec(R"({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}})")));
-		CHECK_FALSE(is_pod_sandbox(parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":1}})")));
+		CHECK(is_pod_sandbox(
+			parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}})")));
+		CHECK(is_pod_sandbox(
+			parse_spec(R"({"annotations":{"io.kubernetes.cri-o.ContainerType":"sandbox"}})")));
+		CHECK_FALSE(is_pod_sandbox(
+			parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":"container"}})")));
+		CHECK_FALSE(is_pod_sandbox(
+			parse_spec(R"({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}})")));
+		CHECK_FALSE(is_pod_sandbox(
+			parse_spec(R"({"annotations":{"io.kubernetes.cri.container-type":1}})")));
 		CHECK_FALSE(is_pod_sandbox(parse_spec(R"({"annotations":"sandbox"})")));
 		CHECK_FALSE(is_pod_sandbox(parse_spec(R"({})")));
 	}
 
 	TEST_CASE("add_hooks: three entries, everything else kept in order")
 	{
-		Spec spec = parse_spec(R"({"ociVersion":"1.0.2","process":{"args":["qemu"],"env":["A=1"]},)"
-				       R"("root":{"path":"rootfs"},"annotations":{"z":"1","a":"2"},"linux":{"x":1.5}})");
+		Spec spec = parse_spec(
+			R"({"ociVersion":"1.0.2","process":{"args":["qemu"],"env":["A=1"]},)"
+			R"("root":{"path":"rootfs"},"annotations":{"z":"1","a":"2"},"linux":{"x":1.5}})");
 		Spec before = spec;
 		CHECK(add_hooks(spec, settings()));
-		CHECK(keys(spec) == std::vector<std::string>{"ociVersion", "process", "root", "annotations", "linux",
-							   "hooks"});
+		CHECK(keys(spec) == std::vector<std::string>{"ociVersion", "process", "root", "annotations",
+							     "linux", "hooks"});
 		for (const char *key : {"ociVersion", "process", "root", "linux"})
 			CHECK(spec[key] == before[key]);
 		CHECK(keys(spec["annotations"]) ==
 		      std::vector<std::string>{"z", "a", std::string(enable_annotation)});
 		CHECK(spec["annotations"][std::string(enable_annotation)] == "true");
-		CHECK(keys(spec["hooks"]) == std::vector<std::string>{"createRuntime", "poststart", "poststop"});
+		CHECK(keys(spec["hooks"]) ==
+		      std::vector<std::string>{"createRuntime", "poststart", "poststop"});
 		const Spec &entry = spec["hooks"]["createRuntime"][0];
 		CHECK(entry["path"] == "/h/vmm-cgroup-create-runtime");
-		CHECK(entry["args"] == Spec::array({"/h/vmm-cgroup-create-runtime", "--config", "/etc/x.json"}));
+		CHECK(entry["args"] ==
+		      Spec::array({"/h/vmm-cgroup-create-runtime", "--config", "/etc/x.json"}));
 		CHECK(entry["timeout"] == 7);
 		CHECK(entry["env"] == Spec::array({"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}));
 		CHECK(spec["hooks"]["poststart"][0]["path"] == "/h/vmm-cgroup-poststart");
@@ -166,7 +176,8 @@ TEST_SUITE("runtime")
 
 	TEST_CASE("add_hooks: idempotent, and after the hooks already there")
 	{
-		Spec spec = parse_spec(R"({"hooks":{"prestart":[{"path":"/p"}],"poststart":[{"path":"/other"}]}})");
+		Spec spec = parse_spec(
+			R"({"hooks":{"prestart":[{"path":"/p"}],"poststart":[{"path":"/other"}]}})");
 		CHECK(add_hooks(spec, settings()));
 		std::string once = spec.dump();
 		CHECK_FALSE(add_hooks(spec, settings()));
@@ -180,8 +191,9 @@ TEST_SUITE("runtime")
 
 	TEST_CASE("add_hooks: an entry of ours is replaced in place")
 	{
-		Spec spec = parse_spec(R"({"hooks":{"poststop":[{"path":"/h/vmm-cgroup-poststop","args":["old"]},)"
-				       R"({"path":"/later"}]}})");
+		Spec spec = parse_spec(
+			R"({"hooks":{"poststop":[{"path":"/h/vmm-cgroup-poststop","args":["old"]},)"
+			R"({"path":"/later"}]}})");
 		CHECK(add_hooks(spec, settings()));
 		REQUIRE(spec["hooks"]["poststop"].size() == 2);
 		CHECK(spec["hooks"]["poststop"][0]["args"][1] == "--config");
@@ -236,12 +248,18 @@ TEST_SUITE("runtime")
 		CHECK(all.hook_dir == "/opt/h");
 		CHECK(all.hook_config == "/etc/h.json");
 		CHECK(all.hook_timeout_s == 30);
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"runtime":"runc"})", defaults), "field 'runtime': must be a clean absolute");
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_dir":"/a/../b"})", defaults), "field 'hook_dir'");
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_config":7})", defaults), "field 'hook_config': must be a string");
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_timeout_s":0})", defaults), "field 'hook_timeout_s'");
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_timeout_s":301})", defaults), "field 'hook_timeout_s'");
-		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"runtme":"/x"})", defaults), "field 'runtme': unknown");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"runtime":"runc"})", defaults),
+				  "field 'runtime': must be a clean absolute");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_dir":"/a/../b"})", defaults),
+				  "field 'hook_dir'");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_config":7})", defaults),
+				  "field 'hook_config': must be a string");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_timeout_s":0})", defaults),
+				  "field 'hook_timeout_s'");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"hook_timeout_s":301})", defaults),
+				  "field 'hook_timeout_s'");
+		CHECK_INPUT_ERROR(parse_wrapper_config(R"({"runtme":"/x"})", defaults),
+				  "field 'runtme': unknown");
 		CHECK_INPUT_ERROR(parse_wrapper_config("nope", defaults), "runtime.json: not valid JSON");
 	}
 
@@ -282,7 +300,8 @@ TEST_SUITE("runtime")
 	TEST_CASE("log_line: runc's formats")
 	{
 		CHECK(log_line("json", "vmm-cgroup-runtime: bad \"x\"", "2024-01-02T03:04:05Z") ==
-		      "{\"level\":\"error\",\"msg\":\"vmm-cgroup-runtime: bad \\\"x\\\"\",\"time\":\"2024-01-02T03:04:05Z\"}\n");
+		      "{\"level\":\"error\",\"msg\":\"vmm-cgroup-runtime: bad "
+		      "\\\"x\\\"\",\"time\":\"2024-01-02T03:04:05Z\"}\n");
 		CHECK(log_line("text", "m", "T") == "time=\"T\" level=error msg=\"m\"\n");
 	}
 
