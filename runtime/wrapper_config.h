@@ -1,0 +1,37 @@
+// The wrapper's configuration, runtime.json: which runtime it runs and what the hooks it adds are given.
+// The node owner writes it; an engine passes no arguments to a handler's binary (containerd's BinaryName,
+// CRI-O's runtime_path), so the file is the only channel.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spec_hooks.h"
+
+namespace vmmcg::runtime {
+
+struct WrapperConfig {
+	std::optional<std::string> runtime; // absent: the first of default_runtimes that is executable
+	std::string hook_dir;               // where vmm-cgroup-{create-runtime,poststart,poststop} are
+	std::optional<std::string> hook_config;
+	int hook_timeout_s = 10;
+};
+
+// In this order, as Debian and most distributions install them.
+const std::vector<std::string> &default_runtimes();
+
+// Parses runtime.json over defaults. Keys: runtime, hook_dir, hook_config (absolute paths), hook_timeout_s
+// (1..300). Throws InputError naming the field; an unknown key is an error.
+WrapperConfig parse_wrapper_config(std::string_view text, WrapperConfig defaults);
+
+// The runtime to exec: the configured one, else the first default for which executable(path) holds.
+// Throws InputError when none is found.
+std::string choose_runtime(const WrapperConfig &config,
+			   const std::function<bool(const std::string &)> &executable);
+
+HookSettings hook_settings(const WrapperConfig &config);
+
+} // namespace vmmcg::runtime
