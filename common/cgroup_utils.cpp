@@ -26,6 +26,14 @@ void write_value(const CgroupMount &mount, std::string_view cgroup, std::string_
 						    mount.describe(cgroup, file));
 }
 
+void write_cpuset(const CgroupMount &mount, std::string_view cgroup, const CpuLimits &limits)
+{
+	if (limits.cpus)
+		write_value(mount, cgroup, "cpuset.cpus", *limits.cpus);
+	if (limits.mems)
+		write_value(mount, cgroup, "cpuset.mems", *limits.mems);
+}
+
 namespace {
 
 // Moves each id to the parent's thread file. ESRCH: the thread exited meanwhile, nothing to move.

@@ -23,6 +23,9 @@ namespace vmmcg {
 void write_value(const CgroupMount &mount, std::string_view cgroup, std::string_view file,
 		 std::string_view value);
 
+// The cpuset part of CPU limits (cpuset.cpus, cpuset.mems), where set: the same files on v1 and v2.
+void write_cpuset(const CgroupMount &mount, std::string_view cgroup, const CpuLimits &limits);
+
 // Moves what is left in cgroup to its parent (through `thread_file`: "tasks" or "cgroup.threads"), then
 // removes it, retrying EBUSY with bounded backoff. ENOENT counts as done.
 std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file);

@@ -52,12 +52,8 @@ void apply_limits(const CgroupMount &mount, const Hierarchy &hierarchy, const Cp
 		if (limits.quota_us)
 			write_value(mount, cgroup, "cpu.cfs_quota_us", std::to_string(*limits.quota_us));
 	}
-	if (hierarchy.has("cpuset")) {
-		if (limits.cpus)
-			write_value(mount, cgroup, "cpuset.cpus", *limits.cpus);
-		if (limits.mems)
-			write_value(mount, cgroup, "cpuset.mems", *limits.mems);
-	}
+	if (hierarchy.has("cpuset"))
+		write_cpuset(mount, cgroup, limits);
 }
 
 class V1Backend final : public Backend

@@ -76,10 +76,7 @@ void apply_overhead_limits(const CgroupMount &mount, const std::string &overhead
 	}
 	if (limits.shares)
 		write_value(mount, overhead, "cpu.weight", std::to_string(shares_to_weight(*limits.shares)));
-	if (limits.cpus)
-		write_value(mount, overhead, "cpuset.cpus", *limits.cpus);
-	if (limits.mems)
-		write_value(mount, overhead, "cpuset.mems", *limits.mems);
+	write_cpuset(mount, overhead, limits);
 }
 
 class V2Backend final : public Backend

@@ -36,6 +36,29 @@ void redirect_stdio()
 		::close(null);
 }
 
+// In the first child: a new session, then the settler itself in a second child, so that it is reparented
+// when this one exits after reporting its pid.
+[[noreturn]] void run_detached(UniqueFd &pid_write, UniqueFd &go_read, const std::function<int(int go_fd)> &work)
+{
+	::setsid();
+	pid_t grandchild = ::fork();
+	if (grandchild != 0) {
+		(void)!::write(pid_write.get(), &grandchild, sizeof(grandchild));
+		std::_Exit(grandchild < 0 ? 1 : 0);
+	}
+	int go = go_read.release();
+	redirect_stdio();
+	close_other_fds(go);
+	drop_stderr_logging();
+	int status = 1;
+	try {
+		status = work(settler_go_fd);
+	} catch (const std::exception &e) {
+		spdlog::error("settler: {}", e.what());
+	}
+	std::_Exit(status);
+}
+
 } // namespace
 
 std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::function<int(int go_fd)> &work)
@@ -53,27 +76,8 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::functi
 	pid_t child = ::fork();
 	if (child < 0)
 		return std::nullopt;
-	if (child == 0) {
-		::setsid();
-		pid_t grandchild = ::fork();
-		if (grandchild != 0) {
-			// The intermediate child reports the settler's pid and exits, so the settler is
-			// reparented.
-			(void)!::write(pid_write.get(), &grandchild, sizeof(grandchild));
-			std::_Exit(grandchild < 0 ? 1 : 0);
-		}
-		int go = go_read.release();
-		redirect_stdio();
-		close_other_fds(go);
-		drop_stderr_logging();
-		int status = 1;
-		try {
-			status = work(settler_go_fd);
-		} catch (const std::exception &e) {
-			spdlog::error("settler: {}", e.what());
-		}
-		std::_Exit(status);
-	}
+	if (child == 0)
+		run_detached(pid_write, go_read, work);
 	pid_write.reset();
 	go_read.reset();
 	int status = 0;

@@ -28,7 +28,6 @@ import re
 import signal
 import sys
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -703,19 +702,7 @@ def main(argv):
             return 1
         L.log(f"host: cgroup {session.host.mode}; work dir {session.dir}; setup {time.monotonic() - started:.1f}s")
         selected = [(n, f) for n, f in cases(session) if re.search(args.cases, n)]
-        for name, func in selected:
-            t0 = time.monotonic()
-            try:
-                func()
-                print(f"PASS {name}", flush=True)
-            except C.Failure as e:
-                failed += 1
-                print(f"FAIL {name}: {e}", flush=True)
-            except Exception as e:  # noqa: BLE001 - a broken case is a failure, the others still run
-                failed += 1
-                traceback.print_exc()
-                print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-            L.log(f"  {name}: {time.monotonic() - t0:.1f}s")
+        failed += L.run_cases(selected, C.Failure)
     finally:
         if session:
             problems = session.close()

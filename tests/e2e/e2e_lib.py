@@ -506,6 +506,27 @@ runroot = "{d('runroot')}"
         return problems
 
 
+def run_cases(selected, failure=Failure):
+    """Runs each (name, function) of selected, printing PASS/FAIL lines as the suites' drivers read them;
+    a broken case is a failure and the others still run. Returns how many failed."""
+    import traceback
+    failed = 0
+    for name, func in selected:
+        t0 = time.monotonic()
+        try:
+            func()
+            print(f"PASS {name}", flush=True)
+        except failure as e:
+            failed += 1
+            print(f"FAIL {name}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - a broken case is a failure, the others still run
+            failed += 1
+            traceback.print_exc()
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+        log(f"  {name}: {time.monotonic() - t0:.1f}s")
+    return failed
+
+
 def make_workdir(tag=""):
     """/tmp/vmmcg-e2e-<tag>, new (mode 0700). Short on purpose: podman refuses a runroot over 50 characters."""
     path = os.path.join("/tmp", PREFIX + tag)
