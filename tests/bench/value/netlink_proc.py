@@ -48,10 +48,21 @@ class Listener:
         self.thread = threading.Thread(target=self._run, name="proc-events", daemon=True)
         self.thread.start()
         # The kernel does not refuse a subscription it ignores: an exec of our own must come back.
-        import subprocess
-        probe = subprocess.Popen(["/bin/true"])
-        self.watch(probe.pid)
-        probe.wait()
+        import os
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.read(go_r, 1)
+                os.execv("/bin/true", ["/bin/true"])
+            finally:
+                os._exit(127)
+        os.close(go_r)
+        self.watch(pid)
+        os.write(go_w, b"g")
+        os.close(go_w)
+        os.waitpid(pid, 0)
+        probe = type("Probe", (), {"pid": pid})
         deadline = time.monotonic() + 2
         while self.exec_time(probe.pid) is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -61,7 +72,7 @@ class Listener:
 
     def watch(self, tgid):
         with self.lock:
-            self.watched[tgid] = {"exec": None, "threads": {}}
+            self.watched[tgid] = {"exec": None, "threads": {}, "names": {}}
 
     def forget(self, tgid):
         with self.lock:
@@ -76,6 +87,12 @@ class Listener:
         with self.lock:
             entry = self.watched.get(tgid)
             return dict(entry["threads"]) if entry else {}
+
+    def name_times(self, tgid):
+        """tid -> [(ns, name)]: every comm change of the process's threads (a thread naming itself)."""
+        with self.lock:
+            entry = self.watched.get(tgid)
+            return {tid: list(names) for tid, names in entry["names"].items()} if entry else {}
 
     def _run(self):
         while self.running:
@@ -97,8 +114,9 @@ class Listener:
                 body = offset + HEADER + 16
                 self.events += 1
                 if what == EV_FORK:
-                    _ppid, ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, body)
-                    if ptgid == ctgid:
+                    # A thread's "parent" is its process's parent (real_parent), not the creating thread.
+                    _ppid, _ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, body)
+                    if cpid != ctgid:
                         with self.lock:
                             if ctgid in self.watched:
                                 self.watched[ctgid]["threads"][cpid] = ts
@@ -107,6 +125,12 @@ class Listener:
                     with self.lock:
                         if tgid in self.watched and self.watched[tgid]["exec"] is None:
                             self.watched[tgid]["exec"] = ts
+                elif what == EV_COMM:
+                    pid, tgid = struct.unpack_from("=II", data, body)
+                    comm = data[body + 8:body + 24].split(b"\0", 1)[0].decode("utf-8", "replace")
+                    with self.lock:
+                        if tgid in self.watched:
+                            self.watched[tgid]["names"].setdefault(pid, []).append((ts, comm))
                 offset += max(length, NLMSG.size) + (-length % 4)
 
     def close(self):

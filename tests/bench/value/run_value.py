@@ -228,10 +228,10 @@ class Qmp:
 
 class ValueBench(run_bench.Bench):
     def __init__(self, args):
-        config = {"vmm_names": ["qemu-system-*", "test-vmm"], **json.loads(args.config_json)}
-        super().__init__(argparse.Namespace(build_dir=args.build_dir, config_json=json.dumps(config),
-                                            callgrind=None, io_threads=2))
-        self.args = args
+        # What run_bench's Bench reads of its arguments: the hooks' configuration on top of its own.
+        args.config_json = json.dumps({"vmm_names": ["qemu-system-*", "test-vmm"], **json.loads(args.config_json)})
+        args.callgrind, args.io_threads = None, 2
+        super().__init__(args)
         self.prefix = f"vmmcg-value-{os.getpid()}"
         self.parent = "/" + self.prefix
         self.overhead_root = f"/{self.prefix}-overhead"
@@ -543,11 +543,42 @@ class ValueBench(run_bench.Bench):
 
     # --- part 2: time to placement ------------------------------------------------------------------------
 
-    def in_place(self, pid, sandbox, overhead, vcpus):
+    def in_place(self, pid, sandbox, overhead, vcpus, names):
+        """Every thread of pid where split mode puts it, from the cgroups' tasks files: a few reads a poll
+        (names caches the threads' names once set: "CPU n/KVM", "IO ...")."""
         try:
-            return not self.misplaced(pid, True, sandbox, overhead, vcpus)
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            seen = 0
+            for tid in tids:
+                if tid not in names:
+                    name = read(f"/proc/{pid}/task/{tid}/comm").strip()
+                    if VCPU_NAME.fullmatch(name) or name.startswith("IO "):
+                        names[tid] = name
+                seen += bool(VCPU_NAME.fullmatch(names.get(tid, "")))
+            if seen != vcpus:
+                return False
+            for controller in CONTROLLERS:
+                in_s = set(map(int, read(os.path.join(self.cgroup_dir(controller, sandbox), "tasks")).split()))
+                in_o = set(map(int, read(os.path.join(self.cgroup_dir(controller, overhead), "tasks")).split()))
+                for tid in tids:
+                    if tid not in (in_s if VCPU_NAME.fullmatch(names.get(tid, "")) else in_o):
+                        return False
+            return True
         except (FileNotFoundError, ProcessLookupError):
             return False
+
+    def timeline(self, pid, settler):
+        """When each thread of pid was created and named, from the kernel's events, in ms after the exec."""
+        exec_at = self.listener.exec_time(pid) or 0
+        created, named = self.listener.thread_times(pid), self.listener.name_times(pid)
+        lines = [f"  timeline, ms after the VMM's exec (kernel events); settler pid {settler}:"]
+        for tid in sorted(set(created) | set(named)):
+            stat = f"/proc/{pid}/task/{tid}/stat"
+            start = read(stat).rsplit(")", 1)[1].split()[19] if os.path.exists(stat) else "?"
+            names = ", ".join(f"'{n}' at {(t - exec_at) / 1e6:.2f}" for t, n in named.get(tid, []))
+            at = f"{(created[tid] - exec_at) / 1e6:.2f}" if tid in created else "?"
+            lines.append(f"    thread {tid}: created at {at} (start_time {start} ticks), named {names or 'never'}")
+        return "\n".join(lines)
 
     def placement_run(self, flow, index, delay_s):
         name = f"tp-{flow}-{index}"
@@ -584,13 +615,15 @@ class ValueBench(run_bench.Bench):
                                              args=("poststart", {**state, "status": "running", "pid": pid}))
                 poststart.start()
             deadline = time.monotonic() + 10
+            names = {}
             while True:
                 polled = time.monotonic_ns()
-                if self.in_place(pid, sandbox, overhead, vcpus):
+                if self.in_place(pid, sandbox, overhead, vcpus, names):
                     break
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name}: not in place 10 s after exec:\n  " +
-                                     "\n  ".join(self.misplaced(pid, True, sandbox, overhead, vcpus)))
+                                     "\n  ".join(self.misplaced(pid, True, sandbox, overhead, vcpus)) +
+                                     f"\n  record: {self.record(cid)}\n" + self.timeline(pid, settler))
                 time.sleep(self.args.poll_ms / 1000)
             if poststart:
                 poststart.join()
@@ -612,6 +645,9 @@ class ValueBench(run_bench.Bench):
                         "exec_to_complete_ms": (done_ns - exec_at) / 1e6})
             if len(created) == vcpus:
                 out["vcpu_to_place_ms"] = (polled - max(created)) / 1e6
+            if self.args.explain_ms and out["exec_to_place_ms"] > self.args.explain_ms:
+                log(f"{name}: in place {out['exec_to_place_ms']:.1f} ms after exec, complete "
+                    f"{out['exec_to_complete_ms']:.1f} ms\n" + self.timeline(pid, settler))
             wrong = self.misplaced(pid, True, sandbox, overhead, vcpus)
             if wrong:
                 raise BenchError(f"{name}: placement wrong:\n  " + "\n  ".join(wrong))
@@ -662,7 +698,8 @@ class ValueBench(run_bench.Bench):
             settler_cpu = schedstat_ns(f"/proc/{settler}/schedstat") - start_cpu
             exec_ns = container.release()
             deadline = time.monotonic() + 10
-            while not self.in_place(pid, sandbox, overhead, vcpus):
+            names = {}
+            while not self.in_place(pid, sandbox, overhead, vcpus, names):
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name}: not in place 10 s after exec")
                 time.sleep(self.args.poll_ms / 1000)
@@ -703,7 +740,7 @@ class ValueBench(run_bench.Bench):
         rng = random.Random(self.args.seed)
         runs = []
         for index in range(self.args.tp_runs):
-            for flow in FLOWS:
+            for flow in self.args.flows:
                 delay = rng.uniform(*self.args.late_range) if flow == "runc-late" else 0.0
                 runs.append(self.placement_run(flow, index, delay))
         log(f"time to placement: {len(runs)} runs done (load {loadavg()})")
@@ -828,6 +865,22 @@ def report_placement(runs, waits, args):
     return summary
 
 
+def make_plots(data, directory):
+    try:
+        import plot
+    except ImportError:
+        # matplotlib is Debian's (python3-matplotlib): when this interpreter is not Debian's, Debian's draws.
+        if not os.access("/usr/bin/python3", os.X_OK):
+            raise
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(data, f)
+            f.flush()
+            subprocess.run(["/usr/bin/python3", os.path.join(HERE, "plot.py"), f.name, directory], check=True)
+        return
+    for path in plot.make_all(data, directory):
+        print(f"wrote {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build-dir", default="build")
@@ -846,13 +899,17 @@ def main():
     parser.add_argument("--boot-timeout", type=float, default=120)
     parser.add_argument("--tp-runs", type=int, default=20, help="time-to-placement runs per flow")
     parser.add_argument("--tp-vcpus", type=int, default=4)
+    parser.add_argument("--flows", type=lambda t: t.split(","), default=list(FLOWS),
+                        help=f"time-to-placement flows, of {','.join(FLOWS)}")
     parser.add_argument("--late-vcpu-ms", type=int, default=300)
     parser.add_argument("--late-range", type=lambda t: tuple(float(x) for x in t.split(",")), default=(0.2, 1.2),
                         help="runc-late: the exec comes a uniform random MIN,MAX seconds after poststart")
     parser.add_argument("--wait-s", type=float, default=5, help="how long the waiting settler waits")
     parser.add_argument("--wait-runs", type=int, default=2)
-    parser.add_argument("--poll-ms", type=float, default=0.5, help="how often the benchmark checks placement")
+    parser.add_argument("--poll-ms", type=float, default=1, help="how often the benchmark checks placement")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--explain-ms", type=float, help="print the kernel's timeline of a run whose VMM took "
+                                                          "longer than this from exec to in place")
     parser.add_argument("--json", help="write every figure here (the plots are made from it)")
     parser.add_argument("--plots", metavar="DIR", help="write the PNGs here (plot.py)")
     parser.add_argument("--config-json", default="{}", help="configuration keys for the hooks on top of the "
@@ -896,9 +953,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(data, f)
     if args.plots:
-        import plot
-        for path in plot.make_all(data, args.plots):
-            print(f"wrote {path}")
+        make_plots(data, args.plots)
     if failures:
         sys.exit("run_value.py: FAILED: " + "; ".join(failures))
 
