@@ -13,6 +13,7 @@ import sys
 import tarfile
 import tempfile
 import gzip
+import lzma
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "v2guest"))
@@ -107,6 +108,31 @@ def get_modules(cache_dir, vmlinuz):
     finally:
         shutil.rmtree(download, ignore_errors=True)
     return target, order
+
+
+def get_vmlinux(cache_dir, vmlinuz, config):
+    """The kernel's ELF image, taken out of its bzImage once and cached next to the modules, when the kernel
+    has a PVH entry (CONFIG_PVH): QEMU then starts it directly, where a bzImage is first decompressed by the
+    guest (XZ, under TCG: 10-25 s a boot on a loaded machine, against 1-3 s). The bzImage otherwise."""
+    with open(config) as f:
+        if "CONFIG_PVH=y\n" not in f.read():
+            return vmlinuz
+    target = os.path.join(cache_dir, "modules", os.path.basename(os.path.dirname(vmlinuz)), "vmlinux")
+    if os.path.isfile(target):
+        return target
+    with open(vmlinuz, "rb") as f:
+        image = f.read()
+    start = image.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        return vmlinuz  # not XZ: left to the guest's decompressor
+    elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(image[start:])
+    if not elf.startswith(b"\x7fELF"):
+        return vmlinuz
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(target), delete=False) as out:
+        out.write(elf)
+    os.rename(out.name, target)
+    return target
 
 
 def build_initramfs(path, guest_io, modules_dir, order):

@@ -27,6 +27,15 @@ def caption(data):
             f"loadavg {data['loadavg_before'].split()[0]} before, {data['loadavg_after'].split()[0]} after")
 
 
+def percentile(values, fraction):
+    """As run_bench.percentile (linear between ranks), so that the legends match the printed table."""
+    ordered = sorted(values)
+    index = fraction * (len(ordered) - 1)
+    low = int(index)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+
 def cdf(ax, values, **kwargs):
     ordered = sorted(values)
     n = len(ordered)
@@ -45,8 +54,7 @@ def latency(data, path):
             values = [v for r in runs if r["mode"] == mode for v in r[key]]
             if not values:
                 continue
-            ordered = sorted(values)
-            p99 = ordered[min(len(ordered) - 1, int(0.99 * (len(ordered) - 1)))]
+            p99 = percentile(values, 0.99)
             cdf(ax, values, color=COLORS[mode], label=f"{LABELS[mode]}: p99 {p99:.1f} ms")
         ax.set_xscale("log")
         ax.set_xlabel("latency, ms (log)")
@@ -74,9 +82,8 @@ def cpu(data, path):
             continue
         vcpu = sorted(c["vcpu_cpus"] for c in rs)[len(rs) // 2]
         over = sorted(c["overhead_cpus"] for c in rs)[len(rs) // 2]
-        ax.bar(x, vcpu, color=COLORS[mode], label="vCPU threads" if x == 0 else None)
-        ax.bar(x, over, bottom=vcpu, color=COLORS[mode], alpha=0.35, hatch="//",
-               label="overhead threads" if x == 0 else None)
+        ax.bar(x, vcpu, color=COLORS[mode])
+        ax.bar(x, over, bottom=vcpu, color=COLORS[mode], alpha=0.35, hatch="//")
         lo, hi = min(c["vcpu_cpus"] for c in rs), max(c["vcpu_cpus"] for c in rs)
         ax.errorbar(x, vcpu, yerr=[[vcpu - lo], [hi - vcpu]], color="black", capsize=4, lw=1)
         ax.text(x, vcpu / 2, f"{vcpu:.2f}", ha="center", va="center", color="white", fontsize=10)
@@ -87,7 +94,10 @@ def cpu(data, path):
     ax.set_ylabel("CPUs (utime+stime over the window)")
     ax.set_title(f"vCPU vs overhead CPU, median of {args['reps']} runs (bars: min-max of vCPUs)\n{caption(data)}",
                  fontsize=9)
-    ax.legend(fontsize=9, loc="upper left")
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(facecolor="#555555", label="vCPU threads (solid)"),
+                       Patch(facecolor="#555555", alpha=0.35, hatch="//", label="overhead threads (hatched)")],
+              fontsize=9, loc="upper left")
     ax.set_ylim(0, max(2.2, ax.get_ylim()[1]))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

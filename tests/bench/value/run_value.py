@@ -391,14 +391,15 @@ class ValueBench(run_bench.Bench):
 
     def guest_assets(self):
         cache = os.path.abspath(self.args.cache_dir or os.path.join(self.args.build_dir, "vmmcg-v2-cache"))
-        vmlinuz, _config = guest.get_kernel(cache)
+        vmlinuz, config = guest.get_kernel(cache)
         modules, order = guest.get_modules(cache, vmlinuz)
+        kernel = guest.get_vmlinux(cache, vmlinuz, config)
         initrd = os.path.join(self.work, "initrd.gz")
         guest.build_initramfs(initrd, self.guest_io, modules, order)
         disk = os.path.join(self.work, "disk.img")
         with open(disk, "wb") as f:
             f.truncate(self.args.disk_mib << 20)
-        return vmlinuz, initrd, disk
+        return kernel, initrd, disk
 
     def qemu_argv(self, cid, vmlinuz, initrd, disk, qmp):
         iothread = not self.args.no_iothread
@@ -889,7 +890,7 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="runs of each mode (interleaved)")
     parser.add_argument("--window", type=float, default=10, help="seconds of QMP and I/O sampling a run")
     parser.add_argument("--interval-ms", type=int, default=20)
-    parser.add_argument("--throughput-s", type=float, default=1.5, help="seconds of reads, then of writes")
+    parser.add_argument("--throughput-s", type=float, default=1, help="seconds of reads, then of writes")
     parser.add_argument("--warm", type=float, default=1.0, help="seconds between the guest's READY and the window")
     parser.add_argument("--vcpus", type=int, default=2)
     parser.add_argument("--limit", type=float, default=1.0, help="the container's CPU limit, in CPUs")
@@ -904,7 +905,7 @@ def main():
     parser.add_argument("--late-vcpu-ms", type=int, default=300)
     parser.add_argument("--late-range", type=lambda t: tuple(float(x) for x in t.split(",")), default=(0.2, 1.2),
                         help="runc-late: the exec comes a uniform random MIN,MAX seconds after poststart")
-    parser.add_argument("--wait-s", type=float, default=5, help="how long the waiting settler waits")
+    parser.add_argument("--wait-s", type=float, default=4, help="how long the waiting settler waits")
     parser.add_argument("--wait-runs", type=int, default=2)
     parser.add_argument("--poll-ms", type=float, default=1, help="how often the benchmark checks placement")
     parser.add_argument("--seed", type=int, default=15)
