@@ -42,8 +42,12 @@ def cdf(ax, values, **kwargs):
     ax.step(ordered, [(i + 1) / n for i in range(n)], where="post", **kwargs)
 
 
+def measured(data):
+    return [r for r in data["modes"] if "misplaced" not in r]
+
+
 def latency(data, path):
-    runs = data["modes"]
+    runs = measured(data)
     args = data["args"]
     panels = [("qmp_ms", "QMP query-status round trip (main loop)"),
               ("io_read_ms", "guest 4 KiB O_DIRECT read (virtio-blk)"),
@@ -72,7 +76,7 @@ def latency(data, path):
 
 
 def cpu(data, path):
-    runs = data["modes"]
+    runs = measured(data)
     args = data["args"]
     fig, ax = plt.subplots(figsize=(7, 4.8))
     xs = range(len(MODES))

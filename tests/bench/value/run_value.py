@@ -474,8 +474,10 @@ class ValueBench(run_bench.Bench):
                                  f"{console.tail()}")
             result["boot_s"] = (time.monotonic_ns() - exec_ns) / 1e9
             wrong = self.misplaced(pid, split, sandbox, overhead, self.args.vcpus)
-            if wrong:
-                raise BenchError(f"{name}: placement wrong before measuring:\n  " + "\n  ".join(wrong))
+            if wrong:  # not measured: the run is a failure, the benchmark goes on and then says so
+                result["misplaced"] = f"{name}: placement wrong before measuring:\n  " + "\n  ".join(wrong)
+                log("MISPLACED " + result["misplaced"])
+                return result
             qmp = Qmp(qmp_path)
             time.sleep(self.args.warm)  # the spinners saturate the vCPUs, the quota bites
             before = self.counters(pid, sandbox, overhead)
@@ -498,7 +500,8 @@ class ValueBench(run_bench.Bench):
             self.parse_io(console.lines, result, name)
             wrong = self.misplaced(pid, split, sandbox, overhead, self.args.vcpus)
             if wrong:
-                raise BenchError(f"{name}: placement wrong after measuring:\n  " + "\n  ".join(wrong))
+                result["misplaced"] = f"{name}: placement wrong after measuring:\n  " + "\n  ".join(wrong)
+                log("MISPLACED " + result["misplaced"])
         finally:
             if qmp:
                 qmp.close()
@@ -537,6 +540,8 @@ class ValueBench(run_bench.Bench):
                 started = time.monotonic()
                 runs.append(self.value_run(mode, rep, assets))
                 r = runs[-1]
+                if "misplaced" in r:
+                    continue
                 log(f"{mode} #{rep}: boot {r['boot_s']:.1f} s, QMP p99 {percentile(r['qmp_ms'], .99):.2f} ms, "
                     f"vCPUs {r['cpu']['vcpu_cpus']:.2f} CPU, overhead {r['cpu']['overhead_cpus']:.2f} CPU "
                     f"({time.monotonic() - started:.0f} s; load {loadavg()})")
@@ -615,25 +620,48 @@ class ValueBench(run_bench.Bench):
                 poststart = threading.Thread(target=self.hook,
                                              args=("poststart", {**state, "status": "running", "pid": pid}))
                 poststart.start()
+            # Until every thread is in place; or until the hooks are done (poststart returned, no settler
+            # runs) and it still is not a moment later: then it stays wrong, and the run says so.
             deadline = time.monotonic() + 10
-            names = {}
+            names, done_ns, done_seen, wrong = {}, None, None, None
             while True:
                 polled = time.monotonic_ns()
                 if self.in_place(pid, sandbox, overhead, vcpus, names):
                     break
+                if done_ns is None and poststart and not poststart.is_alive():
+                    record = self.record(cid)
+                    settler = record["settler"]["pid"] if record and record.get("settler") else None
+                    if settler is None:
+                        done_ns = time.monotonic_ns()
+                if done_ns is None and settler:
+                    finished, _, usage = os.wait4(settler, os.WNOHANG)
+                    if finished:
+                        done_ns = time.monotonic_ns()
+                        out["settler_cpu_ms"] = (usage.ru_utime + usage.ru_stime) * 1e3
+                if done_ns is not None:
+                    done_seen = done_seen or time.monotonic()
+                    if time.monotonic() - done_seen > 0.2:
+                        wrong = "the hooks are done"
+                        break
                 if time.monotonic() > deadline:
-                    raise BenchError(f"{name}: not in place 10 s after exec:\n  " +
-                                     "\n  ".join(self.misplaced(pid, True, sandbox, overhead, vcpus)) +
-                                     f"\n  record: {self.record(cid)}\n" + self.timeline(pid, settler))
+                    wrong = "10 s after exec"
+                    break
                 time.sleep(self.args.poll_ms / 1000)
+            if wrong:
+                out["misplaced"] = (f"{name}: not in place, {wrong}:\n  " +
+                                    "\n  ".join(self.misplaced(pid, True, sandbox, overhead, vcpus)) +
+                                    f"\n  record: {json.dumps(self.record(cid))}\n" + self.timeline(pid, settler))
+                log("MISPLACED " + out["misplaced"])
+                return out
             if poststart:
                 poststart.join()
-                record = self.record(cid)
-                settler = record["settler"]["pid"] if record and record.get("settler") else None
-            if settler:
+                if done_ns is None:
+                    record = self.record(cid)
+                    settler = record["settler"]["pid"] if record and record.get("settler") else None
+            if done_ns is None and settler:
                 done_ns, cpu_ns = self.reap(settler)
                 out["settler_cpu_ms"] = cpu_ns / 1e6 if cpu_ns is not None else None
-            else:
+            elif done_ns is None:
                 done_ns = time.monotonic_ns()  # poststart completed by itself: it has returned
             record = self.wait_settled(cid, vcpus, 10)
             kernel_exec = self.listener.exec_time(pid)
@@ -651,15 +679,22 @@ class ValueBench(run_bench.Bench):
                     f"{out['exec_to_complete_ms']:.1f} ms\n" + self.timeline(pid, settler))
             wrong = self.misplaced(pid, True, sandbox, overhead, vcpus)
             if wrong:
-                raise BenchError(f"{name}: placement wrong:\n  " + "\n  ".join(wrong))
+                out["misplaced"] = f"{name}: placement wrong once complete:\n  " + "\n  ".join(wrong)
+                log("MISPLACED " + out["misplaced"])
         finally:
             if poststart:
                 poststart.join()
             self.kill(pid)
             self.listener.forget(pid)
-        self.hook("poststop", {**state, "status": "stopped"})
-        del self.live[cid]
-        self.remove_sandbox(sandbox)
+            self.hook("poststop", {**state, "status": "stopped"})
+            del self.live[cid]
+            self.remove_sandbox(sandbox)
+            # a settler poststop ended: ours to reap
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            except ChildProcessError:
+                pass
         return out
 
     def waiting_run(self, index):
@@ -767,7 +802,7 @@ def pooled(runs, key):
 
 
 def report_value(runs, args):
-    by_mode = {m: [r for r in runs if r["mode"] == m] for m in MODES}
+    by_mode = {m: [r for r in runs if r["mode"] == m and "misplaced" not in r] for m in MODES}
     print(f"\nPart 1: {args.vcpus} spinning vCPUs, limit {args.limit} CPU (cfs quota on S), {args.reps} runs a "
           f"mode, {args.window} s windows, a QMP query-status and a guest I/O request every {args.interval_ms} ms "
           f"(disk on {'an iothread' if not args.no_iothread else 'the main loop'}).")
@@ -797,7 +832,7 @@ def report_value(runs, args):
               f"{'S throttled':>15} {'S thr. s':>6} | {'O throttled':>11}")
     print(header)
     print("-" * len(header))
-    failures = []
+    failures = [r["misplaced"].split(":\n")[0] for r in runs if "misplaced" in r]
     for mode, rs in by_mode.items():
         if not rs:
             continue
@@ -841,7 +876,10 @@ def report_placement(runs, waits, args):
     def cell(values):
         return f"{percentile(values, .5):6.1f} {percentile(values, .99):6.1f} {max(values):6.1f}" if values else "-"
     for flow in FLOWS:
-        rs = [r for r in runs if r["flow"] == flow]
+        bad = [r for r in runs if r["flow"] == flow and "misplaced" in r]
+        rs = [r for r in runs if r["flow"] == flow and "misplaced" not in r]
+        if bad:
+            print(f"{flow:<16} {len(bad)} of {len(bad) + len(rs)} runs never in place (see MISPLACED above)")
         if not rs:
             continue
         a = [r["exec_to_place_ms"] for r in rs]
@@ -866,6 +904,35 @@ def report_placement(runs, waits, args):
     return summary
 
 
+def report_v2(runs, args):
+    print(f"\nv2 (a cgroup v2 guest, nested TCG): the inner QEMU's one spinning vCPU, limit {args.v2_limit} CPU "
+          f"(cpu.max on S; S/vcpu in split), {args.v2_reps} runs a mode, {args.v2_window} s windows, a QMP "
+          f"query-status every {args.interval_ms} ms, timed in the guest. ms: p50 / p99 / max pooled, [min-max] "
+          "of the runs' p99. CPU of the guest's CPUs.\n")
+    header = (f"{'mode':<13} {'QMP p50':>7} {'p99':>7} {'max':>7} {'p99 of runs':>15} | {'vCPU':>5} {'overhead':>8} | "
+              f"throttled (periods) S, S/vcpu, S/overhead")
+    print(header)
+    print("-" * len(header))
+    for mode in MODES:
+        rs = [r for r in runs if r["mode"] == mode]
+        if not rs:
+            continue
+        q = pooled(rs, "qmp_ms")
+        p99s = [percentile(r["qmp_ms"], .99) for r in rs]
+        throttled = []
+        for side in ("S", "vcpu", "overhead"):
+            d = [r["stats"][side] for r in rs if side in r["stats"] and "after" in r["stats"][side]]
+            if d:
+                t = sum(x["after"].get("nr_throttled", 0) - x["before"].get("nr_throttled", 0) for x in d)
+                n = sum(x["after"].get("nr_periods", 0) - x["before"].get("nr_periods", 0) for x in d)
+                throttled.append(f"{t}/{n}")
+            else:
+                throttled.append("-")
+        print(f"{mode:<13} {percentile(q, .5):7.2f} {percentile(q, .99):7.1f} {max(q):7.1f} "
+              f"{min(p99s):6.1f}-{max(p99s):<8.1f} | {statistics.median(r['cpu']['vcpu_cpus'] for r in rs):5.2f} "
+              f"{statistics.median(r['cpu']['overhead_cpus'] for r in rs):8.2f} | {', '.join(throttled)}")
+
+
 def make_plots(data, directory):
     try:
         import plot
@@ -886,7 +953,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build-dir", default="build")
     parser.add_argument("--cache-dir", help="kernel cache (default: the v2 guest suite's, <build-dir>/vmmcg-v2-cache)")
-    parser.add_argument("--part", choices=("all", "modes", "placement"), default="all")
+    parser.add_argument("--part", choices=("all", "modes", "placement", "v2"), default="all",
+                        help="all: the three modes (v1/hybrid host) and time to placement; v2: QMP latency of "
+                             "the three modes in a cgroup v2 guest (nested TCG, minutes; not in all)")
     parser.add_argument("--reps", type=int, default=3, help="runs of each mode (interleaved)")
     parser.add_argument("--window", type=float, default=10, help="seconds of QMP and I/O sampling a run")
     parser.add_argument("--interval-ms", type=int, default=20)
@@ -911,6 +980,11 @@ def main():
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--explain-ms", type=float, help="print the kernel's timeline of a run whose VMM took "
                                                           "longer than this from exec to in place")
+    parser.add_argument("--v2-reps", type=int, default=2)
+    parser.add_argument("--v2-window", type=float, default=8)
+    parser.add_argument("--v2-limit", type=float, default=0.5, help="the limit of the inner QEMU's one vCPU")
+    parser.add_argument("--v2-warm", type=float, default=2)
+    parser.add_argument("--v2-timeout", type=float, default=900)
     parser.add_argument("--json", help="write every figure here (the plots are made from it)")
     parser.add_argument("--plots", metavar="DIR", help="write the PNGs here (plot.py)")
     parser.add_argument("--config-json", default="{}", help="configuration keys for the hooks on top of the "
@@ -936,6 +1010,12 @@ def main():
             data["modes"] = bench.value_part()
         if args.part in ("all", "placement"):
             data["placement"], data["waiting"] = bench.placement_part()
+        if args.part == "v2":
+            import v2
+            try:
+                data["v2"] = v2.run(args, os.path.abspath(args.build_dir), log)
+            except (v2.V2Error, guest.GuestError) as e:
+                raise BenchError(f"v2: {e}") from None
     except BenchError as e:
         sys.exit(f"run_value.py: FAILED: {e}")
     except KeyboardInterrupt:
@@ -948,6 +1028,9 @@ def main():
         data["summary"], failures = report_value(data["modes"], args)
     if "placement" in data:
         report_placement(data["placement"], data["waiting"], args)
+        failures += [r["misplaced"].split(":\n")[0] for r in data["placement"] if "misplaced" in r]
+    if "v2" in data:
+        report_v2(data["v2"], args)
     print(f"\nloadavg before: {data['loadavg_before']}; after: {data['loadavg_after']}; "
           f"{data['seconds']:.0f} s in all")
     if args.json:
