@@ -21,9 +21,9 @@ LABELS = {"no-limit": "no limit", "sandbox-only": "sandbox-only (quota on the wh
           "split": "split (the hooks)"}
 
 
-def caption(data):
+def caption(data, what="QEMU TCG"):
     m = data["machine"]
-    return (f"Linux {m['kernel']}, {m['cpu']}, {m['cores']} cores, QEMU TCG; "
+    return (f"Linux {m['kernel']}, {m['cpu']}, {m['cores']} cores, {what}; "
             f"loadavg {data['loadavg_before'].split()[0]} before, {data['loadavg_after'].split()[0]} after")
 
 
@@ -120,7 +120,7 @@ def placement(data, path):
         ax.set_title(title, fontsize=10)
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axes[0].set_ylabel("ms (log); whiskers p1-p99")
-    fig.suptitle(f"time to placement, test VMM, {data['args']['tp_runs']} runs a flow\n{caption(data)}", fontsize=10)
+    fig.suptitle(f"time to placement, test VMM, {data['args']['tp_runs']} runs a flow\n{caption(data, 'test VMM')}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

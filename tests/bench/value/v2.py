@@ -58,9 +58,13 @@ def build_initramfs(path, build, params):
     executables = {f"usr/local/bin/{h}": os.path.join(build, "hooks", h) for h in HOOKS}
     executables["usr/local/bin/qmp-probe"] = os.path.join(build, "tests", "bench", "value", "vmmcg-value-qmp-probe")
     executables["usr/bin/qemu-system-x86_64"] = qemu
+    # Debian builds TCG as a module, loaded from the directory QEMU was configured with.
+    accel = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
+    if os.path.isfile(accel):
+        executables[accel.lstrip("/")] = accel
     needed = {}
     for guest_path, host_path in executables.items():
-        if not os.access(host_path, os.X_OK):
+        if not os.path.isfile(host_path) or (not host_path.endswith(".so") and not os.access(host_path, os.X_OK)):
             raise V2Error(f"{host_path}: not built")
         cpio.file(guest_path, v2.read_binary(host_path, True))
         for lib in v2.libraries(host_path):

@@ -70,7 +70,15 @@ for rep in $(seq 1 "$REPS"); do
 				sleep 0.1
 			done
 		fi
-		while [ ! -S /tmp/qmp.sock ]; do sleep 0.1; done
+		n=0
+		while [ ! -S /tmp/qmp.sock ] && [ $n -lt 600 ]; do n=$((n + 1)); sleep 0.1; done
+		sleep 0.5
+		if ! [ -d /proc/$pid/task ]; then
+			echo "VALUE2-FAIL $id: the inner QEMU exited: $(tr '\n' ' ' < /tmp/qemu.log)"
+			[ "$mode" != no-limit ] && hook poststop "$cfg" "$id" stopped ""
+			rmdir "$S"
+			continue
+		fi
 		sleep "$WARM"
 		for t in $(ls /proc/$pid/task); do
 			echo "VALUE2-PLACE $t $(tr ' ' _ < /proc/$pid/task/$t/comm) $(cut -d: -f3 /proc/$pid/task/$t/cgroup)"
