@@ -19,7 +19,7 @@ import time
 
 import guest
 
-V2_CMDLINE = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all"
+V2_CMDLINE = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all no_timer_check"  # see run_value.GUEST_CMDLINE
 HOOKS = ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop")
 ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])")
 VCPU = re.compile(r"CPU_\d+/(TCG|KVM)")  # comm with spaces as underscores, as v2_init.sh prints it
