@@ -1016,7 +1016,10 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run_value.py: needs root (it makes cgroups)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def terminated(*_):
+        print("run_value.py: terminated, cleaning up", file=sys.stderr, flush=True)
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, terminated)
     started = time.monotonic()
     info = machine()
     data = {"machine": info, "args": {k: v for k, v in vars(args).items()}, "loadavg_before": loadavg()}
