@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -27,6 +28,9 @@
 namespace vmmcg {
 
 namespace {
+
+// The state comes in a pipe the runtime closes at once; one left open must not hold the hook.
+constexpr std::chrono::milliseconds stdin_timeout{5000};
 
 struct StageInfo {
 	const char *name;       // as the runtime spec names it
@@ -124,8 +128,11 @@ int run_hook(Stage stage, int argc, char **argv)
 				  : (void)std::printf("%s %s\n", info.executable, VMMCG_VERSION);
 			return exit_ok;
 		}
-		State state =
-			parse_state(read_fd_limited(STDIN_FILENO, max_state_size, "state (standard input)"));
+		// Whatever happens below, the stage ends: the kernel ends the process at this bound (the hook
+		// files' timeout is longer). A killed createRuntime leaves its intent record for cleanup.
+		::alarm(stage_bound_seconds);
+		State state = parse_state(read_fd_with_deadline(STDIN_FILENO, max_state_size,
+								"state (standard input)", stdin_timeout));
 		set_log_container(state.id);
 		Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
 		apply_log_options(config.log);

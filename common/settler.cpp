@@ -38,7 +38,8 @@ void redirect_stdio()
 
 // In the first child: a new session, then the settler itself in a second child, so that it is reparented
 // when this one exits after reporting its pid.
-[[noreturn]] void run_detached(UniqueFd &pid_write, UniqueFd &go_read, const std::function<int(int go_fd)> &work)
+[[noreturn]] void run_detached(UniqueFd &pid_write, UniqueFd &go_read,
+			       const std::function<int(int go_fd)> &work)
 {
 	::setsid();
 	pid_t grandchild = ::fork();

@@ -49,7 +49,7 @@ engines whose environment the node owner sets, and for tests), JSON, every key o
                     /usr/sbin/runc, /usr/bin/crun that is executable
   "hook_dir"        where the hooks are; default )" VMMCG_HOOK_DIR R"(
   "hook_config"     passed to the hooks as --config PATH; default: none (the hooks' own default)
-  "hook_timeout_s"  the hooks' timeout in config.json, 1..300; default 10
+  "hook_timeout_s"  the hooks' timeout in config.json, 1..300; default 30
 
 Exit codes: the runtime's; 2 for a config.json, runtime.json or argument the wrapper refuses; 1 when the
 bundle cannot be rewritten; 127 when the runtime cannot be executed.

@@ -2,6 +2,8 @@
 // (ordered_json keeps the keys in their order). Pure: the tests feed documents.
 #pragma once
 
+#include "hook.h"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,7 +19,7 @@ using Spec = nlohmann::ordered_json;
 struct HookSettings {
 	std::string create_runtime, poststart, poststop;
 	std::optional<std::string> config; // passed as --config PATH
-	int timeout_s = 10;
+	int timeout_s = static_cast<int>(hook_file_timeout_seconds);
 	// `--gate=runtime`: tells the hooks that the node owner's runtime handler enabled them, not an
 	// annotation. TODO(lead): the hooks do not accept the argument yet (unknown arguments exit 2), so it
 	// is off and the wrapper sets io.vmm-cgroup-hooks.enable=true instead; turn it on with the hooks'

@@ -3,6 +3,8 @@
 // CRI-O's runtime_path), so the file is the only channel.
 #pragma once
 
+#include "hook.h"
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -17,7 +19,7 @@ struct WrapperConfig {
 	std::optional<std::string> runtime; // absent: the first of default_runtimes that is executable
 	std::string hook_dir;               // where vmm-cgroup-{create-runtime,poststart,poststop} are
 	std::optional<std::string> hook_config;
-	int hook_timeout_s = 10;
+	int hook_timeout_s = static_cast<int>(hook_file_timeout_seconds);
 };
 
 // In this order, as Debian and most distributions install them.

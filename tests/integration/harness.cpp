@@ -365,7 +365,7 @@ std::string Sandbox::state() const
 	       "}";
 }
 
-HookRun Sandbox::run(const std::string &stage, const std::string &state_json) const
+HookRun Sandbox::run(const std::string &stage, const std::string &state_json, bool close_stdin) const
 {
 	std::string exe = build_path("hooks/vmm-cgroup-" + stage);
 	std::string config = dir_ + "/config.json";
@@ -388,7 +388,8 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json) co
 	// A hook stops reading at its input limit: that is EPIPE here, not a reason to die.
 	::signal(SIGPIPE, SIG_IGN);
 	(void)!::write(in[1], state_json.data(), state_json.size());
-	::close(in[1]);
+	if (close_stdin)
+		::close(in[1]);
 	HookRun result;
 	char buf[4096];
 	ssize_t n;
@@ -398,6 +399,8 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json) co
 	int status = 0;
 	::waitpid(pid, &status, 0);
 	disown(pid);
+	if (!close_stdin)
+		::close(in[1]);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	return result;
 }

@@ -46,6 +46,7 @@ public:
 	std::string overhead_path() const { return overhead_root_ + "/" + id_; }
 	const std::string &overhead_root() const { return overhead_root_; }
 	const std::string &record_dir() const { return record_dir_; }
+	std::string bundle_dir() const { return dir_ + "/bundle"; }
 	std::string record_file() const { return record_dir_ + "/" + id_ + ".json"; }
 
 	// Starts the program (argv[0] a path) with its process already in S in every hierarchy.
@@ -62,7 +63,9 @@ public:
 	void set_cgroups_path(const std::string &path);
 
 	std::string state() const;
-	HookRun run(const std::string &stage, const std::string &state_json) const;
+	// close_stdin false: the state pipe stays open until the hook has ended, as a runtime that never
+	// closes it would leave it.
+	HookRun run(const std::string &stage, const std::string &state_json, bool close_stdin = true) const;
 	HookRun create_runtime() const { return run("create-runtime", state()); }
 	HookRun poststart() const { return run("poststart", state()); }
 	HookRun poststop() const { return run("poststop", state()); }

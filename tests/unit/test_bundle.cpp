@@ -1,6 +1,7 @@
 #include "bundle.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -199,9 +200,9 @@ TEST_SUITE("bundle")
 		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), dir.path() + "/config.json");
 		CHECK_INPUT_ERROR(read_bundle_config(dir / "nonexistent"), "cannot be read");
 
-		// Unreadable even for root: a directory where the file should be (read(2) gives EISDIR).
+		// A directory where the file should be.
 		std::filesystem::create_directory(dir / "config.json");
-		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "cannot be read");
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "not a regular file");
 		std::filesystem::remove(dir / "config.json");
 
 		dir.write("config.json", "{\"linux\": ");
@@ -213,5 +214,26 @@ TEST_SUITE("bundle")
 		REQUIRE(::ftruncate(fd, static_cast<off_t>(max_bundle_config_size) + 1) == 0);
 		::close(fd);
 		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "larger than");
+	}
+
+	// A hostile bundle: config.json as a FIFO no one writes (a blocking open would hang the hook), a
+	// symbolic link to a file that consumes what it gives (/proc/kmsg), or to a device.
+	TEST_CASE("read_bundle_config: a FIFO, a symbolic link or a device is refused at once")
+	{
+		unit::TempDir dir;
+		REQUIRE(::mkfifo((dir / "config.json").c_str(), 0600) == 0);
+		CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "not a regular file");
+		std::filesystem::remove(dir / "config.json");
+		for (const char *target : {"/proc/kmsg", "/dev/zero", "/etc/hostname"}) {
+			CAPTURE(target);
+			std::filesystem::create_symlink(target, dir / "config.json");
+			CHECK_INPUT_ERROR(read_bundle_config(dir.path()), "symbolic link");
+			std::filesystem::remove(dir / "config.json");
+		}
+		// A symbolic link higher up the bundle path is the engine's business and is followed.
+		unit::TempDir real;
+		real.write("config.json", "{}");
+		std::filesystem::create_symlink(real.path(), dir / "bundle");
+		CHECK(read_bundle_config(dir / "bundle").annotations.empty());
 	}
 }

@@ -411,7 +411,7 @@ TEST_SUITE("record")
 
 		std::filesystem::remove(dir / "abc.json");
 		std::filesystem::create_directory(dir / "abc.json");
-		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), "cannot be read");
+		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), "not a regular file");
 	}
 
 	TEST_CASE("remove_record: temp files of a killed writer go too, other containers' files stay")

@@ -240,7 +240,7 @@ TEST_SUITE("runtime")
 		CHECK_FALSE(none.runtime);
 		CHECK(none.hook_dir == "/usr/libexec/x");
 		CHECK_FALSE(none.hook_config);
-		CHECK(none.hook_timeout_s == 10);
+		CHECK(none.hook_timeout_s == 30);
 		WrapperConfig all = parse_wrapper_config(
 			R"({"runtime":"/usr/bin/crun","hook_dir":"/opt/h","hook_config":"/etc/h.json","hook_timeout_s":30})",
 			defaults);

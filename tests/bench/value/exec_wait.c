@@ -104,7 +104,8 @@ static int wait_netlink(int pid, long timeout_ms, int exec_only)
 	if (bind(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0)
 		return 2;
 	// nlmsghdr, cn_msg, then the operation: a bare enum, or Linux 6.6's struct proc_input.
-	char request[NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(struct proc_input_6_6))] __attribute__((aligned(8)));
+	char request[NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(struct proc_input_6_6))]
+		__attribute__((aligned(8)));
 	memset(request, 0, sizeof(request));
 	uint16_t payload = exec_only ? sizeof(struct proc_input_6_6) : sizeof(uint32_t);
 	struct nlmsghdr *nl = (struct nlmsghdr *)request;
@@ -119,7 +120,8 @@ static int wait_netlink(int pid, long timeout_ms, int exec_only)
 	if (send(sock, request, nl->nlmsg_len, 0) < 0)
 		return 2;
 	waiting();
-	uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000u, wakeups = 0, events = 0;
+	uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000u, wakeups = 0,
+		 events = 0;
 	char buf[65536] __attribute__((aligned(8)));
 	for (;;) {
 		uint64_t now = clock_ns(CLOCK_MONOTONIC);
@@ -134,7 +136,8 @@ static int wait_netlink(int pid, long timeout_ms, int exec_only)
 		ssize_t n = recv(sock, buf, sizeof(buf), 0);
 		if (n < 0)
 			continue; // ENOBUFS: events lost while the host was busier than we read
-		for (struct nlmsghdr *nl = (struct nlmsghdr *)buf; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
+		for (struct nlmsghdr *nl = (struct nlmsghdr *)buf; NLMSG_OK(nl, (size_t)n);
+		     nl = NLMSG_NEXT(nl, n)) {
 			struct cn_msg *cn = NLMSG_DATA(nl);
 			struct proc_event *ev = (struct proc_event *)cn->data;
 			++events;
@@ -149,7 +152,8 @@ static int wait_netlink(int pid, long timeout_ms, int exec_only)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: exec-wait poll|backoff|netlink|netlink-exec PID TIMEOUT_MS [PERIOD_MS]\n");
+		fprintf(stderr,
+			"usage: exec-wait poll|backoff|netlink|netlink-exec PID TIMEOUT_MS [PERIOD_MS]\n");
 		return 2;
 	}
 	int pid = atoi(argv[2]);

@@ -1,7 +1,8 @@
 // A VMM stand-in whose vCPU threads take their names late: vCPU 0 names itself "CPU 0/KVM" at once, every
-// other one sleeps NAME_DELAY_MS after its creation before it names itself "CPU <n>/KVM" (then they pause). What a thread that has not run yet
-// looks like to the hooks: on a loaded node a new thread may wait hundreds of ms for its first run, and
-// QEMU's threads name themselves in that first run (qemu_thread_start). repro_late_names.py drives it.
+// other one sleeps NAME_DELAY_MS after its creation before it names itself "CPU <n>/KVM" (then they pause).
+// What a thread that has not run yet looks like to the hooks: on a loaded node a new thread may wait hundreds
+// of ms for its first run, and QEMU's threads name themselves in that first run (qemu_thread_start).
+// repro_late_names.py drives it.
 //
 //   vmmcg-value-late-vmm VCPUS NAME_DELAY_MS
 #define _GNU_SOURCE

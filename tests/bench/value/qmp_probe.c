@@ -47,7 +47,8 @@ static void await(int fd, const char *want)
 		char *newline;
 		while ((newline = memchr(buffer, '\n', filled)) != NULL) {
 			*newline = '\0';
-			int found = strstr(buffer, want) != NULL, failed = strstr(buffer, "\"error\"") != NULL;
+			int found = strstr(buffer, want) != NULL,
+			    failed = strstr(buffer, "\"error\"") != NULL;
 			size_t used = (size_t)(newline - buffer) + 1;
 			memmove(buffer, newline + 1, filled - used);
 			filled -= used;
@@ -109,7 +110,8 @@ static int is_vcpu(const char *name)
 {
 	unsigned index;
 	char kind[8];
-	return sscanf(name, "CPU %u/%7s", &index, kind) == 2 && (!strcmp(kind, "TCG") || !strcmp(kind, "KVM"));
+	return sscanf(name, "CPU %u/%7s", &index, kind) == 2 &&
+	       (!strcmp(kind, "TCG") || !strcmp(kind, "KVM"));
 }
 
 static unsigned long long vcpu_ticks(int pid)
