@@ -77,7 +77,8 @@ TEST_SUITE("hostile")
 	{
 		Sandbox sb("forge");
 		sb.start_test_vmm({"--vcpus", "1"});
-		std::string forged = "x\\nvmm-cgroup-hooks poststop id=some-other-container: info: cleaned up";
+		std::string forged =
+			"x\\nvmm-cgroup-hooks poststop id=some-other-container: info: cleaned up";
 		sb.annotate(R"({"io.vmm-cgroup-hooks.enable":"true","io.vmm-cgroup-hooks.mode":")" + forged +
 			    R"(","io.vmm-cgroup-hooks.qmp-socket":")" + std::string(200000, 'a') + R"("})");
 		HookRun created = sb.create_runtime();
