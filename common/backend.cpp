@@ -1,9 +1,29 @@
 #include "backend.h"
 
+#include <algorithm>
+
 #include "cgroup_v1.h"
 #include "cgroup_v2.h"
 
 namespace vmmcg {
+
+OverheadPolicy OverheadPolicy::from(const Config &config)
+{
+	return {config.overhead_limits, config.overhead_cap_percent, config.overhead_cap_min_millicpus};
+}
+
+std::optional<std::int64_t> OverheadPolicy::quota(std::optional<std::int64_t> container_quota,
+						  std::uint64_t container_period, std::uint64_t period) const
+{
+	if (limits.quota_us)
+		return *limits.quota_us;
+	if (!container_quota || *container_quota <= 0 || container_period == 0 || cap_percent == 0)
+		return std::nullopt;
+	// In this period: the container's share of a CPU, times the percentage, and the floor.
+	auto share = static_cast<double>(*container_quota) / static_cast<double>(container_period);
+	double cpus = std::max(share * cap_percent / 100.0, cap_min_millicpus / 1000.0);
+	return std::max<std::int64_t>(1000, static_cast<std::int64_t>(cpus * static_cast<double>(period)));
+}
 
 std::unique_ptr<Backend> make_backend(CgroupLayout &layout)
 {

@@ -5,8 +5,11 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config.h"
@@ -31,24 +34,41 @@ struct Moves {
 	}
 };
 
+// The overhead's CPU limits: the configured ones and, where they set no quota, a cap derived from the
+// container's own CPU limit (cap_percent of it, at least cap_min_millicpus; none when the container has no
+// limit or cap_percent is 0).
+struct OverheadPolicy {
+	CpuLimits limits;
+	unsigned cap_percent = 25;
+	unsigned cap_min_millicpus = 250;
+
+	static OverheadPolicy from(const Config &config);
+	// The quota of the overhead per `period` us, given the container's quota and period (v1 cfs_quota_us
+	// and cfs_period_us, v2 cpu.max). nullopt: leave it unlimited.
+	std::optional<std::int64_t> quota(std::optional<std::int64_t> container_quota,
+					  std::uint64_t container_period, std::uint64_t period) const;
+};
+
 class Backend
 {
 public:
 	virtual ~Backend() = default;
 
-	// createRuntime: creates every cgroup of the layout that does not exist, parents first, applies the
-	// overhead limits and prepares S. On failure removes what it created and throws. Returns the number
-	// of cgroups it created.
-	virtual std::size_t provision(const CpuLimits &limits) = 0;
+	// createRuntime: creates the cgroups of the layout, parents first, applies the overhead limits and
+	// prepares S. A cgroup of this container that exists already is refused (HostError: never adopted); a
+	// shared one (the overhead root) is made when missing and never changed when it exists. On failure
+	// removes what it created and throws. Returns the number of cgroups it created.
+	virtual std::size_t provision(const OverheadPolicy &policy) = 0;
 	// Undoes provision() after it returned, when the record cannot be written. Never throws.
 	virtual void rollback() noexcept = 0;
 
 	// One placement pass: checks the VMM is in this container's cgroups (HostError if not), then moves
 	// each of the listed threads that is not where it belongs, vCPUs (ThreadInfo::vcpu) to the side under
 	// the container's limits, every other thread to the overhead side. Threads that exit meanwhile are
-	// skipped.
-	virtual Moves place(const ProcFs &proc, const ProcessRef &vmm,
-			    const std::vector<ThreadInfo> &threads) = 0;
+	// skipped. A pass stops at the deadline (Moves::retry), so a stage keeps its bound whatever the VMM's
+	// size.
+	virtual Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+			    std::chrono::steady_clock::time_point deadline) = 0;
 	// Once the vCPU threads are placed: lifts what would still hold the overhead to the container's CPU
 	// limit.
 	virtual void relax() = 0;

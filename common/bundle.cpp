@@ -73,6 +73,9 @@ BundleConfig parse_bundle_config(std::string_view json)
 	nlohmann::json doc = parse_json_object(json, what);
 	BundleConfig config;
 	config.annotations = get_string_map(doc, "annotations", what);
+	if (const nlohmann::json *process = get_object(doc, "process", what))
+		if (auto args = find_field(*process, "args", what); args && !args->list().empty())
+			config.program = args->item(0).string();
 	if (const nlohmann::json *linux = get_object(doc, "linux", what)) {
 		config.cgroups_path =
 			parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));

@@ -28,7 +28,8 @@ struct CgroupsPath {
 struct BundleConfig {
 	CgroupsPath cgroups_path;
 	std::map<std::string, std::string> annotations;
-	CpuLimits cpu; // linux.resources.cpu: the container's own CPU limits
+	CpuLimits cpu;       // linux.resources.cpu: the container's own CPU limits
+	std::string program; // process.args[0]: what the container's process will run ("" if none)
 };
 
 // config.json may carry large process and mount lists; beyond this it is refused.

@@ -1,12 +1,14 @@
 #include "cgroup_utils.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "errors.h"
 #include "host.h"
 #include "paths.h"
 #include "text.h"
@@ -36,12 +38,16 @@ void write_cpuset(const CgroupMount &mount, std::string_view cgroup, const CpuLi
 
 namespace {
 
-// Moves each id to the parent's thread file. ESRCH: the thread exited meanwhile, nothing to move.
-void drain_to_parent(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
-		     const std::vector<pid_t> &ids)
+// Moves each id to the thread file of `to` (the parent when it is gone). ESRCH: the thread exited
+// meanwhile, nothing to move.
+void drain(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
+	   std::string_view target, const std::vector<pid_t> &ids)
 {
 	std::error_code ec;
-	UniqueFd to = mount.open_file(parent_path(cgroup), thread_file, O_WRONLY, ec);
+	UniqueFd to =
+		mount.open_file(target.empty() ? parent_path(cgroup) : target, thread_file, O_WRONLY, ec);
+	if (!to.valid() && !target.empty())
+		to = mount.open_file(parent_path(cgroup), thread_file, O_WRONLY, ec);
 	if (!to.valid())
 		return;
 	for (pid_t id : ids)
@@ -53,7 +59,8 @@ void drain_to_parent(const CgroupMount &mount, const std::string &cgroup, const 
 
 } // namespace
 
-std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file)
+std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
+			      std::string_view drain_to)
 {
 	using namespace std::chrono_literals;
 	auto delay = 5ms;
@@ -62,8 +69,12 @@ std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgrou
 	// not be read. Busy: move what is left to the parent, or give exiting tasks a moment.
 	for (int attempt = 0; attempt < 10; ++attempt) {
 		ec = mount.remove_dir(cgroup);
-		if (!ec || ec == std::errc::no_such_file_or_directory)
+		if (!ec)
 			return {};
+		if (ec == std::errc::no_such_file_or_directory)
+			return attempt == 0
+				       ? ec
+				       : std::error_code(); // gone before: nothing of it was removed here
 		if (ec != std::errc::device_or_resource_busy)
 			return ec;
 		std::error_code read_ec;
@@ -71,13 +82,24 @@ std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgrou
 		if (read_ec == std::errc::no_such_file_or_directory)
 			return {};
 		if (!ids.empty()) {
-			drain_to_parent(mount, cgroup, thread_file, ids);
+			drain(mount, cgroup, thread_file, drain_to, ids);
 			continue;
 		}
 		std::this_thread::sleep_for(delay); // exiting tasks keep a cgroup busy for a moment
 		delay = std::min(delay * 2, std::chrono::milliseconds(200));
 	}
 	return ec;
+}
+
+bool report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec)
+{
+	if (!ec)
+		spdlog::debug("removed {}", mount.describe(cgroup));
+	else if (ec == std::errc::no_such_file_or_directory)
+		spdlog::debug("{} was removed already", mount.describe(cgroup));
+	else
+		spdlog::error("removing {}: {}", mount.describe(cgroup), ec.message());
+	return ec && ec != std::errc::no_such_file_or_directory;
 }
 
 std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures)
@@ -141,6 +163,8 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 	std::error_code ec = write_thread(sorting, want, thread.tid);
 	if (is_gone(ec))
 		return false;
+	if (!ec && sorting.check_owner && !check_owner(sorting, proc, vmm, thread.tid))
+		return false;
 	if (ec == std::errc::invalid_argument && sorting.einval_is_transient) {
 		++moves.moved;
 		moves.retry = true;
@@ -154,14 +178,41 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 	return true;
 }
 
-Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads)
+bool ThreadMover::check_owner(Sorting &sorting, const ProcFs &proc, pid_t vmm, pid_t tid)
+{
+	if (::access(proc.task_path(vmm, tid).c_str(), F_OK) == 0)
+		return true;
+	// Not the VMM's thread any more: gone, or its tid reused on the host. Where was the new task born?
+	std::error_code ec;
+	std::string status = proc.read(tid, "status", ec);
+	if (ec)
+		return false; // exited too: nothing was moved that lives
+	pid_t tgid = parse_status_pid(status, "Tgid").value_or(0);
+	pid_t origin = tgid != tid ? tgid : parse_status_pid(status, "PPid").value_or(0);
+	ProcCgroups where = parse_proc_cgroup(proc.read(origin, "cgroup", ec));
+	auto it = where.find(sorting.proc_key);
+	bool known = !ec && it != where.end();
+	std::error_code undo = known ? write_thread(sorting, it->second, tid) : errno_code(ENOENT);
+	spdlog::warn("thread id {} was reused by pid {} before the move: {}", tid, tgid,
+		     undo ? "could not move it back: " + undo.message()
+			  : "moved back to " + sorting.mount.describe(it->second));
+	return false;
+}
+
+Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads,
+			std::chrono::steady_clock::time_point deadline)
 {
 	Moves moves;
 	// Read after the threads were listed, so that a listed thread is in one of them, or elsewhere.
 	std::vector<Members> members;
 	for (const auto &sorting : sortings_)
 		members.push_back(membership(sorting));
+	std::size_t done = 0;
 	for (const auto &thread : threads) {
+		if (++done % 64 == 0 && std::chrono::steady_clock::now() >= deadline) {
+			moves.retry = true; // the rest in a later pass, or by the settler
+			break;
+		}
 		for (std::size_t i = 0; i < sortings_.size(); ++i) {
 			if (!place_thread(sortings_[i], members[i], proc, vmm, thread, moves)) {
 				moves.gone.push_back(thread.tid);

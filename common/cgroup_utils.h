@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <unordered_map>
 #include <optional>
@@ -26,9 +27,13 @@ void write_value(const CgroupMount &mount, std::string_view cgroup, std::string_
 // The cpuset part of CPU limits (cpuset.cpus, cpuset.mems), where set: the same files on v1 and v2.
 void write_cpuset(const CgroupMount &mount, std::string_view cgroup, const CpuLimits &limits);
 
-// Moves what is left in cgroup to its parent (through `thread_file`: "tasks" or "cgroup.threads"), then
-// removes it, retrying EBUSY with bounded backoff. ENOENT counts as done.
-std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file);
+// Moves what is left in cgroup to drain_to (its parent when empty or gone; through `thread_file`: "tasks"
+// or "cgroup.threads"), then removes it, retrying EBUSY with bounded backoff. ENOENT when it was gone
+// already (someone else removed it: not a failure, but nothing to report as removed).
+std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
+			      std::string_view drain_to = {});
+// The outcome of one removal, logged as what really happened; true when it is a failure.
+bool report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec);
 
 // A mount for cleanup: a failure is logged and counted, and cleanup goes on with the next one.
 std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures);
@@ -43,6 +48,11 @@ struct Sorting {
 	std::vector<std::string> members; // this container's cgroups in the hierarchy, without repeats
 	const char *thread_file;          // "tasks" (v1) or "cgroup.threads" (v2)
 	bool einval_is_transient;         // v2: a thread still being created cannot migrate yet
+	// v1: a tid written to `tasks` moves that task wherever it is on the host. A listed thread may exit
+	// and its tid be reused by a task of another process before the write; each move is checked and such
+	// a move undone. v2 needs no check: cgroup.threads takes only threads already in S's threaded
+	// subtree.
+	bool check_owner;
 };
 
 // Sorts threads between the two sides of each hierarchy. Keeps the thread files it opened for the next pass.
@@ -54,7 +64,8 @@ public:
 
 	// Reads membership from the thread files (a few reads a pass, where reading every thread's
 	// /proc/.../cgroup was one per thread), then moves each listed thread that is on the wrong side.
-	Moves move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads);
+	Moves move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads,
+		   std::chrono::steady_clock::time_point deadline);
 
 private:
 	using Members = std::unordered_map<pid_t, const std::string *>; // tid -> the cgroup that holds it
@@ -63,6 +74,9 @@ private:
 	bool place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
 			  const ThreadInfo &thread, Moves &moves);
 	std::error_code write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid);
+	// After a v1 move: the tid is still a thread of the VMM, or the task it now names goes back to where
+	// it was born (its thread group's or its parent's cgroup). True when the move was the VMM's.
+	bool check_owner(Sorting &sorting, const ProcFs &proc, pid_t vmm, pid_t tid);
 
 	std::vector<Sorting> sortings_;
 	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file

@@ -1,5 +1,6 @@
 #include "cgroup_v1.h"
 
+#include <cstdint>
 #include <map>
 #include <optional>
 
@@ -8,6 +9,7 @@
 #include "cgroup_utils.h"
 #include "errors.h"
 #include "paths.h"
+#include "text.h"
 
 namespace vmmcg::cgroup_v1 {
 
@@ -15,42 +17,62 @@ namespace {
 
 constexpr const char *thread_file = "tasks";
 
-// A v1 cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC) until they are set. One
-// that existed already keeps what it has; one just made gets its parent's without being read first.
-// `written` holds what this createRuntime wrote, so a child of a root it just seeded is not read again.
-void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, bool made,
+// A v1 cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC) until they are set: one
+// this run made gets those of `source`, without reading them again when this run just wrote them there.
+void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, const std::string &source,
 		 std::map<std::string, std::string> &written)
 {
 	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
-		std::error_code ec;
-		if (!made && !mount.read_value(cgroup, file, ec).empty())
-			continue;
-		std::string parent_file = join_path(parent_path(cgroup), file);
 		std::string value;
-		if (auto it = written.find(parent_file); it != written.end()) {
+		if (auto it = written.find(join_path(source, file)); it != written.end()) {
 			value = it->second;
 		} else {
-			ec.clear();
-			value = mount.read_value(parent_path(cgroup), file, ec);
+			std::error_code ec;
+			value = mount.read_value(source, file, ec);
 			if (ec)
-				throw std::system_error(
-					ec, "reading " + mount.describe(parent_path(cgroup), file));
+				throw std::system_error(ec, "reading " + mount.describe(source, file));
 		}
 		write_value(mount, cgroup, file, value);
 		written[join_path(cgroup, file)] = value;
 	}
 }
 
-void apply_limits(const CgroupMount &mount, const Hierarchy &hierarchy, const CpuLimits &limits)
+// A shared cgroup that existed is never changed: with an empty cpuset it cannot take O.
+void check_cpuset(const CgroupMount &mount, const std::string &cgroup)
+{
+	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
+		std::error_code ec;
+		if (mount.read_value(cgroup, file, ec).empty())
+			throw HostError(mount.describe(cgroup, file) +
+					" is empty: the hooks do not change a cgroup they did not create "
+					"(give it CPUs "
+					"and memory nodes, or remove it so that the hooks create it)");
+	}
+}
+
+// The container's CPU limit in this hierarchy, as the runtime set it on S.
+std::pair<std::optional<std::int64_t>, std::uint64_t> container_quota(const CgroupMount &mount,
+								      const Hierarchy &hierarchy)
+{
+	std::error_code ec;
+	auto quota = to_number<std::int64_t>(mount.read_value(hierarchy.sandbox, "cpu.cfs_quota_us", ec));
+	auto period = to_number<std::uint64_t>(mount.read_value(hierarchy.sandbox, "cpu.cfs_period_us", ec));
+	return {quota, period.value_or(100000)};
+}
+
+void apply_limits(const CgroupMount &mount, const Hierarchy &hierarchy, const OverheadPolicy &policy)
 {
 	const std::string &cgroup = hierarchy.overhead;
+	const CpuLimits &limits = policy.limits;
 	if (hierarchy.has("cpu")) {
 		if (limits.shares)
 			write_value(mount, cgroup, "cpu.shares", std::to_string(*limits.shares));
+		std::uint64_t period = limits.period_us.value_or(100000);
 		if (limits.period_us)
-			write_value(mount, cgroup, "cpu.cfs_period_us", std::to_string(*limits.period_us));
-		if (limits.quota_us)
-			write_value(mount, cgroup, "cpu.cfs_quota_us", std::to_string(*limits.quota_us));
+			write_value(mount, cgroup, "cpu.cfs_period_us", std::to_string(period));
+		auto [quota, container_period] = container_quota(mount, hierarchy);
+		if (auto cap = policy.quota(quota, container_period, period))
+			write_value(mount, cgroup, "cpu.cfs_quota_us", std::to_string(*cap));
 	}
 	if (hierarchy.has("cpuset"))
 		write_cpuset(mount, cgroup, limits);
@@ -61,10 +83,10 @@ class V1Backend final : public Backend
 public:
 	explicit V1Backend(Layout &layout) : layout_(layout) {}
 
-	std::size_t provision(const CpuLimits &limits) override;
+	std::size_t provision(const OverheadPolicy &policy) override;
 	void rollback() noexcept override;
-	Moves place(const ProcFs &proc, const ProcessRef &vmm,
-		    const std::vector<ThreadInfo> &threads) override;
+	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+		    std::chrono::steady_clock::time_point deadline) override;
 	void relax() override {} // O is outside S from the start: nothing binds the overhead to S's limit
 	std::size_t teardown() override;
 
@@ -75,11 +97,12 @@ private:
 	};
 	// mkdir; false when it existed already. Throws for anything else, and for a file of that name.
 	bool make(const CgroupMount &mount, const std::string &cgroup);
-	void provision_hierarchy(const Hierarchy &hierarchy, const CpuLimits &limits);
+	void provision_hierarchy(const Hierarchy &hierarchy, const OverheadPolicy &policy);
 	// Where the VMM's main thread is in each hierarchy; throws HostError if outside S and O.
 	std::optional<ProcCgroups> check_vmm(const ProcFs &proc, const ProcessRef &vmm) const;
 	// The whole process to O where it is still in S. False when the VMM is gone.
 	bool move_process(const ProcessRef &vmm, const ProcCgroups &where);
+	void return_strays(const ProcessRef &vmm);
 	ThreadMover &mover();
 
 	Layout &layout_;
@@ -104,28 +127,32 @@ bool V1Backend::make(const CgroupMount &mount, const std::string &cgroup)
 	return false;
 }
 
-void V1Backend::provision_hierarchy(const Hierarchy &hierarchy, const CpuLimits &limits)
+void V1Backend::provision_hierarchy(const Hierarchy &hierarchy, const OverheadPolicy &policy)
 {
 	CgroupMount mount = CgroupMount::open(hierarchy.mount);
 	std::map<std::string, std::string> seeded;
+	bool cpuset = hierarchy.has("cpuset");
 	for (const auto &dir : hierarchy.shared) {
 		bool made = make(mount, dir);
-		if (hierarchy.has("cpuset"))
-			seed_cpuset(mount, dir, made, seeded);
+		if (cpuset && made)
+			seed_cpuset(mount, dir, parent_path(dir), seeded);
+		else if (cpuset)
+			check_cpuset(mount, dir);
 	}
-	bool made = make(mount, hierarchy.overhead);
-	if (!made)
-		spdlog::warn("adopted existing {}", mount.describe(hierarchy.overhead));
-	if (hierarchy.has("cpuset"))
-		seed_cpuset(mount, hierarchy.overhead, made, seeded);
-	apply_limits(mount, hierarchy, limits);
+	if (!make(mount, hierarchy.overhead))
+		throw HostError(
+			mount.describe(hierarchy.overhead) +
+			" exists: another instance of this container owns it, or a stale one; not adopted");
+	if (cpuset)
+		seed_cpuset(mount, hierarchy.overhead, hierarchy.cpuset_source, seeded);
+	apply_limits(mount, hierarchy, policy);
 }
 
-std::size_t V1Backend::provision(const CpuLimits &limits)
+std::size_t V1Backend::provision(const OverheadPolicy &policy)
 {
 	try {
 		for (const auto &hierarchy : layout_.hierarchies)
-			provision_hierarchy(hierarchy, limits);
+			provision_hierarchy(hierarchy, policy);
 	} catch (...) {
 		rollback();
 		throw;
@@ -138,9 +165,7 @@ void V1Backend::rollback() noexcept
 	for (auto it = made_.rbegin(); it != made_.rend(); ++it) {
 		try {
 			CgroupMount mount = CgroupMount::open(it->mount);
-			if (std::error_code ec = remove_cgroup(mount, it->path, thread_file))
-				spdlog::error("rollback: removing {}: {}", mount.describe(it->path),
-					      ec.message());
+			report_removal(mount, it->path, remove_cgroup(mount, it->path, thread_file));
 		} catch (const std::exception &e) {
 			spdlog::error("rollback: {}", e.what());
 		}
@@ -159,7 +184,8 @@ ThreadMover &V1Backend::mover()
 					    h.overhead,
 					    {h.sandbox, h.overhead},
 					    thread_file,
-					    false});
+					    false,
+					    true});
 		mover_.emplace(std::move(sortings));
 	}
 	return *mover_;
@@ -202,12 +228,33 @@ bool V1Backend::move_process(const ProcessRef &vmm, const ProcCgroups &where)
 	return true;
 }
 
-Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads)
+// Processes in O other than the VMM (children it forked after it was moved) go back to S: only the VMM's
+// own threads run outside the container's CPU limit.
+void V1Backend::return_strays(const ProcessRef &vmm)
+{
+	for (auto &sorting : mover_->sortings()) {
+		std::error_code ec;
+		for (pid_t pid : sorting.mount.read_ids(sorting.overhead, "cgroup.procs", ec)) {
+			if (pid == vmm.pid)
+				continue;
+			std::error_code move_ec =
+				sorting.mount.write_file(sorting.vcpu, "cgroup.procs", std::to_string(pid));
+			spdlog::warn("process {} in {} is not the VMM: {}", pid,
+				     sorting.mount.describe(sorting.overhead),
+				     move_ec ? "could not move it to S: " + move_ec.message()
+					     : std::string("moved to S"));
+		}
+	}
+}
+
+Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+		       std::chrono::steady_clock::time_point deadline)
 {
 	std::optional<ProcCgroups> where = check_vmm(proc, vmm);
 	if (!where || !move_process(vmm, *where))
 		return Moves::vmm_exited();
-	return mover().move(proc, vmm.pid, threads);
+	return_strays(vmm);
+	return mover().move(proc, vmm.pid, threads, deadline);
 }
 
 std::size_t V1Backend::teardown()
@@ -217,10 +264,10 @@ std::size_t V1Backend::teardown()
 		std::optional<CgroupMount> mount = open_for_cleanup(hierarchy.mount, failures);
 		if (!mount)
 			continue;
-		if (std::error_code ec = remove_cgroup(*mount, hierarchy.overhead, thread_file)) {
-			spdlog::error("removing {}: {}", mount->describe(hierarchy.overhead), ec.message());
-			++failures;
-		}
+		// What is left in O goes back under the container's limits, not to O's parent.
+		std::error_code ec =
+			remove_cgroup(*mount, hierarchy.overhead, thread_file, hierarchy.sandbox);
+		failures += report_removal(*mount, hierarchy.overhead, ec);
 	}
 	return failures;
 }

@@ -1,6 +1,7 @@
 #include "cgroup_v2.h"
 
 #include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -64,19 +65,32 @@ void copy_limits_to_vcpu(const CgroupMount &mount, Layout &layout)
 	}
 }
 
-// Overhead limits, given in v1 terms, on S/overhead: quota/period -> cpu.max, shares -> cpu.weight.
-void apply_overhead_limits(const CgroupMount &mount, const std::string &overhead, const CpuLimits &limits)
+// S's cpu.max ("max 100000" or "150000 100000") as quota and period.
+std::pair<std::optional<std::int64_t>, std::uint64_t> parse_cpu_max(std::string_view value)
 {
-	if (limits.quota_us || limits.period_us) {
-		std::string quota = limits.quota_us && *limits.quota_us >= 0
-					    ? std::to_string(*limits.quota_us)
-					    : std::string("max");
-		write_value(mount, overhead, "cpu.max",
-			    quota + " " + std::to_string(limits.period_us.value_or(100000)));
+	std::vector<std::string_view> parts = split(value, ' ');
+	std::uint64_t period =
+		parts.size() == 2 ? to_number<std::uint64_t>(parts[1]).value_or(100000) : 100000;
+	return {to_number<std::int64_t>(parts[0]), period};
+}
+
+// Overhead limits, given in v1 terms, on S/overhead: quota/period -> cpu.max, shares -> cpu.weight; the
+// derived cap from S's own cpu.max, saved by copy_limits_to_vcpu.
+void apply_overhead_limits(const CgroupMount &mount, const Layout &layout, const OverheadPolicy &policy)
+{
+	const CpuLimits &limits = policy.limits;
+	std::uint64_t period = limits.period_us.value_or(100000);
+	auto saved = layout.saved.find("cpu.max");
+	auto [quota, container_period] = parse_cpu_max(saved == layout.saved.end() ? "max" : saved->second);
+	std::optional<std::int64_t> cap = policy.quota(quota, container_period, period);
+	if (cap || limits.period_us) {
+		std::string value = cap && *cap >= 0 ? std::to_string(*cap) : std::string("max");
+		write_value(mount, layout.overhead(), "cpu.max", value + " " + std::to_string(period));
 	}
 	if (limits.shares)
-		write_value(mount, overhead, "cpu.weight", std::to_string(shares_to_weight(*limits.shares)));
-	write_cpuset(mount, overhead, limits);
+		write_value(mount, layout.overhead(), "cpu.weight",
+			    std::to_string(shares_to_weight(*limits.shares)));
+	write_cpuset(mount, layout.overhead(), limits);
 }
 
 class V2Backend final : public Backend
@@ -84,10 +98,10 @@ class V2Backend final : public Backend
 public:
 	explicit V2Backend(Layout &layout) : layout_(layout) {}
 
-	std::size_t provision(const CpuLimits &limits) override;
+	std::size_t provision(const OverheadPolicy &policy) override;
 	void rollback() noexcept override;
-	Moves place(const ProcFs &proc, const ProcessRef &vmm,
-		    const std::vector<ThreadInfo> &threads) override;
+	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+		    std::chrono::steady_clock::time_point deadline) override;
 	void relax() override;
 	std::size_t teardown() override;
 
@@ -113,13 +127,12 @@ void V2Backend::make_threaded_child(const CgroupMount &mount, const std::string 
 		throw std::system_error(errno_code(ENOTDIR),
 					mount.describe(cgroup) + " exists and is not a cgroup");
 	if (ec)
-		spdlog::warn("adopted existing {}", mount.describe(cgroup));
-	else
-		made_.push_back(cgroup);
+		throw HostError(mount.describe(cgroup) + " exists: the hooks did not make it; not adopted");
+	made_.push_back(cgroup);
 	write_value(mount, cgroup, "cgroup.type", "threaded");
 }
 
-std::size_t V2Backend::provision(const CpuLimits &limits)
+std::size_t V2Backend::provision(const OverheadPolicy &policy)
 {
 	try {
 		CgroupMount mount = CgroupMount::open(layout_.mount);
@@ -127,7 +140,7 @@ std::size_t V2Backend::provision(const CpuLimits &limits)
 		make_threaded_child(mount, layout_.overhead());
 		layout_.enabled = enable_threaded_controllers(mount, layout_.sandbox);
 		copy_limits_to_vcpu(mount, layout_);
-		apply_overhead_limits(mount, layout_.overhead(), limits);
+		apply_overhead_limits(mount, layout_, policy);
 	} catch (...) {
 		rollback();
 		throw;
@@ -161,7 +174,8 @@ void V2Backend::check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone)
 				", not in this container's cgroups: refusing to move it");
 }
 
-Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads)
+Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+		       std::chrono::steady_clock::time_point deadline)
 {
 	bool gone = false;
 	check_vmm(proc, vmm, gone);
@@ -175,10 +189,11 @@ Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 				    layout_.overhead(),
 				    {layout_.sandbox, layout_.vcpu(), layout_.overhead()},
 				    thread_file,
-				    true});
+				    true,
+				    false});
 		mover_.emplace(std::move(sortings));
 	}
-	return mover_->move(proc, vmm.pid, threads);
+	return mover_->move(proc, vmm.pid, threads, deadline);
 }
 
 void V2Backend::relax()
@@ -220,10 +235,7 @@ std::size_t V2Backend::remove_children(const CgroupMount &mount,
 {
 	std::size_t failures = 0;
 	for (const auto &child : children) {
-		if (std::error_code ec = remove_cgroup(mount, child, thread_file)) {
-			spdlog::error("removing {}: {}", mount.describe(child), ec.message());
-			++failures;
-		}
+		failures += report_removal(mount, child, remove_cgroup(mount, child, thread_file));
 	}
 	return failures;
 }

@@ -122,10 +122,42 @@ std::string record_dir(const Field &field)
 const std::vector<std::string_view> overridable = {"mode", "qmp-socket"};
 
 // Every key of the configuration file, once: how it is read and checked.
-const Schema<Config, 17> config_keys = {{
+const Schema<Config, 25> config_keys = {{
 	{"mode", Presence::not_null,
 	 [](const Field &f, Config &c) {
 		 c.mode = *parse_mode(one_of(f, {"split", "sandbox-only"}));
+	 }},
+	{"opt_in", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.opt_in = one_of(f, {"runtime", "annotation"}) == "annotation" ? OptIn::annotation
+										 : OptIn::runtime;
+	 }},
+	{"launcher_names", Presence::not_null,
+	 [](const Field &f, Config &c) { c.launcher_names = f.strings(true); }},
+	{"max_settlers", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.max_settlers = bounded(f, 65536);
+		 if (c.max_settlers == 0)
+			 f.fail("must be at least 1");
+	 }},
+	{"overhead_parent", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.overhead_parent = one_of(f, {"sandbox", "root"}) == "root" ? OverheadParent::root
+									      : OverheadParent::sandbox;
+	 }},
+	{"overhead_cap_percent", Presence::not_null,
+	 [](const Field &f, Config &c) { c.overhead_cap_percent = bounded(f, 1000); }},
+	{"overhead_cap_min_millicpus", Presence::not_null,
+	 [](const Field &f, Config &c) { c.overhead_cap_min_millicpus = bounded(f, 1000000); }},
+	{"vcpu_proof", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.vcpu_proof = one_of(f, {"kvm", "names"}) == "kvm" ? VcpuProof::kvm : VcpuProof::names;
+	 }},
+	{"max_vmm_threads", Presence::not_null,
+	 [](const Field &f, Config &c) {
+		 c.max_vmm_threads = bounded(f, 65536);
+		 if (c.max_vmm_threads == 0)
+			 f.fail("must be at least 1");
 	 }},
 	{"overhead_root", Presence::not_null,
 	 [](const Field &f, Config &c) { c.overhead_root = overhead_root(f); }},

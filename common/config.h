@@ -13,6 +13,20 @@ namespace vmmcg {
 
 enum class Mode { split, sandbox_only };
 
+// Where the overhead cgroup O of a v1 host goes: beside S, under S's parent (the pod's cgroup on
+// Kubernetes, so the pod's limits and Pod Overhead bound it), or below one node-wide overhead_root.
+enum class OverheadParent { sandbox, root };
+
+// What proves that a process is a VMM whose threads named like vCPUs are vCPUs: the KVM vCPU file
+// descriptors it holds (one anon_inode:kvm-vcpu per vCPU thread), or the thread names alone (TCG guests,
+// tests without /dev/kvm). Without the proof nothing is moved.
+enum class VcpuProof { kvm, names };
+
+// What enables the hooks for a container: only the node owner's runtime handler (the runtime wrapper adds
+// the hooks with --gate=runtime), or also the io.vmm-cgroup-hooks.enable annotation, which any container
+// author can set (podman, where root owns the node; single-tenant CRI-O).
+enum class OptIn { runtime, annotation };
+
 std::string_view to_string(Mode mode);
 std::optional<Mode> parse_mode(std::string_view text);
 
@@ -34,10 +48,28 @@ struct LogOptions {
 
 struct Config {
 	Mode mode = Mode::split;
-	// The overhead cgroup of a container is <overhead_root>/<id> in each overhead hierarchy (v1).
+	OptIn opt_in = OptIn::runtime;
+	// v1: O is <parent of S>/vmm-overhead-<instance> (sandbox) or <overhead_root>/<instance> (root), in
+	// each overhead hierarchy. cpuacct is not moved by default: the container's own accounting stays
+	// whole.
+	OverheadParent overhead_parent = OverheadParent::sandbox;
 	std::string overhead_root = "/vmm_overhead";
-	std::vector<std::string> overhead_controllers = {"cpu", "cpuacct", "cpuset"};
+	std::vector<std::string> overhead_controllers = {"cpu", "cpuset"};
 	CpuLimits overhead_limits;
+	// The cap on O (v1) or S/overhead (v2) when overhead_limits sets no quota and the container has a CPU
+	// limit: this percentage of the limit, and at least this many millicpus (Kata's kata-qemu
+	// RuntimeClass declares podFixed 250m). 0 percent: no derived cap.
+	unsigned overhead_cap_percent = 25;
+	unsigned overhead_cap_min_millicpus = 250;
+	VcpuProof vcpu_proof = VcpuProof::kvm;
+	// A VMM with more threads than this is not placed: a pass stays bounded in work.
+	unsigned max_vmm_threads = 4096;
+	// Programs (config.json's process.args[0], base name) that may start a VMM as a descendant: only for
+	// them, or a VMM, does poststart hand over to a settler.
+	std::vector<std::string> launcher_names = {"sh",   "bash",      "dash",     "busybox",
+						   "tini", "dumb-init", "catatonit"};
+	// Settlers running at once on the node, at most.
+	unsigned max_settlers = 256;
 	// Globs matched against the executable's base name and the process name (comm, 15 characters:
 	// "cloud-hyperviso*" finds Cloud Hypervisor by either).
 	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hyperviso*", "firecracker",

@@ -1,10 +1,13 @@
 #include "discovery.h"
 
+#include <dirent.h>
 #include <fnmatch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <system_error>
 
 #include "text.h"
 
@@ -67,10 +70,15 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vec
 }
 
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
-				     std::error_code &ec)
+				     std::error_code &ec, std::size_t max_threads)
 {
 	std::vector<ThreadInfo> threads;
-	for (pid_t tid : proc.thread_ids(pid, ec)) {
+	std::vector<pid_t> ids = proc.thread_ids(pid, ec);
+	if (ids.size() > max_threads) {
+		ec = std::make_error_code(std::errc::argument_list_too_long);
+		return threads;
+	}
+	for (pid_t tid : ids) {
 		std::error_code read_ec;
 		std::string line = proc.read_task(pid, tid, "stat", read_ec);
 		auto stat = parse_stat(line);
@@ -84,6 +92,43 @@ std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::v
 		threads.push_back(std::move(info));
 	}
 	return threads;
+}
+
+KvmFds count_kvm_fds(const ProcFs &proc, pid_t pid)
+{
+	KvmFds fds;
+	std::string dir = proc.path(pid, "fd");
+	DIR *d = ::opendir(dir.c_str());
+	if (!d)
+		return fds;
+	char target[64];
+	while (struct dirent *entry = ::readdir(d)) {
+		if (entry->d_name[0] == '.')
+			continue;
+		ssize_t n = ::readlinkat(::dirfd(d), entry->d_name, target, sizeof(target) - 1);
+		std::string_view link(target, n > 0 ? static_cast<std::size_t>(n) : 0);
+		if (link == "anon_inode:kvm-vm")
+			fds.vm = true;
+		else if (link.starts_with("anon_inode:kvm-vcpu:"))
+			++fds.vcpus;
+	}
+	::closedir(d);
+	return fds;
+}
+
+bool prove_vcpus(const ProcFs &proc, pid_t pid, std::vector<ThreadInfo> &threads, std::optional<KvmFds> &fds)
+{
+	auto marked = static_cast<std::size_t>(std::count_if(
+		threads.begin(), threads.end(), [](const ThreadInfo &t) { return t.vcpu.has_value(); }));
+	if (marked == 0)
+		return false;
+	if (!fds || fds->vcpus < marked)
+		fds = count_kvm_fds(proc, pid);
+	if (fds->vm && fds->vcpus >= marked)
+		return true;
+	for (auto &thread : threads)
+		thread.vcpu.reset();
+	return false;
 }
 
 void mark_vcpus(std::vector<ThreadInfo> &threads, const std::vector<pid_t> &vcpu_tids)

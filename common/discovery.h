@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,9 +35,21 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vec
 				   unsigned max_depth);
 
 // The VMM's threads with their names, start times and vCPU indexes by name: one read of .../stat per thread.
-// Threads that exit while they are listed are left out.
+// Threads that exit while they are listed are left out. More than max_threads: nothing read, ec E2BIG.
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
-				     std::error_code &ec);
+				     std::error_code &ec, std::size_t max_threads = SIZE_MAX);
+
+// The KVM file descriptors a process holds: anon_inode:kvm-vm, and one anon_inode:kvm-vcpu:N per vCPU.
+struct KvmFds {
+	bool vm = false;
+	std::size_t vcpus = 0;
+};
+KvmFds count_kvm_fds(const ProcFs &proc, pid_t pid);
+
+// Keeps the vCPU marks only where the proof holds (config.h VcpuProof): with `kvm`, the process holds a VM
+// and at least as many vCPU fds as threads are marked; otherwise no thread is a vCPU, and nothing moves.
+// `fds` is filled on first use and recounted only when more threads are marked than it proved.
+bool prove_vcpus(const ProcFs &proc, pid_t pid, std::vector<ThreadInfo> &threads, std::optional<KvmFds> &fds);
 
 // Marks exactly the threads in vcpu_tids (from QMP, in cpu-index order) as vCPUs: linear in threads, not
 // threads x vCPUs.

@@ -78,6 +78,7 @@ void print_help(const StageInfo &info)
 
 struct Arguments {
 	std::optional<std::string> config;
+	bool runtime_gate = false;
 	bool help = false;
 	bool version = false;
 };
@@ -95,6 +96,8 @@ Arguments parse_arguments(int argc, char **argv)
 			args.help = true;
 		else if (arg == "--version")
 			args.version = true;
+		else if (arg == "--gate=runtime")
+			args.runtime_gate = true;
 		else
 			throw InputError("argument '" + printable(arg) +
 					 "': unknown (usage: [--config PATH], --help)");
@@ -102,15 +105,15 @@ Arguments parse_arguments(int argc, char **argv)
 	return args;
 }
 
-int run_stage(Stage stage, const State &state, Config config)
+int run_stage(Stage stage, StageContext context)
 {
 	switch (stage) {
 	case Stage::create_runtime:
-		return create_runtime(state, std::move(config));
+		return create_runtime(std::move(context));
 	case Stage::poststart:
-		return poststart(state, std::move(config));
+		return poststart(std::move(context));
 	case Stage::poststop:
-		return poststop(state, config);
+		return poststop(context);
 	}
 	return exit_failure;
 }
@@ -136,7 +139,7 @@ int run_hook(Stage stage, int argc, char **argv)
 		set_log_container(state.id);
 		Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
 		apply_log_options(config.log);
-		return run_stage(stage, state, std::move(config));
+		return run_stage(stage, {std::move(state), std::move(config), args.runtime_gate});
 	} catch (const InputError &e) {
 		spdlog::error("{}", e.what());
 		return exit_bad_input;

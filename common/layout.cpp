@@ -1,7 +1,7 @@
 #include "layout.h"
 
 #include <algorithm>
-#include <set>
+#include <cstdint>
 
 #include "errors.h"
 #include "paths.h"
@@ -21,6 +21,22 @@ std::string cgroup_v2::Layout::vcpu() const
 std::string cgroup_v2::Layout::overhead() const
 {
 	return join_path(sandbox, "overhead");
+}
+
+std::string instance_name(std::string_view id, std::string_view bundle)
+{
+	std::uint64_t hash =
+		0xcbf29ce484222325ULL; // FNV-1a 64: the bundle path is the engine's, not a tenant's
+	for (char c : bundle) {
+		hash ^= static_cast<unsigned char>(c);
+		hash *= 0x100000001b3ULL;
+	}
+	static constexpr char hex[] = "0123456789abcdef";
+	std::string name(id);
+	name += '-';
+	for (int shift = 60; shift >= 0; shift -= 4)
+		name += hex[(hash >> shift) & 15];
+	return name;
 }
 
 namespace {
@@ -49,19 +65,6 @@ std::string sandbox_of(const LayoutInput &input, const std::string &key, const s
 	return it->second;
 }
 
-// The names of a cgroup directory's interface files: "tasks", "cgroup.procs", "cpu.shares", ... A container
-// id like that would make O the overhead root's own file, not a cgroup.
-bool is_interface_file_name(const std::string &name)
-{
-	static const std::set<std::string, std::less<>> plain = {"tasks", "notify_on_release",
-								 "release_agent"};
-	static const std::set<std::string, std::less<>> prefixes = {
-		"cgroup",  "cpu",     "cpuacct", "cpuset",  "memory",   "io",         "blkio", "pids",
-		"devices", "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma",  "misc"};
-	std::size_t dot = name.find('.');
-	return plain.contains(name) || (dot != std::string::npos && prefixes.contains(name.substr(0, dot)));
-}
-
 cgroup_v1::Hierarchy v1_hierarchy(const LayoutInput &input, const std::string &controller,
 				  const std::string &mount)
 {
@@ -70,17 +73,20 @@ cgroup_v1::Hierarchy v1_hierarchy(const LayoutInput &input, const std::string &c
 	hierarchy.controllers = {controller};
 	hierarchy.proc_key = controller;
 	hierarchy.sandbox = sandbox_of(input, controller, controller);
-	hierarchy.overhead = join_path(input.overhead_root, input.id);
-	hierarchy.shared = shared_dirs(input.overhead_root);
+	if (input.overhead_parent == OverheadParent::root) {
+		hierarchy.overhead = join_path(input.overhead_root, input.instance);
+		hierarchy.shared = shared_dirs(input.overhead_root);
+		hierarchy.cpuset_source = input.overhead_root;
+	} else if (!hierarchy.sandbox.empty()) {
+		hierarchy.overhead =
+			join_path(parent_path(hierarchy.sandbox), "vmm-overhead-" + input.instance);
+		hierarchy.cpuset_source = hierarchy.sandbox;
+	}
 	return hierarchy;
 }
 
 cgroup_v1::Layout v1_layout(const LayoutInput &input)
 {
-	if (is_interface_file_name(input.id))
-		throw InputError(
-			"container id '" + input.id +
-			"' is the name of a cgroup interface file: it cannot name an overhead cgroup");
 	cgroup_v1::Layout layout;
 	for (const auto &controller : input.overhead_controllers) {
 		auto mount = input.mounts.v1.find(controller);

@@ -23,8 +23,11 @@ struct Hierarchy {
 	std::string proc_key;                 // this hierarchy's key in parse_proc_cgroup()'s map
 	std::string sandbox;                  // S: the vCPU threads stay here
 	std::string overhead;                 // O: the VMM process and its other threads
+	// Where O's cpuset.cpus and cpuset.mems are copied from: S (beside S: the container's own CPUs), or
+	// O's parent (below the overhead root: the CPUs the node owner gave it).
+	std::string cpuset_source;
 	// The overhead root and its ancestors, parents first: made when missing, never removed (other
-	// containers live below them).
+	// containers live below them), never changed when they exist. Empty beside S.
 	std::vector<std::string> shared;
 
 	bool has(std::string_view controller) const;
@@ -59,10 +62,16 @@ struct Layout {
 // created or moved) and where nothing can be computed (poststop on v2 without a record).
 using CgroupLayout = std::variant<std::monostate, cgroup_v1::Layout, cgroup_v2::Layout>;
 
+// The name of one container instance: "<id>-<16 hex digits of a hash of its bundle path>". Two
+// containers with one id (across runtime roots or containerd namespaces) have different bundles, so
+// their records and overhead cgroups never meet. Every stage has the bundle, poststop included.
+std::string instance_name(std::string_view id, std::string_view bundle);
+
 struct LayoutInput {
 	HostMode host = HostMode::v1;
 	Mode mode = Mode::split;
-	std::string id;
+	std::string instance; // instance_name()
+	OverheadParent overhead_parent = OverheadParent::sandbox;
 	std::string overhead_root;
 	std::vector<std::string> overhead_controllers;
 	Mounts mounts;
@@ -70,7 +79,8 @@ struct LayoutInput {
 };
 
 // Split mode:
-//  - v1/hybrid: in each hierarchy holding an overhead controller, O = <overhead_root>/<id>. Hybrid hosts
+//  - v1/hybrid: in each hierarchy holding an overhead controller, O = <parent of S>/vmm-overhead-<instance>
+//    or <overhead_root>/<instance>. Hybrid hosts
 //    use the v1 hierarchies: the unified mount holds no controller there and is left alone.
 //  - v2: S/vcpu and S/overhead, threaded children of S.
 // Throws InputError when a controller is not mounted or the container is in no cgroup of a hierarchy.

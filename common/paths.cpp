@@ -39,9 +39,9 @@ std::string join_path(std::string_view base, std::string_view name)
 	return out;
 }
 
-bool is_valid_container_id(std::string_view id)
+bool is_valid_container_id(std::string_view id, std::size_t max_size)
 {
-	if (id.empty() || id.size() > 128 || id == "." || id == "..")
+	if (id.empty() || id.size() > max_size || id == "." || id == "..")
 		return false;
 	for (char c : id) {
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "qmp.h"
+#include "text.h"
 
 namespace vmmcg {
 
@@ -42,6 +43,8 @@ PlacementOptions PlacementOptions::from(const Config &config)
 	options.vcpu_thread_patterns = config.vcpu_thread_patterns;
 	options.qmp_socket = config.qmp_socket;
 	options.qmp_timeout = std::chrono::milliseconds(config.qmp_timeout_ms);
+	options.vcpu_proof = config.vcpu_proof;
+	options.max_threads = config.max_vmm_threads;
 	options.rule.quiet = std::chrono::milliseconds(config.settle_quiet_ms);
 	options.rule.tick = clock_tick();
 	return options;
@@ -55,59 +58,89 @@ bool PlacementLoop::find_vmm()
 	return result_.vmm.has_value();
 }
 
-void PlacementLoop::ask_qmp()
+void PlacementLoop::ask_qmp(std::chrono::steady_clock::time_point deadline)
 {
 	if (!options_.qmp_socket || qmp_vcpus_ || qmp_tries_ >= max_qmp_tries)
 		return;
+	auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+									  std::chrono::steady_clock::now());
+	if (left <= std::chrono::milliseconds(0))
+		return;
 	try {
-		qmp_vcpus_ = query_vcpu_threads(proc_, result_.vmm->pid, *options_.qmp_socket,
-						{options_.qmp_timeout});
+		QmpLimits limits{std::min(options_.qmp_timeout, left)};
+		qmp_vcpus_ = query_vcpu_threads(proc_, *result_.vmm, *options_.qmp_socket, limits);
 	} catch (const QmpError &e) {
 		if (++qmp_tries_ == max_qmp_tries)
-			spdlog::warn("QMP {}: {}: vCPUs found by thread names", *options_.qmp_socket,
-				     e.what());
+			spdlog::warn("QMP {}: {}: vCPUs found by thread names",
+				     printable(*options_.qmp_socket), e.what());
 		else
-			spdlog::debug("QMP {}: {}", *options_.qmp_socket, e.what());
+			spdlog::debug("QMP {}: {}", printable(*options_.qmp_socket), e.what());
 	}
 }
 
-PlacementLoop::Step PlacementLoop::pass(std::optional<std::chrono::nanoseconds> &wait)
+std::vector<ThreadInfo> PlacementLoop::threads(std::error_code &ec)
 {
-	ask_qmp();
+	std::vector<ThreadInfo> listed = list_threads(proc_, result_.vmm->pid, options_.vcpu_thread_patterns,
+						      ec, options_.max_threads);
+	if (ec == std::errc::argument_list_too_long) {
+		result_.refused =
+			"more than " + std::to_string(options_.max_threads) + " threads (max_vmm_threads)";
+		return listed;
+	}
+	if (qmp_vcpus_)
+		mark_vcpus(listed, *qmp_vcpus_);
+	if (options_.vcpu_proof == VcpuProof::kvm &&
+	    !prove_vcpus(proc_, result_.vmm->pid, listed, kvm_fds_) && !listed.empty())
+		spdlog::debug("VMM pid {}: no vCPU proven by KVM vCPU fds yet: nothing moves",
+			      result_.vmm->pid);
+	return listed;
+}
+
+PlacementLoop::Step PlacementLoop::pass(std::optional<std::chrono::nanoseconds> &wait,
+					std::chrono::steady_clock::time_point deadline)
+{
+	ask_qmp(deadline);
 	result_.vcpu_source = qmp_vcpus_ ? "qmp" : "thread-names";
 	PassSummary summary;
 	summary.read_at = boot_time();
 	std::error_code ec;
-	std::vector<ThreadInfo> threads =
-		list_threads(proc_, result_.vmm->pid, options_.vcpu_thread_patterns, ec);
-	if (qmp_vcpus_)
-		mark_vcpus(threads, *qmp_vcpus_);
-	Moves moves = ec ? Moves::vmm_exited() : backend_.place(proc_, *result_.vmm, threads);
+	std::vector<ThreadInfo> listed = threads(ec);
+	if (!result_.refused.empty()) {
+		spdlog::warn("VMM pid {}: {}: not placed", result_.vmm->pid, result_.refused);
+		return Step::done;
+	}
+	bool any_vcpu = std::any_of(listed.begin(), listed.end(),
+				    [](const ThreadInfo &t) { return t.vcpu.has_value(); });
+	// Nothing moves without a vCPU: a process that is no VMM, or not yet, stays whole in S.
+	Moves moves = ec         ? Moves::vmm_exited()
+		      : any_vcpu ? backend_.place(proc_, *result_.vmm, listed, deadline)
+				 : Moves{};
 	if (moves.vmm_gone) {
 		spdlog::warn("VMM pid {} exited during placement", result_.vmm->pid);
 		result_.vmm.reset();
 		result_.vcpus.clear();
 		return Step::done;
 	}
-	result_.vcpus = ids_of(threads, moves, true);
+	result_.vcpus = ids_of(listed, moves, true);
 	summary.retry = moves.retry;
 	summary.vcpus = result_.vcpus.size();
 	summary.qmp_vcpus = qmp_vcpus_ ? std::optional(qmp_vcpus_->size()) : std::nullopt;
-	summary.youngest = youngest(threads);
+	summary.youngest = youngest(listed);
 	// Threads created or gone while the pass moved others: another pass, after the backoff.
 	if (options_.rule.may_complete(summary))
 		summary.same_threads =
-			proc_.thread_ids(result_.vmm->pid, ec) == ids_of(threads, moves, false) && !ec;
+			proc_.thread_ids(result_.vmm->pid, ec) == ids_of(listed, moves, false) && !ec;
 	result_.complete = options_.rule.complete(summary);
 	wait = options_.rule.wait(summary, boot_time());
 	return result_.complete ? Step::done : Step::again;
 }
 
-PlacementLoop::Step PlacementLoop::step(std::optional<std::chrono::nanoseconds> &wait)
+PlacementLoop::Step PlacementLoop::step(std::optional<std::chrono::nanoseconds> &wait,
+					std::chrono::steady_clock::time_point deadline)
 {
 	if (!result_.vmm && !find_vmm())
 		return result_.container_gone ? Step::done : Step::again;
-	return pass(wait);
+	return pass(wait, deadline);
 }
 
 SettleResult PlacementLoop::run(std::chrono::steady_clock::time_point deadline)
@@ -116,7 +149,7 @@ SettleResult PlacementLoop::run(std::chrono::steady_clock::time_point deadline)
 	auto delay = std::chrono::steady_clock::duration(5ms);
 	for (;;) {
 		std::optional<std::chrono::nanoseconds> wait;
-		if (step(wait) == Step::done)
+		if (step(wait, deadline) == Step::done)
 			return result_;
 		auto now = std::chrono::steady_clock::now();
 		if (now >= deadline)

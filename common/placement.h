@@ -21,6 +21,7 @@ struct SettleResult {
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
 	std::string vcpu_source; // "qmp" or "thread-names"
+	std::string refused;     // why the VMM will never be placed (too many threads): no settler for it
 };
 
 // What the loop needs of the configuration, by value.
@@ -30,6 +31,8 @@ struct PlacementOptions {
 	std::vector<std::string> vcpu_thread_patterns;
 	std::optional<std::string> qmp_socket;
 	std::chrono::milliseconds qmp_timeout{1000};
+	VcpuProof vcpu_proof = VcpuProof::kvm;
+	std::size_t max_threads = 4096;
 	CompletionRule rule;
 
 	static PlacementOptions from(const Config &config);
@@ -49,12 +52,16 @@ public:
 
 private:
 	enum class Step { again, done };
-	Step step(std::optional<std::chrono::nanoseconds> &wait);
+	Step step(std::optional<std::chrono::nanoseconds> &wait,
+		  std::chrono::steady_clock::time_point deadline);
 	// Looks for the VMM; done when the container's process exited without one.
 	bool find_vmm();
-	// QMP answers once the VMM is up: a few tries, then thread names are the source.
-	void ask_qmp();
-	Step pass(std::optional<std::chrono::nanoseconds> &wait);
+	// QMP answers once the VMM is up: a few tries, then thread names are the source. Never past deadline.
+	void ask_qmp(std::chrono::steady_clock::time_point deadline);
+	Step pass(std::optional<std::chrono::nanoseconds> &wait,
+		  std::chrono::steady_clock::time_point deadline);
+	// The VMM's threads with their vCPUs marked (QMP, names) and proven; empty when there are too many.
+	std::vector<ThreadInfo> threads(std::error_code &ec);
 
 	Backend &backend_;
 	ProcFs proc_;
@@ -62,6 +69,7 @@ private:
 	ProcessRef container_;
 	SettleResult result_;
 	std::optional<std::vector<pid_t>> qmp_vcpus_;
+	std::optional<KvmFds> kvm_fds_;
 	unsigned qmp_tries_ = 0;
 };
 

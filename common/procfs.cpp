@@ -72,6 +72,21 @@ std::optional<Stat> parse_stat(std::string_view line)
 	return Stat{line.substr(open + 1, close - open - 1), state.front(), *start_time};
 }
 
+std::optional<pid_t> parse_status_pid(std::string_view status, std::string_view key)
+{
+	for (std::string_view line : lines(status)) {
+		if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':')
+			continue;
+		std::string_view rest = line.substr(key.size() + 1);
+		std::size_t begin = rest.find_first_not_of(" \t");
+		if (begin == std::string_view::npos)
+			return std::nullopt;
+		rest.remove_prefix(begin);
+		return to_number<pid_t>(rest.substr(0, rest.find_first_of(" \t")));
+	}
+	return std::nullopt;
+}
+
 std::string ProcFs::path(pid_t pid, std::string_view file) const
 {
 	std::string out = root_ + "/" + std::to_string(pid);

@@ -32,6 +32,9 @@ struct Stat {
 };
 std::optional<Stat> parse_stat(std::string_view line);
 
+// A pid-valued line of /proc/<pid>/status ("Tgid:\t42", "PPid:\t1"): the first number after the key.
+std::optional<pid_t> parse_status_pid(std::string_view status, std::string_view key);
+
 class ProcFs
 {
 public:

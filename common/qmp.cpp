@@ -256,14 +256,32 @@ std::optional<pid_t> parse_innermost_nspid(std::string_view status)
 	return id;
 }
 
-std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
-				      const QmpLimits &limits)
+namespace {
+
+// The process that listens on the socket is the VMM, or the answer is not the VMM's to give.
+void check_peer(int sock, const ProcessRef &vmm)
 {
+	struct ucred cred {};
+	socklen_t len = sizeof(cred);
+	if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		fail_errno("SO_PEERCRED");
+	if (cred.pid != vmm.pid)
+		fail("the socket is served by pid " + std::to_string(cred.pid) + ", not by the VMM (pid " +
+		     std::to_string(vmm.pid) + ")");
+}
+
+} // namespace
+
+std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, const ProcessRef &ref,
+				      const std::string &socket_path, const QmpLimits &limits)
+{
+	pid_t vmm = ref.pid;
 	if (!is_clean_absolute(socket_path) || socket_path == "/")
 		fail("socket path '" + printable(socket_path) + "' is not a clean absolute path");
 	auto deadline = Clock::now() + limits.total;
 	UniqueFd path_fd = open_in_root(proc, vmm, socket_path);
 	UniqueFd sock = connect_socket(path_fd.get(), deadline);
+	check_peer(sock.get(), ref);
 	LineReader reader(sock.get(), deadline, limits.max_response);
 	nlohmann::json hello = nlohmann::json::parse(reader.next(), nullptr, false);
 	if (hello.is_discarded() || !hello.is_object() || !hello.contains("QMP"))

@@ -47,7 +47,8 @@ public:
 
 // Asks the VMM's QMP socket for its vCPU threads, in cpu-index order, mapped to host thread ids. Throws
 // QmpError on any failure.
-std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, pid_t vmm, const std::string &socket_path,
-				      const QmpLimits &limits);
+// Only the VMM itself may answer: the peer of the socket (SO_PEERCRED) must be its process.
+std::vector<pid_t> query_vcpu_threads(const ProcFs &proc, const ProcessRef &vmm,
+				      const std::string &socket_path, const QmpLimits &limits);
 
 } // namespace vmmcg

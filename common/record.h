@@ -22,7 +22,16 @@ namespace vmmcg {
 inline constexpr int record_version = 2;
 
 struct Record {
+	// createRuntime writes the record before it makes the first cgroup (creating), and again once every
+	// cgroup is made (created): a createRuntime killed midway leaves what it intended, for poststop or
+	// `vmm-cgroupctl gc` to remove.
+	enum class Phase { creating, created };
+
 	std::string id;
+	std::string name;   // instance_name(id, bundle): the record's file name, and on v1 part of O's
+	std::string bundle; // as the state gave it
+	Phase phase = Phase::created;
+	std::optional<ProcessRef> container; // the container's process at createRuntime
 	Mode mode = Mode::split;
 	HostMode host = HostMode::v1;
 	CgroupLayout cgroups;
@@ -35,17 +44,25 @@ struct Record {
 	std::optional<ProcessRef> settler;
 };
 
-std::string record_path(const std::string &dir, const std::string &id);
+std::string record_path(const std::string &dir, const std::string &name);
 
-// Creates dir (0700) when missing. Throws std::system_error with the path.
+// Writes <dir>/<record.name>.json, replacing it. Creates dir (0700) when missing. Throws std::system_error
+// with the path.
 void write_record(const std::string &dir, const Record &record);
+// The first write of a container's record: false, and nothing written, when one exists already (an
+// instance of the same name is there, or a stale one: the caller decides).
+bool create_record(const std::string &dir, const Record &record);
 
 // std::nullopt when there is no record. Throws HostError when it is unreadable or malformed: the record is
-// the host's own file, so a corrupt one is exit 1, not bad input.
-std::optional<Record> read_record(const std::string &dir, const std::string &id);
+// the host's own file, so a corrupt one is exit 1, not bad input. A record of version 1 (written before
+// an upgrade, named <id>.json) is read when there is none of this name.
+std::optional<Record> read_record(const std::string &dir, const std::string &name, const std::string &id);
 
 // Removes the record and any temp file a killed writer left. ENOENT counts as done.
-std::error_code remove_record(const std::string &dir, const std::string &id);
+std::error_code remove_record(const std::string &dir, const std::string &name);
+
+// Every record in dir, by file name (for the operator's command): unreadable ones are skipped.
+std::vector<std::string> record_names(const std::string &dir);
 
 std::string record_to_json(const Record &record);
 // Throws InputError naming the field.

@@ -88,6 +88,7 @@ Record record_from_v1_json(const nlohmann::json &doc)
 {
 	Record record;
 	record.id = need_field(doc, "id", what).string();
+	record.name = record.id; // its file was <id>.json
 	auto mode = parse_mode(need_field(doc, "mode", what).string());
 	auto host = parse_host_mode(need_field(doc, "host", what).string());
 	if (!mode || !host)

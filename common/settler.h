@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 
+#include "config.h"
 #include "procfs.h"
 #include "unique_fd.h"
 
@@ -27,10 +28,13 @@ private:
 	UniqueFd go_;
 };
 
-// The settler's end of the go pipe: the one fd it keeps.
+// The settler's end of the go pipe, and the lock of its slot: the fds it keeps.
 inline constexpr int settler_go_fd = 3;
+inline constexpr int settler_slot_fd = 4;
 
-std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const std::function<int(int go_fd)> &work);
+// nullopt also when all config.max_settlers slots are taken.
+std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &config,
+					   const std::function<int(int go_fd)> &work);
 
 // Blocks until the go fd reaches EOF.
 void wait_for_go(int go_fd);

@@ -35,15 +35,24 @@ const Annotations &annotations_of(const State &state, const BundleConfig &bundle
 	return state.annotations.empty() ? bundle.annotations : state.annotations;
 }
 
-// oci-hooks.d gates on the annotation already; a hook registered without that gate still acts only on
-// containers that ask for it.
-bool enabled(const Annotations &annotations)
+// Whether this container asked for the split, and whether that counts. The runtime wrapper's hooks carry
+// --gate=runtime: the node owner's runtime handler asked. An annotation is the container author's, so it
+// counts only where the configuration says so (opt_in "annotation": podman, single-tenant CRI-O).
+bool enabled(const StageContext &context, const Annotations &annotations)
 {
+	if (context.runtime_gate)
+		return true;
 	auto it = annotations.find(std::string(enable_annotation));
-	bool on = it != annotations.end() && it->second == "true";
-	if (!on)
+	bool asked = it != annotations.end() && it->second == "true";
+	if (asked && context.config.opt_in == OptIn::annotation)
+		return true;
+	if (asked)
+		spdlog::warn("{}=true ignored: only containers of the runtime handler are split here (opt_in "
+			     "\"runtime\")",
+			     enable_annotation);
+	else
 		spdlog::info("{} is not \"true\": nothing to do", enable_annotation);
-	return on;
+	return false;
 }
 
 void log_annotations(const std::vector<AnnotationOutcome> &outcomes)
@@ -57,24 +66,31 @@ void log_annotations(const std::vector<AnnotationOutcome> &outcomes)
 	}
 }
 
-ProcessRef container_process(const ProcFs &proc, const State &state)
+ProcessRef container_process(const State &state)
 {
 	if (state.pid <= 0)
 		throw InputError("state: field 'pid': missing or 0, needed at this stage");
-	auto ref = proc.process(state.pid);
+	auto ref = ProcFs().process(state.pid);
 	if (!ref)
 		throw InputError("state: field 'pid': " + std::to_string(state.pid) +
 				 " is not a running process");
 	return *ref;
 }
 
-// What the layout depends on, from the host and the configuration; the caller adds S when it knows it.
-LayoutInput layout_input(const Config &config, const std::string &id)
+std::string instance_of(const State &state)
 {
+	return instance_name(state.id, state.bundle);
+}
+
+// What the layout depends on, from the host and the configuration; the caller adds S.
+LayoutInput layout_input(const StageContext &context)
+{
+	const Config &config = context.config;
 	LayoutInput input;
 	input.host = detect_host_mode();
 	input.mode = config.mode;
-	input.id = id;
+	input.instance = instance_of(context.state);
+	input.overhead_parent = config.overhead_parent;
 	input.overhead_root = config.overhead_root;
 	input.overhead_controllers = config.overhead_controllers;
 	if (config.mode == Mode::split) // sandbox-only needs no mount: nothing is created or moved
@@ -82,61 +98,139 @@ LayoutInput layout_input(const Config &config, const std::string &id)
 	return input;
 }
 
-// The cgroupsPath is where the runtime was asked to put the container; /proc says where it did. A mismatch
-// is reported, not fatal: runtimes nest (crun's systemd sub-group) and relative paths depend on the runtime.
-void cross_check(const CgroupsPath &asked, const ProcCgroups &sandbox)
+// The keys of /proc/<pid>/cgroup the layout acts in: the overhead hierarchies (v1) or cgroup2.
+std::vector<std::string> keys_of(const CgroupLayout &layout)
+{
+	std::vector<std::string> keys;
+	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&layout))
+		for (const auto &h : v1->hierarchies)
+			keys.push_back(h.proc_key);
+	if (std::holds_alternative<cgroup_v2::Layout>(layout))
+		keys.emplace_back();
+	return keys;
+}
+
+// An absolute cgroupsPath says where the runtime was asked to put the container; /proc says where the
+// state's pid is. Where they disagree in a hierarchy the hooks act in, the pid is not this container's (or
+// the runtime did something else): refused. Runtimes nest below the path (crun's systemd sub-group);
+// relative and systemd paths depend on the runtime and are not compared.
+void cross_check(const CgroupsPath &asked, const ProcCgroups &sandbox, const CgroupLayout &layout)
 {
 	if (asked.kind != CgroupsPath::Kind::absolute)
 		return;
-	for (const auto &[key, path] : sandbox)
+	for (const auto &key : keys_of(layout)) {
+		auto it = sandbox.find(key);
+		if (it == sandbox.end())
+			continue; // compute_layout refused that already
+		const std::string &path = it->second;
 		if (path != asked.path && !path.starts_with(asked.path + "/"))
-			spdlog::warn("cgroupsPath {} but the container is in {} ({})", printable(asked.path),
-				     printable(path), key.empty() ? "cgroup2" : key);
+			throw InputError("state: field 'pid': the process is in " + printable(path) + " (" +
+					 (key.empty() ? "cgroup2" : key) +
+					 "), not in config.json's linux.cgroupsPath " +
+					 printable(asked.path));
+	}
 }
 
 // The record of a new container: where the runtime put it, and the layout of its cgroups.
-Record plan(const State &state, const Config &config, const ProcessRef &container, const BundleConfig &bundle)
+Record plan(const StageContext &context, const ProcessRef &container, const BundleConfig &bundle)
 {
-	LayoutInput input = layout_input(config, state.id);
+	LayoutInput input = layout_input(context);
 	std::error_code ec;
 	std::string membership = ProcFs().read(container.pid, "cgroup", ec);
 	if (ec)
 		throw std::system_error(ec, "reading /proc/" + std::to_string(container.pid) + "/cgroup");
 	input.sandbox = parse_proc_cgroup(membership);
-	cross_check(bundle.cgroups_path, input.sandbox);
 	Record record;
-	record.id = state.id;
-	record.mode = config.mode;
+	record.id = context.state.id;
+	record.name = input.instance;
+	record.bundle = context.state.bundle;
+	record.phase = Record::Phase::creating;
+	record.container = container;
+	record.mode = context.config.mode;
 	record.host = input.host;
-	record.qmp_socket = config.qmp_socket;
+	record.qmp_socket = context.config.qmp_socket;
 	record.cgroups = compute_layout(input);
+	cross_check(bundle.cgroups_path, input.sandbox, record.cgroups);
 	return record;
+}
+
+// A settler still running would place threads while cgroups are removed: end it first.
+void stop_settler(const std::optional<ProcessRef> &settler)
+{
+	ProcFs proc;
+	if (!settler || !proc.alive(*settler))
+		return;
+	::kill(settler->pid, SIGKILL);
+	for (int i = 0; i < 200 && proc.alive(*settler); ++i)
+		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+	spdlog::info("stopped settler pid {}", settler->pid);
+}
+
+// Everything of one record: its settler, its cgroups (only those it lists: nothing of another instance),
+// the record itself. Returns the number of failures.
+std::size_t clean_up(const std::string &record_dir, Record &record)
+{
+	stop_settler(record.settler);
+	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
+	std::size_t failures = backend ? backend->teardown() : 0;
+	if (std::error_code ec = remove_record(record_dir, record.name)) {
+		spdlog::error("removing {}: {}", record_path(record_dir, record.name), ec.message());
+		++failures;
+	}
+	return failures;
+}
+
+// The intent, recorded before the first mkdir. An instance of the same name (same id, same bundle) whose
+// container is still alive is refused; one whose container is gone was never cleaned (an engine killed
+// before poststop): it is cleaned now, and this one takes its place.
+void record_intent(const Config &config, Record &intent)
+{
+	if (create_record(config.record_dir, intent))
+		return;
+	std::optional<Record> old = read_record(config.record_dir, intent.name, intent.id);
+	if (old && old->container && ProcFs().alive(*old->container))
+		throw HostError(record_path(config.record_dir, intent.name) +
+				": a container of this id and bundle is "
+				"running (pid " +
+				std::to_string(old->container->pid) + "): refusing a second one");
+	if (old) {
+		spdlog::warn("cleaning a stale record of this id and bundle, whose container pid {} is gone",
+			     old->container ? old->container->pid : 0);
+		if (clean_up(config.record_dir, *old) > 0)
+			throw HostError("the stale cgroups of this id and bundle could not all be removed");
+	}
+	if (!create_record(config.record_dir, intent))
+		throw HostError(record_path(config.record_dir, intent.name) +
+				": written by another hook meanwhile");
 }
 
 } // namespace
 
-int create_runtime(const State &state, Config config)
+int create_runtime(StageContext context)
 {
-	ProcessRef container = container_process(ProcFs(), state);
-	BundleConfig bundle = read_bundle_config(state.bundle);
-	if (!enabled(annotations_of(state, bundle)))
+	ProcessRef container = container_process(context.state);
+	BundleConfig bundle = read_bundle_config(context.state.bundle);
+	if (!enabled(context, annotations_of(context.state, bundle)))
 		return exit_ok;
-	log_annotations(apply_annotations(config, annotations_of(state, bundle)));
+	log_annotations(apply_annotations(context.config, annotations_of(context.state, bundle)));
 
-	Record record = plan(state, config, container, bundle);
+	Record record = plan(context, container, bundle);
+	record_intent(context.config, record);
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
-	std::size_t created = backend ? backend->provision(config.overhead_limits) : 0;
 	try {
-		write_record(config.record_dir, record);
+		std::size_t created = backend ? backend->provision(OverheadPolicy::from(context.config)) : 0;
+		record.phase = Record::Phase::created;
+		write_record(context.config.record_dir, record);
+		// One line at info per stage: this runs for every container start, and syslog is shared.
+		spdlog::info("{} mode on a {} host: {} cgroups created", to_string(record.mode),
+			     to_string(record.host), created);
 	} catch (...) {
-		// Nothing half done: without a record poststop could not find what to undo.
-		if (backend)
+		// Nothing half done: provision() undid what it made; the record goes too.
+		if (backend && record.phase == Record::Phase::created)
 			backend->rollback();
+		remove_record(context.config.record_dir, record.name);
 		throw;
 	}
-	// One line at info per stage: this runs for every container start, and syslog is shared.
-	spdlog::info("{} mode on a {} host: {} cgroups created", to_string(config.mode),
-		     to_string(record.host), created);
 	return exit_ok;
 }
 
@@ -149,13 +243,15 @@ void log_settled(const SettleResult &result, const char *who)
 			     result.vcpus.size(), result.vcpu_source);
 	else if (result.container_gone)
 		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
+	else if (result.vmm && result.vcpus.empty())
+		spdlog::warn("{}: VMM pid {} has no proven vCPU threads: nothing moved", who,
+			     result.vmm->pid);
 	else if (result.vmm)
 		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still "
-			     "changing, "
-			     "or too young)",
+			     "changing, or too young)",
 			     who, result.vmm->pid, result.vcpus.size());
 	else
-		spdlog::warn("{}: no VMM found", who);
+		spdlog::warn("{}: no VMM found: nothing moved", who);
 }
 
 // Stores the placement; once vCPU threads are in place, lifts what still binds the overhead (v2: S's
@@ -169,19 +265,25 @@ void store_placement(Record &record, Backend &backend, const SettleResult &resul
 		backend.relax();
 }
 
-// The settler's work, in the detached process: places until complete or settle_timeout_ms, then, once
-// poststart has written its record (the go fd), updates the record if poststop has not removed it.
+// The settler's work, in the detached process. It first waits until poststart has written the record
+// naming it (the go fd reaches EOF when poststart let go, or died): a settler the record does not name
+// ends at once, so no settler poststop cannot find outlives a moment. Then it places until complete or
+// settle_timeout_ms, and updates the record if poststop has not removed it.
 int settle_detached(const Config &config, const Record &base, const ProcessRef &container, int go_fd)
 {
-	Record record = base;
+	wait_for_go(go_fd);
+	auto self = ProcFs().process(::getpid());
+	auto named = read_record(config.record_dir, base.name, base.id);
+	if (!named || !self || named->settler != self)
+		return exit_ok;
+	Record record = *named;
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
 	auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.settle_timeout_ms);
 	SettleResult settled =
 		PlacementLoop(*backend, ProcFs(), PlacementOptions::from(config), container).run(until);
 	log_settled(settled, "settler");
-	wait_for_go(go_fd);
-	auto current = read_record(config.record_dir, base.id);
-	if (!current)
+	auto current = read_record(config.record_dir, base.name, base.id);
+	if (!current || current->settler != self)
 		return exit_ok;
 	std::unique_ptr<Backend> current_backend = make_backend(current->cgroups);
 	store_placement(*current, *current_backend, settled);
@@ -196,9 +298,16 @@ int hand_over(const Config &config, Record &record, Backend &backend, const Sett
 {
 	Record base = record;
 	auto settler = spawn_settler(
-		ProcFs(), [&](int go_fd) { return settle_detached(config, base, container, go_fd); });
-	if (!settler)
-		throw HostError("could not start the settler process");
+		ProcFs(), config, [&](int go_fd) { return settle_detached(config, base, container, go_fd); });
+	if (!settler) {
+		spdlog::warn(
+			"no settler could be started (at most {} on this node): what is placed stays, the "
+			"rest stays in the container's cgroup",
+			config.max_settlers);
+		store_placement(record, backend, result);
+		write_record(config.record_dir, record);
+		return exit_ok;
+	}
 	record.settler = settler->process();
 	store_placement(record, backend, result);
 	write_record(config.record_dir, record);
@@ -208,20 +317,34 @@ int hand_over(const Config &config, Record &record, Backend &backend, const Sett
 	return exit_ok;
 }
 
-std::optional<Record> record_for_poststart(const State &state, const Config &config)
+// A settler is worth its cost only for a container that may still become a VMM: its process is one
+// already (vCPUs come late), or the program config.json names for it is a VMM or a launcher.
+bool may_become_vmm(const Config &config, const SettleResult &result, const BundleConfig &bundle)
 {
-	auto record = read_record(config.record_dir, state.id);
-	if (!record && enabled(annotations_of(state, read_bundle_config(state.bundle))))
-		throw HostError("no record " + record_path(config.record_dir, state.id) +
+	if (result.vmm)
+		return true;
+	std::string_view program = bundle.program;
+	std::string_view base = program.substr(program.rfind('/') + 1);
+	return matches_vmm_name(config.vmm_names, base, "") ||
+	       matches_vmm_name(config.launcher_names, base, "");
+}
+
+std::optional<Record> record_for_poststart(const StageContext &context, const BundleConfig &bundle)
+{
+	const State &state = context.state;
+	auto record = read_record(context.config.record_dir, instance_of(state), state.id);
+	if (!record && enabled(context, annotations_of(state, bundle)))
+		throw HostError("no record " + record_path(context.config.record_dir, instance_of(state)) +
 				": createRuntime did not run for this container");
 	return record;
 }
 
 } // namespace
 
-int poststart(const State &state, Config config)
+int poststart(StageContext context)
 {
-	std::optional<Record> record = record_for_poststart(state, config);
+	BundleConfig bundle = read_bundle_config(context.state.bundle);
+	std::optional<Record> record = record_for_poststart(context, bundle);
 	if (!record)
 		return exit_ok;
 	std::unique_ptr<Backend> backend = make_backend(record->cgroups);
@@ -229,14 +352,15 @@ int poststart(const State &state, Config config)
 		spdlog::info("sandbox-only mode: the VMM stays in the container's cgroup");
 		return exit_ok;
 	}
+	Config &config = context.config;
 	config.qmp_socket = record->qmp_socket;
-	ProcessRef container = container_process(ProcFs(), state);
+	ProcessRef container = container_process(context.state);
 
 	auto deadline =
 		std::chrono::steady_clock::now() + std::chrono::milliseconds(config.poststart_budget_ms);
 	SettleResult result =
 		PlacementLoop(*backend, ProcFs(), PlacementOptions::from(config), container).run(deadline);
-	if (!result.complete && !result.container_gone)
+	if (!result.complete && !result.container_gone && may_become_vmm(config, result, bundle))
 		return hand_over(config, *record, *backend, result, container);
 	log_settled(result, "poststart");
 	store_placement(*record, *backend, result);
@@ -244,56 +368,26 @@ int poststart(const State &state, Config config)
 	return exit_ok;
 }
 
-namespace {
-
-// A settler still running would place threads while poststop removes cgroups: end it first.
-void stop_settler(const std::optional<ProcessRef> &settler)
+int poststop(const StageContext &context)
 {
-	ProcFs proc;
-	if (!settler || !proc.alive(*settler))
-		return;
-	::kill(settler->pid, SIGKILL);
-	for (int i = 0; i < 200 && proc.alive(*settler); ++i)
-		std::this_thread::sleep_for(std::chrono::milliseconds(5));
-	spdlog::info("stopped settler pid {}", settler->pid);
-}
-
-// No record (createRuntime never ran, or a second poststop): what the configuration would have made.
-// Only v1 overhead cgroups can be found without the container's cgroup.
-CgroupLayout layout_from_config(const State &state, const Config &config)
-{
-	try {
-		return compute_layout(layout_input(config, state.id));
-	} catch (const InputError &e) {
-		spdlog::debug("nothing to clean: {}", e.what());
-		return {};
-	}
-}
-
-} // namespace
-
-int poststop(const State &state, const Config &config)
-{
+	const State &state = context.state;
 	std::optional<Record> record;
-	bool record_broken = false;
 	try {
-		record = read_record(config.record_dir, state.id);
+		record = read_record(context.config.record_dir, instance_of(state), state.id);
 	} catch (const HostError &e) {
-		spdlog::error("{}: cleaning what the configuration implies", e.what());
-		record_broken = true;
-	}
-	if (record)
-		stop_settler(record->settler);
-	CgroupLayout layout = record ? record->cgroups : layout_from_config(state, config);
-	std::unique_ptr<Backend> backend = make_backend(layout);
-	std::size_t failures = backend ? backend->teardown() : 0;
-	if (std::error_code ec = remove_record(config.record_dir, state.id)) {
-		spdlog::error("removing {}: {}", record_path(config.record_dir, state.id), ec.message());
-		++failures;
-	}
-	if (failures > 0 || record_broken)
+		// Nothing of it can be trusted to name what to remove: `vmm-cgroupctl gc` finds what is left.
+		spdlog::error("{}: nothing removed", e.what());
 		return exit_failure;
-	spdlog::info(record ? "cleaned up" : "no record: nothing left to clean");
+	}
+	if (!record) {
+		spdlog::info("no record: nothing to clean");
+		return exit_ok;
+	}
+	if (clean_up(context.config.record_dir, *record) > 0)
+		return exit_failure;
+	spdlog::info(record->phase == Record::Phase::creating
+			     ? "cleaned up what an interrupted createRuntime made"
+			     : "cleaned up");
 	return exit_ok;
 }
 

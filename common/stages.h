@@ -8,8 +8,16 @@
 
 namespace vmmcg {
 
-int create_runtime(const State &state, Config config);
-int poststart(const State &state, Config config);
-int poststop(const State &state, const Config &config);
+struct StageContext {
+	State state;
+	Config config;
+	// The hook was added by the node owner's runtime wrapper (--gate=runtime), not matched by an
+	// annotation: the container is enabled whatever its annotations say.
+	bool runtime_gate = false;
+};
+
+int create_runtime(StageContext context);
+int poststart(StageContext context);
+int poststop(const StageContext &context);
 
 } // namespace vmmcg

@@ -2,15 +2,21 @@
 // exercised on real threads in real cgroups without booting a guest.
 //
 //   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
-//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH]
+//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH] [--no-kvm]
 //
+// Like a real KVM VMM, it holds a VM fd and one vCPU fd per vCPU thread (KVM_CREATE_VM, KVM_CREATE_VCPU on
+// /dev/kvm), the proof the hooks ask for by default; --no-kvm leaves them out (an impostor named like a
+// VMM, or a TCG one). Without a usable /dev/kvm it exits 3 unless --no-kvm is given.
 // The main thread stays unnamed (it is "the VMM"), I/O threads are named "IO iothreadN" and vCPU threads
 // are named after --style. With --vcpu-delay-ms the vCPU threads appear only after that delay, as with a
 // VMM that creates its vCPUs after it has set up the machine. With --ready-file, the file is created once
 // every thread exists. With --churn-vcpus a thread named "IO churn" keeps creating short-lived threads named
 // "CPU 9/KVM" (each lives about a millisecond), so that threads come and go while the hooks move them.
 // The process runs until it is killed.
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +38,7 @@ struct Options {
 	int vcpu_delay_ms = 0;
 	bool spin = false;
 	bool churn = false;
+	bool kvm = true;
 	std::string ready_file;
 };
 
@@ -55,7 +62,7 @@ Options parse(int argc, char **argv)
 	Options options;
 	for (int i = 1; i < argc; ++i) {
 		std::string arg = argv[i];
-		if (i + 1 >= argc && arg != "--spin" && arg != "--churn-vcpus")
+		if (i + 1 >= argc && arg != "--spin" && arg != "--churn-vcpus" && arg != "--no-kvm")
 			usage("missing value");
 		if (arg == "--vcpus")
 			options.vcpus = parse_count(argv[++i], 1024);
@@ -71,6 +78,8 @@ Options parse(int argc, char **argv)
 			options.spin = true;
 		else if (arg == "--churn-vcpus")
 			options.churn = true;
+		else if (arg == "--no-kvm")
+			options.kvm = false;
 		else
 			usage("unknown option");
 	}
@@ -88,6 +97,26 @@ std::string vcpu_name(const std::string &style, int index)
 	if (style == "firecracker")
 		return "fc_vcpu " + std::to_string(index);
 	usage("unknown style");
+}
+
+// A KVM VM with vCPU fds for these indexes: what /proc/<pid>/fd of a real KVM VMM shows. The fds stay open
+// for the life of the process.
+void create_kvm_vcpus(const std::vector<int> &indexes)
+{
+	static int vm = -1;
+	if (vm < 0) {
+		int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		vm = kvm < 0 ? -1 : ::ioctl(kvm, KVM_CREATE_VM, 0);
+		if (vm < 0) {
+			std::perror("test-vmm: KVM_CREATE_VM (use --no-kvm without /dev/kvm)");
+			std::exit(3);
+		}
+	}
+	for (int index : indexes)
+		if (::ioctl(vm, KVM_CREATE_VCPU, index) < 0) {
+			std::perror("test-vmm: KVM_CREATE_VCPU");
+			std::exit(3);
+		}
 }
 
 void run_thread(std::string name, bool spin)
@@ -129,6 +158,14 @@ int main(int argc, char **argv)
 		threads.emplace_back(run_thread, "IO iothread" + std::to_string(i), false);
 	if (options.vcpu_delay_ms > 0)
 		std::this_thread::sleep_for(std::chrono::milliseconds(options.vcpu_delay_ms));
+	if (options.kvm) {
+		std::vector<int> indexes;
+		for (int i = 0; i < options.vcpus; ++i)
+			indexes.push_back(i);
+		if (options.churn && options.vcpus <= 9)
+			indexes.push_back(9); // the churned "CPU 9/KVM" threads
+		create_kvm_vcpus(indexes);
+	}
 	for (int i = 0; i < options.vcpus; ++i)
 		threads.emplace_back(run_thread, vcpu_name(options.style, i), options.spin);
 	if (options.churn)

@@ -84,7 +84,7 @@ void check_config(const vmmcg::Config &config)
 	check(config.settle_quiet_ms <= 10000, "settle_quiet_ms in 0..10000");
 	check(vmmcg::is_clean_absolute(config.record_dir) && config.record_dir != "/",
 	      "record_dir is a clean absolute path other than /", config.record_dir);
-	check(levels.contains(config.log_level), "log_level is a known level", config.log_level);
+	check(levels.contains(config.log.level), "log_level is a known level", config.log.level);
 	for (const auto &key : config.allowed_annotations)
 		check(overridable.contains(key), "allowed_annotations are mode or qmp-socket", key);
 	if (config.qmp_socket)

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host.h"
+#include "layout.h"
 #include "procfs.h"
 
 namespace vmmcg::test {
@@ -166,13 +167,14 @@ void become_subreaper()
 
 const std::vector<std::string> &Sandbox::cpu_controllers()
 {
-	static const std::vector<std::string> list = {"cpu", "cpuacct", "cpuset"};
+	static const std::vector<std::string> list = {"cpu", "cpuset"};
 	return list;
 }
 
 const std::vector<std::string> &Sandbox::other_controllers()
 {
-	static const std::vector<std::string> list = {"memory", "pids", "devices", "freezer", "blkio"};
+	static const std::vector<std::string> list = {"cpuacct", "memory",  "pids",
+						      "devices", "freezer", "blkio"};
 	return list;
 }
 
@@ -233,7 +235,7 @@ Sandbox::~Sandbox()
 {
 	kill_vmm();
 	// Everything still in this sandbox's cgroups was started by this test (a launcher's VMM child, say).
-	for (const std::string &tree : {sandbox_, overhead_root_})
+	for (const std::string &tree : {sandbox_, overhead_root_, prefix_ + "/vmm-overhead-" + instance()})
 		for (pid_t pid : processes_in(cgroup_root + "/pids" + tree))
 			::kill(pid, SIGKILL);
 	// A settler still running: end it by the pid and start time in the record.
@@ -253,11 +255,29 @@ Sandbox::~Sandbox()
 	for (const auto &c : all_controllers()) {
 		remove_tree(cgroup_root + "/" + c + sandbox_);
 		remove_tree(cgroup_root + "/" + c + overhead_root_);
+		remove_tree(cgroup_root + "/" + c + prefix_ + "/vmm-overhead-" + instance());
 		::rmdir((cgroup_root + "/" + c + prefix_).c_str()); // once the run's last sandbox is gone
 	}
 	reap_children();
 	std::error_code ec;
 	fs::remove_all(dir_, ec);
+}
+
+std::string Sandbox::instance() const
+{
+	return instance_name(id_, dir_ + "/bundle");
+}
+
+std::string Sandbox::overhead_path() const
+{
+	return overhead_in_root_ ? overhead_root_ + "/" + instance()
+				 : prefix_ + "/vmm-overhead-" + instance();
+}
+
+void Sandbox::use_overhead_root()
+{
+	overhead_in_root_ = true;
+	write_config();
 }
 
 void Sandbox::configure(const std::string &members)
@@ -282,17 +302,22 @@ void Sandbox::write_config() const
 {
 	std::string config =
 		R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
-		R"(","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],"settle_timeout_ms":10000)";
+		R"(","opt_in":"annotation","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],)"
+		R"("settle_timeout_ms":10000)" +
+		(overhead_in_root_ ? R"(,"overhead_parent":"root")" : "");
 	if (!config_members_.empty())
 		config += "," + config_members_;
 	write_text(dir_ + "/config.json", config + "}");
 	write_text(dir_ + "/bundle/config.json",
-		   R"({"ociVersion":"1.0.2","annotations":)" + annotations_ + R"(,"linux":{"cgroupsPath":")" +
+		   R"({"ociVersion":"1.0.2","process":{"args":[)" + nlohmann::json(program_).dump() +
+			   R"(]},"annotations":)" + annotations_ + R"(,"linux":{"cgroupsPath":")" +
 			   (cgroups_path_.empty() ? sandbox_ : cgroups_path_) + R"("}})");
 }
 
 pid_t Sandbox::start(const std::vector<std::string> &argv)
 {
+	program_ = argv.at(0);
+	write_config(); // config.json names the program, as a runtime's bundle does
 	std::vector<std::string> procs;
 	for (const auto &c : all_controllers())
 		procs.push_back(cgroup_root + "/" + c + sandbox_ + "/cgroup.procs");

@@ -43,11 +43,15 @@ public:
 
 	const std::string &id() const { return id_; }
 	const std::string &sandbox_path() const { return sandbox_; } // S, e.g. /vmmcg-it-123/sb-split
-	std::string overhead_path() const { return overhead_root_ + "/" + id_; }
+	// The instance name the hooks give this container (id and bundle), and O: beside S by default,
+	// below overhead_root() after use_overhead_root().
+	std::string instance() const;
+	std::string overhead_path() const;
+	void use_overhead_root();
 	const std::string &overhead_root() const { return overhead_root_; }
 	const std::string &record_dir() const { return record_dir_; }
 	std::string bundle_dir() const { return dir_ + "/bundle"; }
-	std::string record_file() const { return record_dir_ + "/" + id_ + ".json"; }
+	std::string record_file() const { return record_dir_ + "/" + instance() + ".json"; }
 
 	// Starts the program (argv[0] a path) with its process already in S in every hierarchy.
 	pid_t start(const std::vector<std::string> &argv);
@@ -80,8 +84,9 @@ public:
 	// True when no cgroup <overhead_root>/<id> exists in any hierarchy.
 	bool overhead_gone() const;
 
-	static const std::vector<std::string> &cpu_controllers();   // cpu, cpuacct, cpuset
-	static const std::vector<std::string> &other_controllers(); // memory, pids, devices, freezer, blkio
+	// The hierarchies the VMM's overhead leaves S in (the default overhead_controllers), and the others.
+	static const std::vector<std::string> &cpu_controllers();   // cpu, cpuset
+	static const std::vector<std::string> &other_controllers(); // cpuacct, memory, pids, devices, ...
 
 private:
 	void write_config() const;
@@ -95,6 +100,8 @@ private:
 	std::string config_members_;
 	std::string cgroups_path_;
 	std::string annotations_ = R"({"io.vmm-cgroup-hooks.enable":"true"})";
+	bool overhead_in_root_ = false;
+	std::string program_ = "/bin/true"; // process.args[0] of the bundle
 	pid_t vmm_ = 0;
 };
 

@@ -60,7 +60,7 @@ TEST_SUITE("integration-faults")
 		REQUIRE(sb.poststart().status == 0);
 		// poststart, or the settler when a loaded machine made poststart hand over.
 		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
-		auto record = vmmcg::read_record(sb.record_dir(), sb.id());
+		auto record = vmmcg::read_record(sb.record_dir(), sb.instance(), sb.id());
 		REQUIRE(record);
 		vmmcg::ProcFs proc;
 		auto vmm = proc.process(sb.vmm());
@@ -70,7 +70,8 @@ TEST_SUITE("integration-faults")
 		std::error_code ec;
 		auto listed = vmmcg::list_threads(proc, vmm->pid, vmmcg::Config().vcpu_thread_patterns, ec);
 		REQUIRE_FALSE(ec);
-		vmmcg::Moves moves = backend->place(proc, *vmm, listed);
+		vmmcg::Moves moves = backend->place(
+			proc, *vmm, listed, std::chrono::steady_clock::now() + std::chrono::seconds(5));
 		CHECK(moves.moved == 0);
 		CHECK_FALSE(moves.vmm_gone);
 		CHECK(std::count_if(listed.begin(), listed.end(),
@@ -127,8 +128,9 @@ TEST_SUITE("integration-faults")
 		Sandbox sb("escaped");
 		sb.start_test_vmm({"--vcpus", "2"});
 		REQUIRE(sb.create_runtime().status == 0);
-		// Move the VMM out of S in the cpu hierarchy, to the overhead root (not this container's).
-		std::ofstream("/sys/fs/cgroup/cpu" + sb.overhead_root() + "/cgroup.procs") << sb.vmm();
+		// Move the VMM out of S in the cpu hierarchy, to S's parent (not this container's).
+		std::string parent = sb.sandbox_path().substr(0, sb.sandbox_path().rfind('/'));
+		std::ofstream("/sys/fs/cgroup/cpu" + parent + "/cgroup.procs") << sb.vmm();
 		HookRun started = sb.poststart();
 		CHECK(started.status == 1);
 		CHECK(started.err.find("refusing") != std::string::npos);
@@ -171,7 +173,7 @@ TEST_SUITE("integration-faults")
 		std::this_thread::sleep_for(std::chrono::milliseconds(900)); // past when the vCPUs appear
 		CHECK(sb.overhead_gone());
 		CHECK(!fs::exists(sb.record_file()));
-		CHECK(fs::is_empty(sb.record_dir()));
+		CHECK(fs::is_empty(sb.record_dir())); // no temp file either
 	}
 
 	TEST_CASE("the record directory cannot be written: createRuntime fails and leaves nothing")
@@ -194,8 +196,8 @@ TEST_SUITE("integration-faults")
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		sb.kill_vmm();
-		for (const char *c : {"cpu", "cpuacct", "cpuset"}) {
-			std::string path = std::string("/sys/fs/cgroup/") + c + sb.overhead_path();
+		for (const auto &c : Sandbox::cpu_controllers()) {
+			std::string path = "/sys/fs/cgroup/" + c + sb.overhead_path();
 			CHECK(wait_until([&] { return ::rmdir(path.c_str()) == 0; }, 2000));
 		}
 		HookRun stopped = sb.poststop();

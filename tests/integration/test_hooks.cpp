@@ -78,16 +78,15 @@ TEST_SUITE("integration")
 		REQUIRE_MESSAGE(stopped.status == 0, stopped.err);
 		CHECK(sb.overhead_gone());
 		CHECK(!fs::exists(sb.record_file()));
-		// The threads that were in O are in its parent now; S is untouched.
+		// The threads that were in O are back in S, under the container's limits; S is untouched.
 		for (const auto &t : sb.threads())
-			CHECK(t.where.at("cpu") ==
-			      (is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_root()));
+			CHECK(t.where.at("cpu") == sb.sandbox_path());
 
 		SUBCASE("a second poststop has nothing to do")
 		{
 			HookRun again = sb.poststop();
 			CHECK_MESSAGE(again.status == 0, again.err);
-			CHECK(again.err.find("nothing left to clean") != std::string::npos);
+			CHECK(again.err.find("no record: nothing to clean") != std::string::npos);
 		}
 	}
 
@@ -158,11 +157,28 @@ TEST_SUITE("integration")
 		CHECK(sb.overhead_gone());
 	}
 
+	TEST_CASE("a container that is no VMM gets no settler, and nothing of it moves")
+	{
+		Sandbox sb("novmm");
+		sb.start({"/bin/sleep", "60"});
+		REQUIRE(sb.create_runtime().status == 0);
+		HookRun started = sb.poststart();
+		CHECK(started.status == 0);
+		CHECK(started.err.find("no VMM found: nothing moved") != std::string::npos);
+		CHECK_FALSE(sb.settler());
+		CHECK(sb.record()["vmm"].is_null());
+		for (const auto &t : sb.threads())
+			for (const auto &c : Sandbox::cpu_controllers())
+				CHECK(t.where.at(c) == sb.sandbox_path());
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
 	TEST_CASE("poststop ends a settler that is still waiting for a VMM")
 	{
 		Sandbox sb("lonely");
-		// The container's process is not a VMM and never starts one: the settler waits.
-		sb.start({"/bin/sleep", "60"});
+		// A launcher that never starts a VMM: the settler waits for one.
+		sb.start({"/bin/sh", "-c", "exec sleep 60"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		auto settler = sb.settler();
@@ -178,7 +194,7 @@ TEST_SUITE("integration")
 	{
 		Sandbox sb("bound");
 		sb.configure(R"("settle_timeout_ms":300)");
-		sb.start({"/bin/sleep", "60"});
+		sb.start({"/bin/sh", "-c", "exec sleep 60"});
 		HookRun created = sb.create_runtime();
 		REQUIRE_MESSAGE(created.status == 0, created.err);
 		REQUIRE(sb.poststart().status == 0);

@@ -218,7 +218,10 @@ TEST_SUITE("integration-qmp")
 		FakeQmp peer(outside, FakeQmp::Kind::error);
 		fs::create_symlink(outside, root + "/run/qmp.sock");
 		allow_qmp(sb, "/run/qmp.sock");
-		sb.start({"/usr/sbin/chroot", root, "/test-vmm", "--vcpus", "2"});
+		// No /dev/kvm in the chroot: thread names are the proof here.
+		sb.configure(
+			R"("allowed_annotations":["qmp-socket"],"qmp_timeout_ms":500,"vcpu_proof":"names")");
+		sb.start({"/usr/sbin/chroot", root, "/test-vmm", "--vcpus", "2", "--no-kvm"});
 		REQUIRE(sb.create_runtime().status == 0);
 		HookRun started = sb.poststart();
 		CHECK(started.status == 0);

@@ -107,7 +107,7 @@ TEST_SUITE("integration-v2")
 		LayoutInput input;
 		input.host = HostMode::v2; // the v2 layout, on whatever cgroup2 mount this host has
 		input.mode = Mode::split;
-		input.id = "unused-on-v2";
+		input.instance = "unused-on-v2";
 		input.mounts.unified = mounts.unified;
 		input.sandbox = {{"", sb.path}};
 		CgroupLayout layout = compute_layout(input);

@@ -35,7 +35,14 @@ void check_defaults(const Config &config)
 {
 	CHECK(config.mode == Mode::split);
 	CHECK(config.overhead_root == "/vmm_overhead");
-	CHECK(config.overhead_controllers == std::vector<std::string>{"cpu", "cpuacct", "cpuset"});
+	CHECK(config.overhead_controllers == std::vector<std::string>{"cpu", "cpuset"});
+	CHECK(config.overhead_parent == OverheadParent::sandbox);
+	CHECK(config.opt_in == OptIn::runtime);
+	CHECK(config.vcpu_proof == VcpuProof::kvm);
+	CHECK(config.overhead_cap_percent == 25);
+	CHECK(config.overhead_cap_min_millicpus == 250);
+	CHECK(config.max_vmm_threads == 4096);
+	CHECK(config.max_settlers == 256);
 	CHECK_FALSE(config.overhead_limits.shares);
 	CHECK_FALSE(config.overhead_limits.quota_us);
 	CHECK_FALSE(config.overhead_limits.period_us);
@@ -75,12 +82,37 @@ const char *const all_keys[] = {"mode",
 				"log_level",
 				"log_syslog",
 				"log_stderr",
-				"allowed_annotations"};
+				"allowed_annotations",
+				"opt_in",
+				"overhead_parent",
+				"overhead_cap_percent",
+				"overhead_cap_min_millicpus",
+				"vcpu_proof",
+				"max_vmm_threads",
+				"launcher_names",
+				"max_settlers"};
 
 } // namespace
 
 TEST_SUITE("config")
 {
+	TEST_CASE("the keys of the hardening: opt_in, overhead_parent, the cap, vcpu_proof, the bounds")
+	{
+		CHECK(parse_one("opt_in", "annotation").opt_in == OptIn::annotation);
+		CHECK(parse_one("opt_in", "runtime").opt_in == OptIn::runtime);
+		CHECK_INPUT_ERROR(parse_one("opt_in", "any"), "'opt_in'");
+		CHECK(parse_one("overhead_parent", "root").overhead_parent == OverheadParent::root);
+		CHECK_INPUT_ERROR(parse_one("overhead_parent", "/x"), "'overhead_parent'");
+		CHECK(parse_one("overhead_cap_percent", 0).overhead_cap_percent == 0);
+		CHECK_INPUT_ERROR(parse_one("overhead_cap_percent", 1001), "'overhead_cap_percent'");
+		CHECK(parse_one("overhead_cap_min_millicpus", 1000).overhead_cap_min_millicpus == 1000);
+		CHECK(parse_one("vcpu_proof", "names").vcpu_proof == VcpuProof::names);
+		CHECK_INPUT_ERROR(parse_one("vcpu_proof", "none"), "'vcpu_proof'");
+		CHECK_INPUT_ERROR(parse_one("max_vmm_threads", 0), "'max_vmm_threads'");
+		CHECK_INPUT_ERROR(parse_one("max_settlers", 0), "'max_settlers'");
+		CHECK(parse_one("launcher_names", json::array()).launcher_names.empty());
+	}
+
 	TEST_CASE("defaults: no file, an empty object")
 	{
 		check_defaults(Config{});

@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "helpers.h"
+#include "paths.h"
 
 using namespace vmmcg;
 
@@ -48,7 +49,8 @@ LayoutInput v1_input(HostMode host = HostMode::v1)
 	LayoutInput input;
 	input.host = host;
 	input.mode = Mode::split;
-	input.id = id;
+	input.instance = id;
+	input.overhead_parent = OverheadParent::root;
 	input.overhead_root = "/vmm_overhead";
 	input.overhead_controllers = {"cpu", "cpuacct", "cpuset"};
 	input.mounts = split_mounts();
@@ -65,7 +67,8 @@ LayoutInput v2_input()
 	LayoutInput input;
 	input.host = HostMode::v2;
 	input.mode = Mode::split;
-	input.id = id;
+	input.instance = id;
+	input.overhead_parent = OverheadParent::root;
 	input.overhead_root = "/vmm_overhead";
 	input.overhead_controllers = {"cpu", "cpuacct", "cpuset"};
 	input.mounts.unified = "/sys/fs/cgroup";
@@ -225,17 +228,44 @@ TEST_SUITE("layout")
 		}
 	}
 
-	TEST_CASE("v1: a container id that names a file of the overhead root is refused")
+	TEST_CASE("instance_name: the id and a hash of the bundle; never a cgroup interface file's name")
 	{
-		// "tasks" is a valid runtime id, but <overhead_root>/tasks is the overhead root's tasks file:
-		// mkdir gives EEXIST, and everything after fails on ENOTDIR.
-		for (const char *bad :
-		     {"tasks", "cgroup.procs", "notify_on_release", "cpu.shares", "cpuset.cpus"}) {
-			CAPTURE(bad);
-			LayoutInput input = v1_input();
-			input.id = bad;
-			CHECK_INPUT_ERROR(compute_layout(input), bad);
+		std::string a =
+			instance_name("abc", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc");
+		std::string b =
+			instance_name("abc", "/run/containerd/io.containerd.runtime.v2.task/other/abc");
+		CHECK(a.starts_with("abc-"));
+		CHECK(a.size() == 4 + 16);
+		CHECK(a != b); // one id in two containerd namespaces: two instances
+		CHECK(a == instance_name("abc", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc"));
+		// "tasks" is a valid runtime id, but <overhead_root>/tasks would be the root's own tasks
+		// file.
+		for (const char *bad : {"tasks", "cgroup.procs", "notify_on_release", "cpu.shares"}) {
+			std::string name = instance_name(bad, "/b");
+			CHECK(name.find('-') == std::string(bad).size());
+			CHECK(name.size() == std::string(bad).size() + 17);
 		}
+	}
+
+	TEST_CASE("v1 split beside S (the default): O under S's parent, cpuset from S, nothing shared")
+	{
+		LayoutInput input = v1_input();
+		input.overhead_parent = OverheadParent::sandbox;
+		input.instance = "abc-0123456789abcdef";
+		CgroupLayout computed = compute_layout(input);
+		const auto &layout = v1_of(computed);
+		REQUIRE(layout.hierarchies.size() == 3);
+		for (const auto &h : layout.hierarchies) {
+			CAPTURE(h.mount);
+			CHECK(h.overhead == parent_path(h.sandbox) + "/vmm-overhead-abc-0123456789abcdef");
+			CHECK(h.cpuset_source == h.sandbox);
+			CHECK(h.shared.empty());
+		}
+		// Below one node-wide root: the root's CPUs.
+		input.overhead_parent = OverheadParent::root;
+		CgroupLayout rooted = compute_layout(input);
+		CHECK(v1_of(rooted).hierarchies[0].cpuset_source == "/vmm_overhead");
+		CHECK(v1_of(rooted).hierarchies[0].overhead == "/vmm_overhead/abc-0123456789abcdef");
 	}
 
 	TEST_CASE("v2 split: threaded children of S")

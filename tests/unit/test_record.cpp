@@ -24,6 +24,9 @@ Record v1_record()
 {
 	Record record;
 	record.id = "abc";
+	record.name = "abc";
+	record.bundle = "/run/bundles/abc";
+	record.container = ProcessRef{4200, 123456789000ULL};
 	record.host = HostMode::hybrid;
 	record.mode = Mode::split;
 	cgroup_v1::Hierarchy cpu;
@@ -50,6 +53,9 @@ Record v2_record()
 {
 	Record record;
 	record.id = "def.1";
+	record.name = "def.1-0123456789abcdef";
+	record.bundle = "/run/bundles/def.1";
+	record.phase = Record::Phase::creating;
 	record.host = HostMode::v2;
 	record.mode = Mode::split;
 	cgroup_v2::Layout layout;
@@ -94,9 +100,15 @@ void check_same_cgroups(const CgroupLayout &a, const CgroupLayout &b)
 	}
 }
 
-void check_same(const Record &a, const Record &b)
+void check_same(const Record &a, const Record &b, bool legacy = false)
 {
 	CHECK(a.id == b.id);
+	if (!legacy) {
+		CHECK(a.name == b.name);
+		CHECK(a.bundle == b.bundle);
+		CHECK(a.phase == b.phase);
+		CHECK(a.container == b.container);
+	}
 	CHECK(a.host == b.host);
 	CHECK(a.mode == b.mode);
 	check_same_cgroups(a.cgroups, b.cgroups);
@@ -187,6 +199,7 @@ TEST_SUITE("record")
 	{
 		Record record;
 		record.id = "x";
+		record.name = "x-0123456789abcdef";
 		record.mode = Mode::sandbox_only;
 		Record back = record_from_json(record_to_json(record));
 		check_same(back, record);
@@ -214,9 +227,10 @@ TEST_SUITE("record")
 	TEST_CASE("version 1 records are still read")
 	{
 		Record v1 = record_from_json(v1_format_v1_host);
-		check_same(v1, v1_record());
+		check_same(v1, v1_record(), true);
+		CHECK(v1.name == "abc"); // its file was abc.json
 		Record v2 = record_from_json(v1_format_v2_host);
-		check_same(v2, v2_record());
+		check_same(v2, v2_record(), true);
 		CHECK_INPUT_ERROR(
 			record_from_json(
 				json::parse(v1_format_v2_host)
@@ -375,7 +389,7 @@ TEST_SUITE("record")
 		// Atomic: the temp file was renamed, nothing else is left.
 		CHECK(entries(records) == std::set<std::string>{"abc.json"});
 
-		auto back = read_record(records, "abc");
+		auto back = read_record(records, "abc", "abc");
 		REQUIRE(back);
 		check_same(*back, record);
 
@@ -383,35 +397,63 @@ TEST_SUITE("record")
 		record.vcpus = {1, 2};
 		write_record(records, record);
 		CHECK(entries(records) == std::set<std::string>{"abc.json"});
-		CHECK(read_record(records, "abc")->vcpus == std::vector<pid_t>{1, 2});
+		CHECK(read_record(records, "abc", "abc")->vcpus == std::vector<pid_t>{1, 2});
 
 		CHECK_FALSE(remove_record(records, "abc"));
 		CHECK(entries(records).empty());
-		CHECK_FALSE(read_record(records, "abc"));
+		CHECK_FALSE(read_record(records, "abc", "abc"));
 		// ENOENT counts as done.
 		CHECK_FALSE(remove_record(records, "abc"));
 		CHECK_FALSE(remove_record(dir / "no-such-dir", "abc"));
 	}
 
+	TEST_CASE("create_record: exclusive; record_names lists the records, not the temp files")
+	{
+		unit::TempDir dir;
+		Record record = v2_record();
+		CHECK(create_record(dir.path(), record));
+		record.vcpus = {1, 2, 3};
+		CHECK_FALSE(create_record(dir.path(), record)); // one instance, one record: never replaced
+		CHECK(read_record(dir.path(), record.name, record.id)->vcpus == std::vector<pid_t>{78});
+		write_record(dir.path(), record); // the owner's later writes replace it
+		CHECK(read_record(dir.path(), record.name, record.id)->vcpus == std::vector<pid_t>{1, 2, 3});
+		CHECK(entries(dir.path()) == std::set<std::string>{record.name + ".json"});
+		dir.write(".x.json.12", "{}");
+		dir.write("notes.txt", "");
+		write_record(dir.path(), v1_record());
+		CHECK(record_names(dir.path()) == std::vector<std::string>{"abc", record.name});
+	}
+
+	TEST_CASE("read_record: a version 1 record is found by the id when there is none of the name")
+	{
+		unit::TempDir dir;
+		dir.write("abc.json", v1_format_v1_host);
+		auto record = read_record(dir.path(), "abc-0123456789abcdef", "abc");
+		REQUIRE(record);
+		CHECK(record->name == "abc");
+		CHECK_FALSE(remove_record(dir.path(), record->name));
+		CHECK(entries(dir.path()).empty());
+	}
+
 	TEST_CASE("read_record: missing, malformed, another id, unreadable")
 	{
 		unit::TempDir dir;
-		CHECK_FALSE(read_record(dir.path(), "abc"));
-		CHECK_FALSE(read_record(dir / "no-such-dir", "abc"));
+		CHECK_FALSE(read_record(dir.path(), "abc", "abc"));
+		CHECK_FALSE(read_record(dir / "no-such-dir", "abc", "abc"));
 
 		// The record is the host's own file: a corrupt one is a HostError (exit 1), not bad input.
 		dir.write("abc.json", "{\"version\": 1,");
-		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), dir / "abc.json");
+		CHECK_HOST_ERROR(read_record(dir.path(), "abc", "abc"), dir / "abc.json");
 
 		dir.write("abc.json", "");
-		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), "record");
+		CHECK_HOST_ERROR(read_record(dir.path(), "abc", "abc"), "record");
 
 		dir.write("abc.json", record_to_json(v2_record()));
-		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), "'def.1'");
+		CHECK_HOST_ERROR(read_record(dir.path(), "abc", "abc"), "'def.1-0123456789abcdef'");
 
 		std::filesystem::remove(dir / "abc.json");
 		std::filesystem::create_directory(dir / "abc.json");
-		CHECK_HOST_ERROR(read_record(dir.path(), "abc"), "not a regular file");
+		CHECK_HOST_ERROR(read_record(dir.path(), "abc", "abc"), "not a regular file");
 	}
 
 	TEST_CASE("remove_record: temp files of a killed writer go too, other containers' files stay")
