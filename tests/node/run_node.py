@@ -46,21 +46,18 @@ CONFIG_PATH = "/etc/vmm-cgroup-hooks/config.json"
 NOTHING_LEFT = ["left-nothing"]
 STARTED = ["run", "placement", "limits"]
 PER_RUNTIME = {
-    # podman run --cpus 1.5, placement thread by thread, podman stop, podman rm
-    "run": STARTED + ["record", "settler-gone", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
-    # podman update --cpus 1: an in-place resize
+    # podman run --cpus 1.5, placement thread by thread, podman pause/unpause, podman stop, podman rm
+    "run": STARTED + ["record", "settler-gone", "pause", "paused-frozen", "unpause", "unpaused-thawed",
+                      "unpaused-placement", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
+    # podman update --cpus 1: an in-place resize; then podman rm -f of the running container
     "update": STARTED + ["update", "update-vcpu-limit", "update-S-uncapped", "update-placement", "rm-f"]
               + NOTHING_LEFT,
-    # podman pause / unpause: the whole VMM freezes and thaws
-    "pause": STARTED + ["pause", "paused-frozen", "paused-no-cpu", "unpause", "unpaused-thawed", "unpaused-cpu",
-                        "unpaused-placement", "rm-f"] + NOTHING_LEFT,
-    # systemctl daemon-reload, systemctl set-property --runtime <scope> TasksMax=4000
+    # systemctl daemon-reload, systemctl set-property --runtime <scope> TasksMax=4000; podman rm -f
     "reload": STARTED + ["daemon-reload", "daemon-reload-S-uncapped", "daemon-reload-vcpu-limit",
                          "daemon-reload-placement", "set-property", "set-property-S-uncapped",
                          "set-property-vcpu-limit", "set-property-placement", "rm-f"] + NOTHING_LEFT,
     # --pid host: the runtime's kill-all over S's threaded children
     "pidhost": STARTED + ["stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
-    "rmf": STARTED + ["rm-f"] + NOTHING_LEFT,
     "kill": STARTED + ["kill", "exited", "kill-left-nothing", "rm"] + NOTHING_LEFT,
     # the VMM exits by itself (its launcher shell ends the container after it)
     "exit": STARTED + ["vmm-exited", "exited", "exit-left-nothing", "rm"] + NOTHING_LEFT,
@@ -77,6 +74,8 @@ CASES["settler-unit"] = ["run", "settler-running", "unit-stop", "settler-survive
 
 # Before any case: the guest is pure cgroup v2, the hooks are installed, the container image imported.
 BOOT_CHECKS = ["pure-v2", "hooks-installed", "image"]
+# After every case: nothing of any container is left (no hook process, record, vcpu/overhead cgroup, VMM).
+END_CHECKS = ["nothing-left"]
 
 RESULT = re.compile(r"VMMCG-RESULT (PASS|FAIL) ([^\s:/]+)/([^\s:]+)(?:: (.*))?")
 CASE_END = re.compile(r"VMMCG-CASE-END (\S+) (\d+)s")
@@ -475,6 +474,9 @@ def build_initramfs(path, kernel_dir, destdir, params, build):
     cpio.file(f"{lib}/vmm-image.tar", vmm_image_tar(build), 0o644)
     cpio.file("payload/etc/systemd/system/vmmcg-node-test.service", UNIT.encode(), 0o644)
     cpio.file("payload/etc/systemd/system/vmmcg-node.target", TARGET.encode(), 0o644)
+    # D-Bus without sysinit.target (its default dependencies), so that the target above does not pull it in.
+    for unit in ("dbus.socket", "dbus.service"):
+        cpio.file(f"payload/etc/systemd/system/{unit}.d/vmmcg-node.conf", b"[Unit]\nDefaultDependencies=no\n", 0o644)
     cpio.file("payload/etc/machine-id", b"5f6e6f64655f766d6d63675f74657374\n", 0o444)
     for g in ("systemd-cryptsetup-generator", "systemd-integritysetup-generator", "systemd-debug-generator",
               "systemd-rc-local-generator", "systemd-fstab-generator", "systemd-run-generator",
@@ -498,7 +500,7 @@ def boot(kernel, initrd, image, cmdline, timeout, verbose, console_log):
         raise Failure("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
     # TCG: a guest kernel booted under KVM hangs on the development machine. -snapshot: the cached image is
     # never written. No NIC: the containers run with --network none.
-    args = [qemu, "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", "2048", "-smp", "2",
+    args = [qemu, "-accel", "tcg", "-machine", "q35", "-cpu", os.environ.get("VMMCG_NODE_CPU", "Nehalem"), "-m", "2048", "-smp", "2",
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
             "-drive", f"file={image},format=raw,if=virtio,cache=unsafe", "-snapshot",
             "-nic", "none", "-nographic", "-no-reboot"]
@@ -565,7 +567,8 @@ def judge(lines, cases, finished):
             results.setdefault(m.group(2), []).append((m.group(1), m.group(3), m.group(4) or ""))
     ended = {m.group(1): int(m.group(2)) for line in lines if (m := CASE_END.search(line))}
     failures, passed = [], 0
-    for case in ["boot", *cases]:
+    expected = {"boot": BOOT_CHECKS, "end": END_CHECKS, **CASES}
+    for case in ["boot", *cases, "end"]:
         got = results.get(case, [])
         for status, check, detail in got:
             print(f"{status} {case}/{check}" + (f": {detail}" if detail else ""))
@@ -574,14 +577,14 @@ def judge(lines, cases, finished):
             else:
                 failures.append(f"{case}/{check}")
         names = {check for _, check, _ in got}
-        for check in BOOT_CHECKS if case == "boot" else CASES[case]:
+        for check in expected[case]:
             if check not in names:
                 print(f"FAIL {case}/{check}: missing (the guest never reported it)")
                 failures.append(f"{case}/{check} (missing)")
-        if case != "boot" and case not in ended:
+        if case not in ("boot", "end") and case not in ended:
             print(f"FAIL {case}: never finished (no VMMCG-CASE-END)")
             failures.append(f"{case} (unfinished)")
-    unknown = sorted(set(results) - {"boot", *cases})
+    unknown = sorted(set(results) - {"boot", "end", *cases})
     for case in unknown:
         for status, check, detail in results[case]:
             print(f"FAIL {case}/{check}: a result of a case that was not asked for ({status}: {detail})")
@@ -600,6 +603,9 @@ def main():
     parser.add_argument("--cases", help="cases to run, space or comma separated: a case (crun-run), a runtime "
                                         "(runc) or a case name for both runtimes (pause); default: all. "
                                         "--list shows them")
+    parser.add_argument("--jobs", type=int, default=2, choices=(1, 2, 3),
+                        help="cases run at a time in the guest (default 2; the reload and journal cases always "
+                             "run alone)")
     parser.add_argument("--list", action="store_true", help="list the cases and their checks, and exit")
     parser.add_argument("--timeout", type=float, default=420, help="hard limit for the guest, seconds")
     parser.add_argument("--rebuild-image", action="store_true", help="build the image even when cached")
@@ -633,7 +639,7 @@ def main():
             log("kernel: booting the bzImage" + ("" if options.bzimage else " (no PVH vmlinux could be cut out)"))
         image, manifest = get_image(cache, options.rebuild_image)
         destdir, _installed = install_hooks(build, work)
-        params = f"CASES='{' '.join(cases)}'\nVERBOSE={1 if options.verbose else 0}\n"
+        params = f"CASES='{' '.join(cases)}'\nVERBOSE={1 if options.verbose else 0}\nJOBS={options.jobs}\n"
         initrd = os.path.join(work, "initrd.gz")
         size = build_initramfs(initrd, kernel_dir, destdir, params, build)
         prepared = time.monotonic()
