@@ -565,10 +565,21 @@ case_settler_unit() {
 	cmd systemctl stop --no-block "$unit"
 	sleep 2
 	after=$(procs_of "$ucg")
+	# Stopped is inactive, or failed when something in it needed the SIGKILL after TimeoutStopSec (conmon).
+	local state
 	deadline=$((EPOCHSECONDS + 20))
-	while [ "$(systemctl show -p ActiveState --value "$unit")" != inactive ] && [ "$EPOCHSECONDS" -lt "$deadline" ]; do sleep 0.3; done
-	check unit-stop "systemctl stop $unit (before the VMM has vCPUs)" "$(systemctl show -p ActiveState --value "$unit")" inactive
+	while :; do
+		state=$(systemctl show -p ActiveState --value "$unit")
+		[ "$state" = inactive ] || [ "$state" = failed ] || [ "$EPOCHSECONDS" -ge "$deadline" ] && break
+		sleep 0.3
+	done
+	if [ "$state" = inactive ] || [ "$state" = failed ]; then
+		pass unit-stop "systemctl stop $unit before the VMM has vCPUs: $state ($(systemctl show -p Result --value "$unit"))"
+	else
+		fail unit-stop "systemctl stop $unit: still $state 20 s later"
+	fi
 	evidence "$unit before the stop: ${before:-nothing}; 2 s after SIGTERM: ${after:-nothing}"
+	systemctl reset-failed "$unit" 2>/dev/null
 	if [ -n "$settler" ]; then
 		sleep 1
 		if [ "$(readlink /proc/"$settler"/exe 2>/dev/null)" = "$HOOK_EXES/vmm-cgroup-poststart" ]; then

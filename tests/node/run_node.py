@@ -10,6 +10,7 @@ lifecycle through the real podman and prints VMMCG-RESULT lines on the serial co
 that every expected result came and passed. Exit status 0 only then. See README.md next to this file.
 """
 import argparse
+import concurrent.futures
 import fcntl
 import gzip
 import hashlib
@@ -341,6 +342,11 @@ def get_image(cache, rebuild=False):
 # The payload: what one run brings into the guest (through the initramfs, copied over the root at boot).
 
 
+# What every image has (libc6, libstdc++6 and libgcc-s1 come with apt): a hook may need no other library.
+GUEST_LIBRARIES = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux", "libstdc++.so",
+                   "libgcc_s.so")
+
+
 def install_hooks(build, work):
     """`meson install --destdir` with prefix /usr of what `build` built: a twin of the build directory is
     configured with --prefix=/usr (configure_file output such as the hook files depends on the prefix), the
@@ -350,6 +356,9 @@ def install_hooks(build, work):
     if options.get("default_config") != CONFIG_PATH:
         raise Failure(f"{build} is configured with default_config={options.get('default_config')}; "
                       f"the guest writes its configuration to {CONFIG_PATH}")
+    if options.get("b_sanitize", "none") != "none":
+        raise Failure(f"{build} is a sanitizer build (b_sanitize={options['b_sanitize']}): the guest has no "
+                      f"sanitizer runtimes; run the node suite from a normal build")
     twin = os.path.join(work, "usr-build")
     run(["meson", "setup", "--prefix=/usr", "-Dtests=false", f"-Ddefault_config={CONFIG_PATH}",
          twin, SOURCE_ROOT])
@@ -370,6 +379,13 @@ def install_hooks(build, work):
     for needed in ("usr/share/containers/oci/hooks.d", "usr/libexec/vmm-cgroup-hooks"):
         if not any(p.startswith(needed + "/") for p in installed):
             raise Failure(f"meson install put nothing into /{needed}: {installed}")
+    for path in installed:
+        if path.startswith("usr/libexec/"):
+            extra = [lib for lib in v2.libraries(os.path.join(destdir, path))
+                     if not os.path.basename(lib).startswith(GUEST_LIBRARIES)]
+            if extra:
+                raise Failure(f"/{path} needs {', '.join(extra)}, which the guest's image does not have "
+                              f"(configure with -Dstatic_deps=true, the default)")
     log(f"hooks: meson install --destdir, prefix /usr: {len(installed)} files ({copied} from {build})")
     return destdir, installed
 
@@ -607,7 +623,7 @@ def main():
                         help="cases run at a time in the guest (default 2; the reload and journal cases always "
                              "run alone)")
     parser.add_argument("--list", action="store_true", help="list the cases and their checks, and exit")
-    parser.add_argument("--timeout", type=float, default=420, help="hard limit for the guest, seconds")
+    parser.add_argument("--timeout", type=float, default=600, help="hard limit for the guest, seconds")
     parser.add_argument("--rebuild-image", action="store_true", help="build the image even when cached")
     parser.add_argument("--bzimage", action="store_true", help="boot the bzImage, not the extracted vmlinux")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (initrd, console log)")
@@ -631,14 +647,21 @@ def main():
         if not os.access(test_vmm, os.X_OK):
             raise Failure(f"{test_vmm} not built (meson setup {build} && ninja -C {build})")
         os.makedirs(cache, exist_ok=True)
-        kernel_dir = get_kernel(cache)
-        v2.check_kernel_config(os.path.join(kernel_dir, "config"))
-        kernel = None if options.bzimage else extract_vmlinux(kernel_dir)
-        if kernel is None:
-            kernel = os.path.join(kernel_dir, "vmlinuz")
-            log("kernel: booting the bzImage" + ("" if options.bzimage else " (no PVH vmlinux could be cut out)"))
-        image, manifest = get_image(cache, options.rebuild_image)
-        destdir, _installed = install_hooks(build, work)
+
+        def kernel_and_image():
+            kernel_dir = get_kernel(cache)
+            v2.check_kernel_config(os.path.join(kernel_dir, "config"))
+            kernel = None if options.bzimage else extract_vmlinux(kernel_dir)
+            if kernel is None:
+                kernel = os.path.join(kernel_dir, "vmlinuz")
+                log("kernel: booting the bzImage" + ("" if options.bzimage else " (no PVH vmlinux could be cut out)"))
+            return kernel_dir, kernel, get_image(cache, options.rebuild_image)
+
+        # The kernel's apt-cache lookup (and a cold cache's downloads and image build) while meson installs.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            fetching = pool.submit(kernel_and_image)
+            destdir, _installed = install_hooks(build, work)
+            kernel_dir, kernel, (image, _manifest) = fetching.result()
         params = f"CASES='{' '.join(cases)}'\nVERBOSE={1 if options.verbose else 0}\nJOBS={options.jobs}\n"
         initrd = os.path.join(work, "initrd.gz")
         size = build_initramfs(initrd, kernel_dir, destdir, params, build)
