@@ -63,7 +63,8 @@ cmd() {
 	start=$(now_ms)
 	OUT=$(timeout 120 "$@" 2>&1)
 	RC=$?
-	[ "$VERBOSE" = 1 ] && say "VMMCG-CMD $CASE: $* -> $RC in $(($(now_ms) - start)) ms: $(printf '%s' "$OUT" | short 1500)"
+	ELAPSED=$(($(now_ms) - start))
+	[ "$VERBOSE" = 1 ] && say "VMMCG-CMD $CASE: $* -> $RC in $ELAPSED ms: $(printf '%s' "$OUT" | short 1500)"
 	return $RC
 }
 # pm ARGS...: podman with the case's runtime and cgroup manager.
@@ -602,6 +603,7 @@ case_settler_unit() {
 	fi
 	remove rm-f -f -t 0
 	check_left_nothing left-nothing S
+	evidence "poststop's journal lines of ${ID:0:12}: $(journalctl -b --no-pager -o cat 2>/dev/null | grep -F "$ID" | grep -i poststop | grep -v 'settler' | sed 's/$/;/' | short 600)"
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -624,7 +626,7 @@ boot_checks() {
 	fi
 	info "$(uname -r), $(nproc) CPUs; $(podman --version); $(crun --version | head -n1); $(runc --version | head -n1); $(systemctl --version | head -n1); conmon $(conmon --version | head -n1)"
 	cmd podman import --quiet /usr/local/lib/vmmcg-node/vmm-image.tar "$IMAGE"
-	expect_ok image "podman import of busybox-static and test-vmm as $IMAGE"
+	expect_ok image "podman import of busybox-static and test-vmm as $IMAGE (${ELAPSED} ms)"
 }
 
 run_case() {
