@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "backend.h"
+#include "cleanup.h"
 #include "bundle.h"
 #include "errors.h"
 #include "hook.h"
@@ -152,32 +153,6 @@ Record plan(const StageContext &context, const ProcessRef &container, const Bund
 	record.cgroups = compute_layout(input);
 	cross_check(bundle.cgroups_path, input.sandbox, record.cgroups);
 	return record;
-}
-
-// A settler still running would place threads while cgroups are removed: end it first.
-void stop_settler(const std::optional<ProcessRef> &settler)
-{
-	ProcFs proc;
-	if (!settler || !proc.alive(*settler))
-		return;
-	::kill(settler->pid, SIGKILL);
-	for (int i = 0; i < 200 && proc.alive(*settler); ++i)
-		std::this_thread::sleep_for(std::chrono::milliseconds(5));
-	spdlog::info("stopped settler pid {}", settler->pid);
-}
-
-// Everything of one record: its settler, its cgroups (only those it lists: nothing of another instance),
-// the record itself. Returns the number of failures.
-std::size_t clean_up(const std::string &record_dir, Record &record)
-{
-	stop_settler(record.settler);
-	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
-	std::size_t failures = backend ? backend->teardown() : 0;
-	if (std::error_code ec = remove_record(record_dir, record.name)) {
-		spdlog::error("removing {}: {}", record_path(record_dir, record.name), ec.message());
-		++failures;
-	}
-	return failures;
 }
 
 // The intent, recorded before the first mkdir. An instance of the same name (same id, same bundle) whose
