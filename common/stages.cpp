@@ -152,6 +152,15 @@ Record plan(const StageContext &context, const ProcessRef &container, const Bund
 	record.qmp_socket = context.config.qmp_socket;
 	record.cgroups = compute_layout(input);
 	cross_check(bundle.cgroups_path, input.sandbox, record.cgroups);
+	if (bundle.host_pid && std::holds_alternative<cgroup_v2::Layout>(record.cgroups)) {
+		// runc before 1.2 and crun 1.8 kill such a container by reading cgroup.procs of every child
+		// cgroup, which a threaded cgroup refuses (opencontainers/runc#3821): it could not be
+		// stopped.
+		spdlog::warn("the container shares its engine's pid namespace: on cgroup v2 it is not split "
+			     "(its runtime could not kill it over threaded cgroups)");
+		record.mode = Mode::sandbox_only;
+		record.cgroups = {};
+	}
 	return record;
 }
 
