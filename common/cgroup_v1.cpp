@@ -87,6 +87,8 @@ public:
 	void rollback() noexcept override;
 	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
 		    std::chrono::steady_clock::time_point deadline) override;
+	// The vCPUs are in S, so they follow S's limit by themselves; O's derived cap follows it here.
+	bool follow_limits(const OverheadPolicy &policy) override;
 	void relax() override {} // O is outside S from the start: nothing binds the overhead to S's limit
 	std::size_t teardown() override;
 
@@ -255,6 +257,31 @@ Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 		return Moves::vmm_exited();
 	return_strays(vmm);
 	return mover().move(proc, vmm.pid, threads, deadline);
+}
+
+bool V1Backend::follow_limits(const OverheadPolicy &policy)
+{
+	bool changed = false;
+	for (const auto &hierarchy : layout_.hierarchies) {
+		if (!hierarchy.has("cpu") || policy.limits.quota_us)
+			continue;
+		CgroupMount mount = CgroupMount::open(hierarchy.mount);
+		auto [quota, container_period] = container_quota(mount, hierarchy);
+		std::error_code ec;
+		auto period = to_number<std::uint64_t>(
+			mount.read_value(hierarchy.overhead, "cpu.cfs_period_us", ec));
+		std::int64_t cap =
+			policy.quota(quota, container_period, period.value_or(100000)).value_or(-1);
+		auto now =
+			to_number<std::int64_t>(mount.read_value(hierarchy.overhead, "cpu.cfs_quota_us", ec));
+		if (ec || now == cap)
+			continue;
+		write_value(mount, hierarchy.overhead, "cpu.cfs_quota_us", std::to_string(cap));
+		spdlog::info("{}: the overhead's cap follows the container's limit: {}",
+			     mount.describe(hierarchy.overhead), cap);
+		changed = true;
+	}
+	return changed;
 }
 
 std::size_t V1Backend::teardown()

@@ -190,7 +190,7 @@ Record::Phase phase_from(const Field &field)
 	return Record::Phase::created;
 }
 
-const Schema<Record, 15> record_fields = {{
+const Schema<Record, 16> record_fields = {{
 	{"version", Presence::required, [](const Field &, Record &) {}, // checked before the rest
 	 [](JsonWriter &w, const Record &) { w.integer(record_version); }},
 	{"id", Presence::required, [](const Field &f, Record &r) { r.id = f.string(); },
@@ -242,6 +242,8 @@ const Schema<Record, 15> record_fields = {{
 	 [](JsonWriter &w, const Record &r) { w.string(r.vcpu_source); }},
 	{"settler", Presence::optional, [](const Field &f, Record &r) { r.settler = read_process(f); },
 	 [](JsonWriter &w, const Record &r) { write_process(w, r.settler); }},
+	{"watcher", Presence::optional, [](const Field &f, Record &r) { r.watcher = read_process(f); },
+	 [](JsonWriter &w, const Record &r) { write_process(w, r.watcher); }},
 }};
 
 std::string temp_prefix(const std::string &id)

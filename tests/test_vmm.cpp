@@ -2,7 +2,10 @@
 // exercised on real threads in real cgroups without booting a guest.
 //
 //   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
-//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH] [--no-kvm]
+//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH] [--no-kvm] [--hotplug-ms MS]
+//
+// With --hotplug-ms, the main thread makes one more vCPU (its KVM fd and its thread) after that delay, as
+// QEMU does on a QMP device_add of a CPU.
 //
 // Like a real KVM VMM, it holds a VM fd and one vCPU fd per vCPU thread (KVM_CREATE_VM, KVM_CREATE_VCPU on
 // /dev/kvm), the proof the hooks ask for by default; --no-kvm leaves them out (an impostor named like a
@@ -39,6 +42,7 @@ struct Options {
 	bool spin = false;
 	bool churn = false;
 	bool kvm = true;
+	int hotplug_ms = 0; // one more vCPU thread (and its KVM fd), made by the main thread after this delay
 	std::string ready_file;
 };
 
@@ -72,6 +76,8 @@ Options parse(int argc, char **argv)
 			options.style = argv[++i];
 		else if (arg == "--vcpu-delay-ms")
 			options.vcpu_delay_ms = parse_count(argv[++i], 600000);
+		else if (arg == "--hotplug-ms")
+			options.hotplug_ms = parse_count(argv[++i], 600000);
 		else if (arg == "--ready-file")
 			options.ready_file = argv[++i];
 		else if (arg == "--spin")
@@ -172,6 +178,12 @@ int main(int argc, char **argv)
 		threads.emplace_back(churn);
 	if (!options.ready_file.empty())
 		std::ofstream(options.ready_file) << getpid() << '\n';
+	if (options.hotplug_ms > 0) {
+		std::this_thread::sleep_for(std::chrono::milliseconds(options.hotplug_ms));
+		if (options.kvm)
+			create_kvm_vcpus({options.vcpus});
+		threads.emplace_back(run_thread, vcpu_name(options.style, options.vcpus), options.spin);
+	}
 	for (;;)
 		pause();
 }
