@@ -159,7 +159,8 @@ TEST_SUITE("runtime")
 							     "linux", "hooks"});
 		for (const char *key : {"ociVersion", "process", "root", "linux"})
 			CHECK(spec[key] == before[key]);
-		CHECK(spec["annotations"] == before["annotations"]); // no enable annotation: the gate argument
+		CHECK(spec["annotations"] ==
+		      before["annotations"]); // no enable annotation: the gate argument
 		CHECK(keys(spec["hooks"]) ==
 		      std::vector<std::string>{"createRuntime", "poststart", "poststop"});
 		const Spec &entry = spec["hooks"]["createRuntime"][0];
@@ -229,9 +230,9 @@ TEST_SUITE("runtime")
 
 	TEST_CASE("add_hooks: an entry of an older wrapper (no gate argument) is brought up to date")
 	{
-		Spec spec = parse_spec(
-			R"({"hooks":{"poststart":[{"path":"/h/vmm-cgroup-poststart","args":)"
-			R"(["/h/vmm-cgroup-poststart","--config","/etc/x.json"],"timeout":7}]}})");
+		Spec spec =
+			parse_spec(R"({"hooks":{"poststart":[{"path":"/h/vmm-cgroup-poststart","args":)"
+				   R"(["/h/vmm-cgroup-poststart","--config","/etc/x.json"],"timeout":7}]}})");
 		CHECK(add_hooks(spec, settings()));
 		REQUIRE(spec["hooks"]["poststart"].size() == 1);
 		CHECK(spec["hooks"]["poststart"][0]["args"].back() == std::string(gate_argument));
