@@ -428,14 +428,29 @@ exec unshare --mount --propagation private sh -c '{hide} && exec {crun} "$@"' cr
 """
 
 
+# podman passes the runtime a fixed environment: conmon gets LC_*, PATH, CONTAINERS_CONF, XDG_RUNTIME_DIR,
+# HOME (podman 4.3 configureConmonEnv), and podman's own runtime calls (start, kill, delete) only PATH and
+# XDG_RUNTIME_DIR. $VMMCG_RUNTIME_CONFIG set for podman would reach neither: under podman the wrapper reads
+# its compiled runtime.json (/etc/vmm-cgroup-hooks/runtime.json), which a test may not write. So podman's
+# --runtime is this shim, named as the wrapper (podman knows a runtime by its base name), which sets the
+# variable and execs the installed wrapper: every runtime command still goes through the wrapper.
+# It also gives the runtime the suite's private state root where a command lacks it: conmon's exit command
+# (`podman container cleanup`) carries no --runtime-flag, so its `delete --force <id>` would look in
+# /run/runc, find nothing, and the runtime would never run the poststop hook the wrapper added.
+WRAPPER_SHIM = """#!/bin/sh
+case " $* " in *" --root"*) ;; *) set -- --root={root} "$@" ;; esac
+VMMCG_RUNTIME_CONFIG={config} exec {wrapper} "$@"
+"""
+
+
 class Podman:
     """podman with private storage and configuration under workdir; runtime "runc" or "crun" (through the
     wrapper above on hybrid hosts).
 
     runtime_wrapper: {"path": vmm-cgroup-runtime, "hook_dir": ..., "hook_config": ...}: podman's --runtime is
     the project's runtime wrapper instead, which execs the real runtime named in its runtime.json (written
-    here, named to it by $VMMCG_RUNTIME_CONFIG in podman's environment, which conmon and the runtime inherit)
-    after adding the hooks to config.json with --gate=runtime."""
+    here) after adding the hooks to config.json with --gate=runtime. podman gives the runtime a fixed
+    environment, so $VMMCG_RUNTIME_CONFIG is set by a shim of the wrapper's name (WRAPPER_SHIM)."""
 
     def __init__(self, workdir, host, runtime="runc", hooks_dir=None, cgroup_parent=None, crun_hide="tmpfs",
                  runtime_wrapper=None):
@@ -468,7 +483,12 @@ class Podman:
             self.runtime_config = write_config(
                 d("runtime.json"), runtime=self.real_runtime, hook_dir=runtime_wrapper["hook_dir"],
                 hook_config=runtime_wrapper["hook_config"])
-            self.runtime = runtime_wrapper["path"]
+            os.makedirs(d("wrapper"))
+            self.runtime = d("wrapper", "vmm-cgroup-runtime")
+            with open(self.runtime, "w") as f:
+                f.write(WRAPPER_SHIM.format(config=self.runtime_config, wrapper=runtime_wrapper["path"],
+                                            root=d("rt")))
+            os.chmod(self.runtime, 0o755)
         self.conf = d("containers.conf")
         ulimits = ", ".join(f'"{u}"' for u in ULIMITS)
         with open(self.conf, "w") as f:
@@ -509,8 +529,6 @@ runroot = "{d('runroot')}"
             "CONTAINERS_REGISTRIES_CONF": self.registries_conf,
             "LANG": "C.UTF-8",
         }
-        if self.runtime_config:
-            self.env["VMMCG_RUNTIME_CONFIG"] = self.runtime_config
         self.containers = []
 
     def argv(self, *args):
@@ -985,16 +1003,20 @@ class Scenario:
             logs = self.podman("logs", self.container, check=False)
             raise Failure(f"the container is not running (State.Status {state.get('Status')}, exit code "
                           f"{state.get('ExitCode')}); its output: {(logs.stdout + logs.stderr).strip()[-500:]!r}")
-        s = state.get("CgroupPath") or ""
-        if not s.startswith("/"):
-            raise Failure(f"podman inspect State.CgroupPath is {s!r}")
+        # S: where podman's cgroupfs manager puts the container, <cgroup parent>/libpod-<id>. Not podman's
+        # State.CgroupPath: podman derives that from the longest path in /proc/<pid>/cgroup, which is O
+        # (vmm-overhead-<id>-<hash>, beside S) once the hooks moved the VMM there (podman_cgroup_note()).
+        s = f"{self.cgroup_parent}/libpod-{self.cid}"
+        self.podman_cgroup_path = state.get("CgroupPath") or ""
+        if not self.podman_cgroup_path.startswith("/"):
+            raise Failure(f"podman inspect State.CgroupPath is {self.podman_cgroup_path!r}")
         # Cross-check with where the runtime really put the container: the hierarchies the hooks never
-        # change (memory, pids, ...). The launcher's shell is never moved, so it is S everywhere.
+        # change (cpuacct, memory, pids, ...). The launcher's shell is never moved, so it is S everywhere.
         init_cgs = proc_cgroups(self.init_pid)
         for key in self.host.v1:
             if (self.launcher or not self.host.is_overhead_key(key)) and init_cgs.get(key) != s:
-                raise Failure(f"podman reports CgroupPath {s}, but the container's process {self.init_pid} is in "
-                              f"{init_cgs.get(key)} in {key}")
+                raise Failure(f"S is {s}, but the container's process {self.init_pid} is in "
+                              f"{init_cgs.get(key)} in {key} (podman reports CgroupPath {self.podman_cgroup_path})")
         unified_s = None
         if self.host.mode == "hybrid":
             if self.podman.wrapped:
@@ -1017,6 +1039,14 @@ class Scenario:
             raise Failure(f"no qemu-system-x86_64 with {self.vcpus} vCPU threads after {vmm_timeout}s "
                           f"(container process {self.init_pid}: {threads(self.init_pid)[:3]}; logs: {logs!r})")
         return self
+
+    def podman_cgroup_note(self):
+        """What podman says the container's cgroup is, once placed, when that is not S (a NOTE, not a
+        failure: podman takes the longest path of the process's /proc/<pid>/cgroup)."""
+        path = self.podman.inspect(self.container)["State"].get("CgroupPath") or ""
+        if path != self.layout.s:
+            return f"podman inspect State.CgroupPath is {path}, not S {self.layout.s}"
+        return None
 
     def check_wrapped_spec(self):
         """Through the wrapper: config.json got the three installed hooks (or the --hook-log scripts of

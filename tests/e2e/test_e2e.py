@@ -101,6 +101,9 @@ def vm_case(session, name, stop="stop", expect_log=None, **kwargs):
         bad = sc.placement_problems()
         if bad:
             raise L.Failure(f"placement changed after the hooks finished: {bad[0]}")
+        note = sc.podman_cgroup_note()
+        if note:
+            L.log(f"  NOTE {name}: {note}")
         vmm = sc.vmm_pid
         if stop == "exit":
             # the VMM ends by itself (SIGTERM from inside, as a guest poweroff would): the launcher shell
@@ -214,7 +217,7 @@ def main(argv):
             return 1
         host = session.host
         L.log(f"host: cgroup {host.mode}; v1 hierarchies {', '.join(host.v1)}; hooks from {session.prefix}"
-              + (f"; podman --runtime {session.wrapper}" if session.via_wrapper else "; registered through hooks.d"))
+              + (f"; podman --runtime {session.wrapper} (through a shim that sets $VMMCG_RUNTIME_CONFIG)" if session.via_wrapper else "; registered through hooks.d"))
         if host.mode == "v2":
             L.log("NOTE: cgroup v2 host: the v2 expectations (S/vcpu, S/overhead) have not been exercised before")
         if not session.kvm:
