@@ -365,6 +365,8 @@ def install_hooks(build, work):
     plan = json.loads(run(["meson", "introspect", "--installed", twin]))
     copied = 0
     for built in plan:
+        if not os.path.isabs(built):
+            continue  # an install_symlink (the hooks' man page aliases): meson install makes it
         if os.path.exists(built):
             continue  # made at configure time with prefix /usr (the hooks.d files)
         source = os.path.join(build, os.path.relpath(built, twin))
