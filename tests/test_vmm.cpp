@@ -16,10 +16,10 @@
 // The hostile stand-ins (tests/integration/test_hostile.cpp): --kvm-vcpus N holds only N vCPU fds (fewer
 // than the vCPU-named threads: a faked proof); --spin-io makes the I/O threads spin (the overhead side);
 // --fork-after-ms forks --forks child processes (1 by default) named "child" after that delay (each pauses
-// until the VMM dies, and is reaped by the kernel); --exit-on-usr1 makes a vCPU thread exit when SIGUSR1 is sent to it (tgkill),
-// so that its tid can be reused; --qmp-silent listens on a unix socket, accepts and never answers (a QMP
-// peer that is the VMM itself). Up to 8192 vCPU and I/O threads, each with a small stack.
-// The process runs until it is killed.
+// until the VMM dies, and is reaped by the kernel); --exit-on-usr1 makes a vCPU thread exit when SIGUSR1 is
+// sent to it (tgkill), so that its tid can be reused; --qmp-silent listens on a unix socket, accepts and
+// never answers (a QMP peer that is the VMM itself). Up to 8192 vCPU and I/O threads, each with a small
+// stack. The process runs until it is killed.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -182,19 +182,22 @@ void *run_thread(void *arg)
 	return nullptr;
 }
 
-// Detached, with a small stack: thousands of them stay cheap.
+// With a small stack: thousands of them stay cheap.
 void start_thread(std::string name, bool spin)
 {
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 64 * 1024);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t thread;
+	std::string comm = name.substr(0, 15);
 	auto *spec = new ThreadSpec{std::move(name), spin};
 	if (pthread_create(&thread, &attr, run_thread, spec) != 0) {
 		std::perror("test-vmm: pthread_create");
 		std::exit(4);
 	}
+	// Named before the ready file is written, not whenever the thread first runs. Never joined: a
+	// thread that exits (--exit-on-usr1) frees its tid all the same.
+	pthread_setname_np(thread, comm.c_str());
 	pthread_attr_destroy(&attr);
 }
 
