@@ -102,7 +102,7 @@ private:
 	std::optional<ProcCgroups> check_vmm(const ProcFs &proc, const ProcessRef &vmm) const;
 	// The whole process to O where it is still in S. False when the VMM is gone.
 	bool move_process(const ProcessRef &vmm, const ProcCgroups &where);
-	void return_strays(const ProcessRef &vmm);
+	void return_strays(const ProcFs &proc, const ProcessRef &vmm);
 	ThreadMover &mover();
 
 	Layout &layout_;
@@ -229,13 +229,19 @@ bool V1Backend::move_process(const ProcessRef &vmm, const ProcCgroups &where)
 }
 
 // Processes in O other than the VMM (children it forked after it was moved) go back to S: only the VMM's
-// own threads run outside the container's CPU limit.
-void V1Backend::return_strays(const ProcessRef &vmm)
+// own threads run outside the container's CPU limit. A listed pid may have exited since the list was read
+// and been taken by a process of the host: only a process still in O is moved.
+void V1Backend::return_strays(const ProcFs &proc, const ProcessRef &vmm)
 {
 	for (auto &sorting : mover_->sortings()) {
 		std::error_code ec;
 		for (pid_t pid : sorting.mount.read_ids(sorting.overhead, "cgroup.procs", ec)) {
 			if (pid == vmm.pid)
+				continue;
+			std::error_code read_ec;
+			ProcCgroups now = parse_proc_cgroup(proc.read(pid, "cgroup", read_ec));
+			auto in = now.find(sorting.proc_key);
+			if (read_ec || in == now.end() || in->second != sorting.overhead)
 				continue;
 			std::error_code move_ec =
 				sorting.mount.write_file(sorting.vcpu, "cgroup.procs", std::to_string(pid));
@@ -253,7 +259,7 @@ Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 	std::optional<ProcCgroups> where = check_vmm(proc, vmm);
 	if (!where || !move_process(vmm, *where))
 		return Moves::vmm_exited();
-	return_strays(vmm);
+	return_strays(proc, vmm);
 	return mover().move(proc, vmm.pid, threads, deadline);
 }
 
