@@ -1250,4 +1250,30 @@ TEST_SUITE("hostile")
 		}
 		MESSAGE(failed << " of 40 concurrent createRuntimes failed on a root another was making");
 	}
+
+	TEST_CASE("overhead root: one that another hook is seeding is waited for, not refused")
+	{
+		std::string root = "/vmmcg-it-" + std::to_string(::getpid()) + "-seeding";
+		vmmcg::ScopeExit cleanup([&] {
+			for (const auto &c : Sandbox::cpu_controllers())
+				::rmdir(cgroup_dir(c, root).c_str());
+		});
+		Sandbox sb("seeding");
+		sb.configure(R"("overhead_parent":"root","overhead_root":")" + root + "\"");
+		sb.start_test_vmm({"--vcpus", "1"});
+		// As the first createRuntime of a node leaves it for a moment: made, its cpuset not seeded
+		// yet.
+		for (const auto &c : Sandbox::cpu_controllers())
+			REQUIRE(::mkdir(cgroup_dir(c, root).c_str(), 0755) == 0);
+		RunningHook hook = sb.spawn("create-runtime", sb.state());
+		std::this_thread::sleep_for(20ms);
+		for (const char *file : {"cpuset.cpus", "cpuset.mems"})
+			write_text(cgroup_dir("cpuset", root) + "/" + file,
+				   read_text(cgroup_dir("cpuset", "/") + file));
+		HookRun created = sb.finish(hook);
+		CHECK_MESSAGE(created.status == 0, created.err);
+		CHECK(sb.poststop().status == 0);
+		for (const auto &c : Sandbox::cpu_controllers())
+			CHECK_FALSE(fs::exists(cgroup_dir(c, root + "/" + sb.instance())));
+	}
 }
