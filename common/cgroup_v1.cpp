@@ -1,8 +1,10 @@
 #include "cgroup_v1.h"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -37,16 +39,29 @@ void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, const std:
 	}
 }
 
-// A shared cgroup that existed is never changed: with an empty cpuset it cannot take O.
+// A shared cgroup that existed is never changed: with an empty cpuset it cannot take O. One that another
+// createRuntime has just made (the first containers of a node, at once) is seeded by it a moment later
+// (mkdir, then cpuset.cpus, then cpuset.mems): waited for, about 130 ms at most, before it is refused.
 void check_cpuset(const CgroupMount &mount, const std::string &cgroup)
 {
-	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
-		std::error_code ec;
-		if (mount.read_value(cgroup, file, ec).empty())
-			throw HostError(mount.describe(cgroup, file) +
+	using namespace std::chrono_literals;
+	for (auto wait = 1ms;; wait *= 2) {
+		const char *empty = nullptr;
+		for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
+			std::error_code ec;
+			if (mount.read_value(cgroup, file, ec).empty()) {
+				empty = file;
+				break;
+			}
+		}
+		if (!empty)
+			return;
+		if (wait > 64ms)
+			throw HostError(mount.describe(cgroup, empty) +
 					" is empty: the hooks do not change a cgroup they did not create "
 					"(give it CPUs "
 					"and memory nodes, or remove it so that the hooks create it)");
+		std::this_thread::sleep_for(wait);
 	}
 }
 
