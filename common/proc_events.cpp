@@ -79,7 +79,9 @@ SocketFilterProgram SocketFilterProgram::for_tgids(const std::vector<pid_t> &tgi
 	std::size_t accept = p.size();
 	p.push_back(statement(BPF_RET | BPF_K, 0xffffffff));
 	// Jumps are relative to the next instruction: jt when equal, fall through otherwise.
-	auto jump = [&](std::size_t from, std::size_t to) { p[from].jt = static_cast<unsigned char>(to - from - 1); };
+	auto jump = [&](std::size_t from, std::size_t to) {
+		p[from].jt = static_cast<unsigned char>(to - from - 1);
+	};
 	for (std::size_t at : to_fork)
 		jump(at, fork_block);
 	for (std::size_t at : to_process)
@@ -140,8 +142,8 @@ std::optional<ProcEvent> ProcEvents::parse(const void *data, std::size_t size)
 		    std::min(size - event_offset, sizeof(event)));
 	switch (event.what) {
 	case proc_event::PROC_EVENT_FORK:
-		return ProcEvent{ProcEvent::Kind::fork, event.event_data.fork.child_pid, event.event_data.fork.child_tgid,
-				 event.event_data.fork.parent_tgid};
+		return ProcEvent{ProcEvent::Kind::fork, event.event_data.fork.child_pid,
+				 event.event_data.fork.child_tgid, event.event_data.fork.parent_tgid};
 	case proc_event::PROC_EVENT_EXEC:
 		return ProcEvent{ProcEvent::Kind::exec, event.event_data.exec.process_pid,
 				 event.event_data.exec.process_tgid, 0};
@@ -159,7 +161,9 @@ std::optional<ProcEvent> ProcEvents::parse(const void *data, std::size_t size)
 std::vector<ProcEvent> ProcEvents::wait(std::chrono::milliseconds timeout, bool &lost)
 {
 	std::vector<ProcEvent> events;
-	struct pollfd pfd {fd_.get(), POLLIN, 0};
+	struct pollfd pfd {
+		fd_.get(), POLLIN, 0
+	};
 	if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0)
 		return events;
 	alignas(struct nlmsghdr) char buf[4096];

@@ -20,8 +20,8 @@ namespace vmmcg {
 struct ProcEvent {
 	enum class Kind { fork, exec, comm, exit };
 	Kind kind = Kind::fork;
-	pid_t pid = 0;  // the task the event is about (fork: the new one)
-	pid_t tgid = 0; // its thread group (fork: the new task's)
+	pid_t pid = 0;         // the task the event is about (fork: the new one)
+	pid_t tgid = 0;        // its thread group (fork: the new task's)
 	pid_t parent_tgid = 0; // fork: the thread group that made it
 };
 
@@ -33,23 +33,24 @@ struct SocketFilterProgram {
 		unsigned int k;
 	};
 	std::vector<Instruction> instructions;
-	// Passes fork events whose parent or child thread group is in tgids, and exec, comm and exit events of
-	// those thread groups; drops everything else.
+	// Passes fork events whose parent or child thread group is in tgids, and exec, comm and exit events
+	// of those thread groups; drops everything else.
 	static SocketFilterProgram for_tgids(const std::vector<pid_t> &tgids);
 };
 
 class ProcEvents
 {
 public:
-	// The connector, subscribed; nullopt where the kernel refuses it (no CAP_NET_ADMIN, a user namespace).
+	// The connector, subscribed; nullopt where the kernel refuses it (no CAP_NET_ADMIN, a user
+	// namespace).
 	static std::optional<ProcEvents> open();
 
 	// Only events of these thread groups (at most max_watched) reach this socket from now on.
 	static constexpr std::size_t max_watched = 16;
 	bool watch(const std::vector<pid_t> &tgids);
 
-	// The events that arrive within timeout (none on timeout). `lost` is set when the kernel dropped events
-	// (the socket's buffer overran): the caller rescans.
+	// The events that arrive within timeout (none on timeout). `lost` is set when the kernel dropped
+	// events (the socket's buffer overran): the caller rescans.
 	std::vector<ProcEvent> wait(std::chrono::milliseconds timeout, bool &lost);
 
 	// Parses one datagram of the connector (a netlink message with a cn_msg and a proc_event).

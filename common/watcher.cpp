@@ -111,8 +111,8 @@ bool Watcher::pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &
 	SettleResult result = loop.run(std::chrono::steady_clock::now() + 200ms);
 	if (!result.vmm || result.vcpus == vcpus)
 		return false;
-	spdlog::info("watcher: VMM pid {} has {} vCPU threads now (was {}): placed", vmm.pid, result.vcpus.size(),
-		     vcpus.size());
+	spdlog::info("watcher: VMM pid {} has {} vCPU threads now (was {}): placed", vmm.pid,
+		     result.vcpus.size(), vcpus.size());
 	vcpus = result.vcpus;
 	return true;
 }
@@ -126,7 +126,8 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 	ProcFs proc;
 	auto next_check = std::chrono::steady_clock::now() + tick;
 	while (proc.alive(vmm)) {
-		bool woken = wait(std::max<std::chrono::nanoseconds>(next_check - std::chrono::steady_clock::now(), 0ns));
+		bool woken = wait(std::max<std::chrono::nanoseconds>(
+			next_check - std::chrono::steady_clock::now(), 0ns));
 		if (woken)
 			wait(debounce);
 		bool changed = (woken || !events_) && pass(*backend, vmm, record.vcpus);

@@ -1,8 +1,9 @@
 // vmm-cgroup-systemd: what the hooks ask systemd, over D-Bus with libsystemd's sd-bus. The hooks are static
 // executables and run this helper only on systemd hosts, only when systemd must be told (common/systemd.h).
 //
-//   vmm-cgroup-systemd cpu-quota-infinity UNIT   SetUnitProperties(UNIT, runtime, CPUQuotaPerSecUSec=infinity)
-//   vmm-cgroup-systemd own-scope PID NAME        StartTransientUnit(vmm-cgroup-hooks-NAME.scope) holding PID, in
+//   vmm-cgroup-systemd cpu-quota-infinity UNIT   SetUnitProperties(UNIT, runtime,
+//   CPUQuotaPerSecUSec=infinity) vmm-cgroup-systemd own-scope PID NAME
+//   StartTransientUnit(vmm-cgroup-hooks-NAME.scope) holding PID, in
 //                                                vmm-cgroup-hooks.slice, CPUQuota=20%, removed when it exits
 // Exit status 0 when systemd did it, 1 when it refused or could not be reached, 2 for bad arguments.
 #include <systemd/sd-bus.h>
@@ -41,8 +42,9 @@ int call_manager(Bus &b, const char *method)
 	int r = sd_bus_open_system(&b.bus);
 	if (r < 0)
 		return fail("connecting to the system bus", r);
-	r = sd_bus_message_new_method_call(b.bus, &b.message, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-					   "org.freedesktop.systemd1.Manager", method);
+	r = sd_bus_message_new_method_call(b.bus, &b.message, "org.freedesktop.systemd1",
+					   "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+					   method);
 	return r < 0 ? fail(method, r) : 0;
 }
 
@@ -57,7 +59,8 @@ int cpu_quota_infinity(const char *unit)
 	Bus b;
 	if (call_manager(b, "SetUnitProperties") != 0)
 		return 1;
-	int r = sd_bus_message_append(b.message, "sba(sv)", unit, 1, 1, "CPUQuotaPerSecUSec", "t", UINT64_MAX);
+	int r = sd_bus_message_append(b.message, "sba(sv)", unit, 1, 1, "CPUQuotaPerSecUSec", "t",
+				      UINT64_MAX);
 	return r < 0 ? fail("SetUnitProperties", r) : send(b, "SetUnitProperties");
 }
 
@@ -74,7 +77,8 @@ int own_scope(const char *pid_text, const char *name)
 	int r = sd_bus_message_append(b.message, "ssa(sv)a(sa(sv))", unit.c_str(), "fail", 5, "PIDs", "au", 1,
 				      static_cast<std::uint32_t>(pid), "Slice", "s", "vmm-cgroup-hooks.slice",
 				      "Description", "s", "vmm-cgroup-hooks watcher", "CollectMode", "s",
-				      "inactive-or-failed", "CPUQuotaPerSecUSec", "t", std::uint64_t(200000), 0);
+				      "inactive-or-failed", "CPUQuotaPerSecUSec", "t", std::uint64_t(200000),
+				      0);
 	return r < 0 ? fail("StartTransientUnit", r) : send(b, "StartTransientUnit");
 }
 
@@ -92,7 +96,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	std::fprintf(command == "--help" ? stdout : stderr,
-		     "Usage: vmm-cgroup-systemd cpu-quota-infinity UNIT | own-scope PID NAME | --help | --version\n"
-		     "What the vmm-cgroup-hooks ask systemd; run by the hooks, not by hand. See vmm-cgroup-hooks(8).\n");
+		     "Usage: vmm-cgroup-systemd cpu-quota-infinity UNIT | own-scope PID NAME | --help | "
+		     "--version\n"
+		     "What the vmm-cgroup-hooks ask systemd; run by the hooks, not by hand. See "
+		     "vmm-cgroup-hooks(8).\n");
 	return command == "--help" ? 0 : 2;
 }
