@@ -15,11 +15,27 @@ namespace vmmcg {
 
 namespace {
 
+// The helper is installed beside the hooks: found from this executable's own path, so that a tree
+// installed under another prefix than the one it was built for (a package, the node suite's guest) finds
+// its own helper; the configured libexec directory where /proc/self/exe cannot be read.
+std::string helper_path()
+{
+	char self[4096];
+	ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+	std::string dir = VMMCG_LIBEXEC_DIR;
+	if (n > 0) {
+		std::string exe(self, static_cast<std::size_t>(n));
+		if (exe.starts_with('/') && exe.find('/') != exe.rfind('/'))
+			dir = exe.substr(0, exe.rfind('/'));
+	}
+	return dir + "/vmm-cgroup-systemd";
+}
+
 // Runs the helper with these arguments, no shell, stdio inherited; true on exit 0. Bounded by the helper's
 // own D-Bus timeout.
 bool run_helper(const char *command, const std::string &a, const std::string &b = {})
 {
-	std::string helper = std::string(VMMCG_LIBEXEC_DIR) + "/vmm-cgroup-systemd";
+	std::string helper = helper_path();
 	const char *argv[] = {helper.c_str(), command, a.c_str(), b.empty() ? nullptr : b.c_str(), nullptr};
 	pid_t child = ::fork();
 	if (child < 0)
