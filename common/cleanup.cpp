@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "backend.h"
+#include "cgroupfs.h"
 
 namespace vmmcg {
 
@@ -21,6 +22,28 @@ void stop_settler(const std::optional<ProcessRef> &settler)
 	for (int i = 0; i < 200 && proc.alive(*settler); ++i)
 		std::this_thread::sleep_for(std::chrono::milliseconds(5));
 	spdlog::info("stopped settler pid {}", settler->pid);
+}
+
+bool container_gone(const Record &record)
+{
+	if (record.container && ProcFs().alive(*record.container))
+		return false;
+	auto sandbox_gone = [](const std::string &mount, const std::string &sandbox) {
+		try {
+			return !CgroupMount::open(mount).exists(sandbox);
+		} catch (const std::exception &) {
+			return false;
+		}
+	};
+	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups))
+		return sandbox_gone(v2->mount, v2->sandbox);
+	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
+		for (const auto &h : v1->hierarchies)
+			if (!sandbox_gone(h.mount, h.sandbox))
+				return false;
+		return !v1->hierarchies.empty();
+	}
+	return false;
 }
 
 std::size_t clean_up(const std::string &record_dir, Record &record)

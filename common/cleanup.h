@@ -15,6 +15,10 @@ namespace vmmcg {
 // are removed.
 void stop_settler(const std::optional<ProcessRef> &settler);
 
+// The container of a record is gone: its process is dead and the runtime has removed S (in every
+// hierarchy, on v1). False where that cannot be told (a mount that cannot be opened).
+bool container_gone(const Record &record);
+
 // The settler, the cgroups the record lists (only those: nothing of another instance), the record itself.
 // Keeps going after a failure; returns the number of failures.
 std::size_t clean_up(const std::string &record_dir, Record &record);

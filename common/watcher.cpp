@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "backend.h"
+#include "cleanup.h"
 #include "placement.h"
 #include "proc_events.h"
 #include "settler.h"
@@ -50,6 +51,7 @@ private:
 	bool wait(std::chrono::nanoseconds up_to);
 	SettleResult settle(Record &record);
 	void watch(Record &record, const ProcessRef &vmm);
+	void clean_up_if_orphaned();
 	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus);
 
 	Config config_;
@@ -142,6 +144,30 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 	}
 }
 
+// The VMM has exited (or never came). poststop normally follows at once, removes the record and ends
+// this process. Where it never comes (conmon killed with the unit that started it, an engine killed), the
+// container is gone once its process is dead and the runtime has removed S: then this process removes
+// what poststop would have. It waits for that only while the container's process is dead, a minute at most.
+void Watcher::clean_up_if_orphaned()
+{
+	for (int second = 0; second < 60; ++second) {
+		std::optional<Record> record = current();
+		if (!record)
+			return; // poststop ran
+		if (record->container && ProcFs().alive(*record->container))
+			return; // the container lives on (a launcher whose VMM exited): poststop will come
+		if (container_gone(*record)) {
+			spdlog::warn(
+				"the container is gone and no poststop came: cleaning up as poststop would");
+			record->settler.reset();
+			record->watcher.reset(); // this process: not to be stopped
+			clean_up(config_.record_dir, *record);
+			return;
+		}
+		std::this_thread::sleep_for(1s);
+	}
+}
+
 int Watcher::run()
 {
 	std::optional<Record> record = current();
@@ -157,11 +183,17 @@ int Watcher::run()
 	log_settled(settled, "settler");
 	store_placement(*record, *backend, settled);
 	bool watching = config_.watch_vmm && settled.vmm && !settled.vcpus.empty();
+	// Named as the watcher until it ends, also when it only waits to see whether poststop comes.
 	record->settler.reset();
-	record->watcher = watching ? std::optional(self_) : std::nullopt;
+	record->watcher = self_;
 	write_record(config_.record_dir, *record);
 	if (watching)
 		watch(*record, *settled.vmm);
+	clean_up_if_orphaned();
+	if (std::optional<Record> last = current()) {
+		last->watcher.reset();
+		write_record(config_.record_dir, *last);
+	}
 	return 0;
 }
 

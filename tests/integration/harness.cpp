@@ -388,6 +388,17 @@ pid_t Sandbox::start_test_vmm(const std::vector<std::string> &extra_args)
 	return pid;
 }
 
+bool Sandbox::remove_sandbox() const
+{
+	bool gone = true;
+	for (const auto &c : all_controllers()) {
+		std::string path = cgroup_root + "/" + c + sandbox_;
+		if (::rmdir(path.c_str()) != 0 && errno != ENOENT)
+			gone = false;
+	}
+	return gone;
+}
+
 void Sandbox::kill_vmm()
 {
 	if (vmm_ <= 0)

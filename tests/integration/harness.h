@@ -68,6 +68,9 @@ public:
 	pid_t start_test_vmm(const std::vector<std::string> &extra_args = {});
 	pid_t vmm() const { return vmm_; }
 	void kill_vmm();
+	// Removes S in every hierarchy, as the runtime's delete does once the container's process is dead;
+	// true when it is gone everywhere.
+	bool remove_sandbox() const;
 
 	// Extra configuration keys, merged into the hook configuration file.
 	void configure(const std::string &json_object_members);

@@ -511,9 +511,36 @@ TEST_SUITE("hostile")
 		CHECK(record_dir_empty(sb));
 	}
 
+	TEST_CASE("a child the VMM forks after placement: the watcher returns it to S within a second")
+	{
+		Sandbox sb("forkwatch");
+		sb.start_test_vmm({"--vcpus", "2", "--fork-after-ms", "1000"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+		pid_t child = 0;
+		REQUIRE(wait_until([&] {
+			std::istringstream in(read_text("/proc/" + std::to_string(sb.vmm()) + "/task/" +
+							std::to_string(sb.vmm()) + "/children"));
+			return static_cast<bool>(in >> child);
+		}));
+		CHECK(wait_until(
+			[&] {
+				for (const auto &c : all_controllers())
+					if (where(child, c) != sb.sandbox_path())
+						return false;
+				return true;
+			},
+			2000));
+		check_split(sb, 2);
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
 	TEST_CASE("a child the VMM forks after placement lands in O and goes back to S at the next pass")
 	{
 		Sandbox sb("forks");
+		sb.configure(R"("watch_vmm":false)"); // the pass alone, with no watcher to do it first
 		sb.start_test_vmm({"--vcpus", "2", "--fork-after-ms", "1000"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
@@ -1143,6 +1170,7 @@ TEST_SUITE("hostile")
 		std::string self_cpuset = where(::getpid(), "cpuset");
 		for (int attempt = 0; attempt < 6 && !host_cpuset; ++attempt) {
 			Sandbox sb("strays" + std::to_string(attempt));
+			sb.configure(R"("watch_vmm":false)"); // the strays stay in O for this test's pass
 			// 1,000 children forked after placement, into O: one write each per hierarchy.
 			pid_t vmm = sb.start_test_vmm(
 				{"--vcpus", "1", "--fork-after-ms", "1500", "--forks", "1000"});

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -38,6 +39,28 @@ TEST_SUITE("watcher")
 			if (event.tgid == other && event.parent_tgid != ::getpid())
 				++of_child;
 		CHECK(of_child == 0);
+	}
+
+	TEST_CASE("no poststop came: once the container is dead and S removed, the watcher cleans up")
+	{
+		Sandbox sb("orphan");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		REQUIRE_FALSE(sb.record()["watcher"].is_null());
+		sb.kill_vmm();
+		// While S is there the container may still be deleted by its runtime, with poststop: nothing
+		// goes.
+		std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+		CHECK(std::filesystem::exists(sb.record_file()));
+		CHECK_FALSE(sb.overhead_gone());
+		REQUIRE(sb.remove_sandbox());
+		CHECK(wait_until(
+			[&] { return !std::filesystem::exists(sb.record_file()) && sb.overhead_gone(); },
+			5000));
+		CHECK(wait_until([&] { return sb.hook_processes().empty(); }, 3000));
+		CHECK(sb.poststop().status == 0); // late, and idempotent
 	}
 
 	TEST_CASE("a vCPU hot-plugged after placement is placed within a second, with no command")
