@@ -1,0 +1,68 @@
+// `vmm-cgroupctl gc`: removes what belongs to containers that are gone (an engine killed before poststop, a
+// createRuntime killed midway) with cleanup.h clean_up, as poststop would have: the settler, the cgroups the
+// record lists, the record. Never anything of a live container: a container whose process or VMM runs, or
+// whose cgroups still hold a task, is kept. Also reports overhead cgroups no record names (beside a
+// recorded S, or below an overhead root) and, with --force-orphans, removes those that hold no task.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "model.h"
+#include "records.h"
+
+namespace vmmcg::ctl {
+
+// What gc looks at for one record.
+struct GcFacts {
+	bool container_known = false; // the record names the container's process (pid and start time)
+	bool container_alive = false;
+	bool vmm_alive = false;
+	bool cgroups_known = false;  // the record names S (split mode)
+	bool sandbox_exists = false; // S exists in at least one hierarchy
+	bool tasks_inside = false;   // S, O or S's threaded children hold a task
+};
+
+struct GcDecision {
+	bool remove = false;
+	std::string reason;
+};
+
+GcDecision decide_gc(const GcFacts &facts);
+
+struct GcEntry {
+	std::string id;
+	std::string name;
+	GcDecision decision;
+	std::size_t failures = 0; // what clean_up could not remove
+};
+
+struct Orphan {
+	std::string mount;
+	std::string path;
+	std::string instance; // the instance name in its name
+	bool empty = false; // no task and no child cgroup
+	bool removed = false;
+	std::string error;
+};
+
+struct GcOptions {
+	bool dry_run = false;
+	bool force_orphans = false;
+};
+
+struct GcReport {
+	GcOptions options;
+	std::vector<GcEntry> records;
+	std::vector<Unreadable> unreadable; // never removed: nothing in them can be trusted
+	std::vector<Orphan> orphans;
+};
+
+GcReport run_gc(const Config &config, const GcOptions &options);
+std::string format_gc(const GcReport &report);
+// Nothing failed to be removed.
+bool gc_ok(const GcReport &report);
+
+} // namespace vmmcg::ctl
