@@ -52,7 +52,8 @@ Exit status: 0 done; 1 the host refused something, or a command found it wrong (
 command's --help); 2 bad arguments or configuration. See vmm-cgroupctl(8).
 )";
 
-constexpr const char *status_help = R"(Usage: vmm-cgroupctl [--config PATH] status [NAME|ID] [--json | --prometheus]
+constexpr const char *status_help =
+	R"(Usage: vmm-cgroupctl [--config PATH] status [NAME|ID] [--json | --prometheus]
 
 Every container of the record directory (or those NAME|ID names: an instance name, a container
 id, or the start of one), checked against the cgroups and /proc: mode, host mode, phase, the
@@ -104,10 +105,14 @@ not be removed.
 void set_flag(Arguments &args, std::string_view arg)
 {
 	static const std::map<std::string_view, bool Arguments::*> flags = {
-		{"--json", &Arguments::json},		  {"--prometheus", &Arguments::prometheus},
-		{"--all", &Arguments::all},		  {"--dry-run", &Arguments::dry_run},
-		{"--force-orphans", &Arguments::force_orphans}, {"--help", &Arguments::help},
-		{"-h", &Arguments::help},		  {"--version", &Arguments::version},
+		{"--json", &Arguments::json},
+		{"--prometheus", &Arguments::prometheus},
+		{"--all", &Arguments::all},
+		{"--dry-run", &Arguments::dry_run},
+		{"--force-orphans", &Arguments::force_orphans},
+		{"--help", &Arguments::help},
+		{"-h", &Arguments::help},
+		{"--version", &Arguments::version},
 	};
 	auto it = flags.find(arg);
 	if (it == flags.end())
@@ -127,10 +132,12 @@ void check_command(const Arguments &args)
 	const std::string &c = args.command;
 	require(c == "status" || c == "reconcile" || c == "gc" || c == "help",
 		"command '" + printable(c) + "': unknown; commands: status, reconcile, gc, help");
-	require(!args.json && !args.prometheus ? true : c == "status", "--json and --prometheus are for status");
+	require(!args.json && !args.prometheus ? true : c == "status",
+		"--json and --prometheus are for status");
 	require(!(args.json && args.prometheus), "status: --json or --prometheus, not both");
 	require(!args.all || c == "reconcile", "--all is for reconcile");
-	require(!(args.dry_run || args.force_orphans) || c == "gc", "--dry-run and --force-orphans are for gc");
+	require(!(args.dry_run || args.force_orphans) || c == "gc",
+		"--dry-run and --force-orphans are for gc");
 	require(c != "status" || args.targets.size() <= 1, "status: at most one NAME|ID");
 	require(c != "gc" || args.targets.empty(), "gc takes no NAME|ID");
 	require(c != "help" || args.targets.size() <= 1, "help: at most one command");
@@ -224,8 +231,11 @@ int reconcile_command(const Arguments &args, const Config &config)
 			set_log_container(loaded.record->id);
 			outcomes.push_back(reconcile(config, *loaded.record));
 		} else {
-			outcomes.push_back({loaded.name, loaded.name, ReconcileOutcome::Result::failed,
-					    "unreadable record: " + loaded.error, {}});
+			outcomes.push_back({loaded.name,
+					    loaded.name,
+					    ReconcileOutcome::Result::failed,
+					    "unreadable record: " + loaded.error,
+					    {}});
 		}
 	}
 	print(format_reconcile(outcomes));
@@ -243,7 +253,8 @@ int run_command(const Arguments &args)
 {
 	Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
 	apply_log_options(config.log);
-	drop_stderr_logging(); // the command reports on stdout; the log (syslog) keeps what gc and reconcile did
+	// The command reports on stdout; the log (syslog) keeps what gc and reconcile did.
+	drop_stderr_logging();
 	if (args.command == "status")
 		return status_command(args, config);
 	if (args.command == "reconcile")

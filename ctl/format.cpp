@@ -38,8 +38,8 @@ std::string hierarchy_name(const HierarchyStatus &hierarchy)
 
 std::size_t count_threads(const ContainerStatus &status, Side side, bool on_side)
 {
-	return static_cast<std::size_t>(std::count_if(
-		status.threads.begin(), status.threads.end(), [&](const ThreadStatus &thread) {
+	return static_cast<std::size_t>(
+		std::count_if(status.threads.begin(), status.threads.end(), [&](const ThreadStatus &thread) {
 			return thread.side == side && placed(status, thread) == on_side;
 		}));
 }
@@ -77,7 +77,9 @@ std::vector<std::string> align(const std::vector<Row> &rows, bool colour)
 		std::string line;
 		for (std::size_t i = 0; i < row.size(); ++i) {
 			bool last = i + 1 == row.size();
-			std::string cell = last ? row[i].text : row[i].text + std::string(widths[i] - row[i].text.size(), ' ');
+			std::string cell =
+				last ? row[i].text
+				     : row[i].text + std::string(widths[i] - row[i].text.size(), ' ');
 			line += paint(cell, row[i].colour, colour) + (last ? "" : "  ");
 		}
 		lines.push_back(line);
@@ -99,8 +101,10 @@ void render(std::string &out, const std::vector<Node> &nodes)
 	for (std::size_t i = 0; i < nodes.size(); ++i) {
 		bool last = i + 1 == nodes.size();
 		const Node &node = nodes[i];
-		out += (last ? "└─ " : "├─ ") + node.label + std::string(width - node.label.size() + 2, ' ') +
-		       node.text + "\n";
+		out += (last ? "└─ " : "├─ ") + node.label;
+		if (!node.text.empty())
+			out += std::string(width - node.label.size() + 2, ' ') + node.text;
+		out += "\n";
 		for (std::size_t j = 0; j < node.children.size(); ++j)
 			out += std::string(last ? "   " : "│  ") +
 			       (j + 1 == node.children.size() ? "└─ " : "├─ ") + node.children[j] + "\n";
@@ -165,6 +169,8 @@ std::string number_or_unknown(const std::optional<std::uint64_t> &value)
 
 std::string throttle_text(const SideFigures &side)
 {
+	if (!side.nr_throttled)
+		return "?"; // no cpu controller there
 	return number_or_unknown(side.nr_throttled) + " periods, " + seconds_short(side.throttled_ns);
 }
 
@@ -184,9 +190,9 @@ std::string header(const ContainerStatus &status, bool colour)
 {
 	bool ok = placement_ok(status);
 	std::string verdict = ok ? "placement ok" : "placement NOT ok";
-	return paint(printable(status.id), Colour::bold, colour) + "  " + status.mode + " on a " + status.host +
-	       " host, " + status.phase + "  " + paint(verdict, ok ? Colour::green : Colour::red, colour) +
-	       "\n";
+	return paint(printable(status.id), Colour::bold, colour) + "  " + status.mode + " on a " +
+	       status.host + " host, " + status.phase + "  " +
+	       paint(verdict, ok ? Colour::green : Colour::red, colour) + "\n";
 }
 
 std::vector<Node> container_nodes(const ContainerStatus &status, bool colour)
@@ -202,12 +208,14 @@ std::vector<Node> container_nodes(const ContainerStatus &status, bool colour)
 		nodes.push_back({"cgroups", "", cgroup_rows(status, colour)});
 	nodes.push_back({"VMM", vmm_text(status), thread_rows(status, colour)});
 	if (status.vmm) {
-		nodes.push_back({"CPU", "vcpu " + seconds_short(status.cpu.vcpu.usage_ns) + ", overhead " +
-						seconds_short(status.cpu.overhead.usage_ns) + " (" +
-						status.cpu.source + ")",
+		nodes.push_back({"CPU",
+				 "vcpu " + seconds_short(status.cpu.vcpu.usage_ns) + ", overhead " +
+					 seconds_short(status.cpu.overhead.usage_ns) + " (" +
+					 status.cpu.source + ")",
 				 {}});
-		nodes.push_back({"throttled", "vcpu " + throttle_text(status.cpu.vcpu) + "; overhead " +
-						      throttle_text(status.cpu.overhead),
+		nodes.push_back({"throttled",
+				 "vcpu " + throttle_text(status.cpu.vcpu) + "; overhead " +
+					 throttle_text(status.cpu.overhead),
 				 {}});
 	}
 	for (const auto &problem : status.problems)
@@ -309,10 +317,14 @@ void write_container(JsonWriter &out, const ContainerStatus &status)
 {
 	out.begin_object();
 	using Member = std::pair<const char *, const std::string *>;
-	for (const auto &[key, value] : std::initializer_list<Member>{
-		     {"id", &status.id}, {"name", &status.name}, {"bundle", &status.bundle},
-		     {"record", &status.record_path}, {"phase", &status.phase}, {"mode", &status.mode},
-		     {"host", &status.host}, {"layout", &status.layout}})
+	for (const auto &[key, value] : std::initializer_list<Member>{{"id", &status.id},
+								      {"name", &status.name},
+								      {"bundle", &status.bundle},
+								      {"record", &status.record_path},
+								      {"phase", &status.phase},
+								      {"mode", &status.mode},
+								      {"host", &status.host},
+								      {"layout", &status.layout}})
 		out.key(key).string(printable(*value, SIZE_MAX));
 	out.key("container");
 	write_process(out, status.container);
@@ -390,6 +402,46 @@ void info_samples(std::string &out, const char *name, const ContainerStatus &sta
 	       "1");
 }
 
+using Samples = void (*)(std::string &, const char *, const ContainerStatus &);
+
+// Every metric family but the unlabelled count of unreadable records, with what writes its samples.
+const std::vector<std::pair<Family, Samples>> &metric_families()
+{
+	static const std::vector<std::pair<Family, Samples>> families = {
+		{{"vmm_cgroup_info", "gauge",
+		  "A container the hooks manage (one per record), with its mode, host mode and phase."},
+		 info_samples},
+		{{"vmm_cgroup_vmm_up", "gauge", "Whether the container's VMM is running."},
+		 [](std::string &out, const char *name, const ContainerStatus &s) {
+			 sample(out, name, labels_of(s), s.vmm && s.vmm->process.alive ? "1" : "0");
+		 }},
+		{{"vmm_cgroup_cpu_seconds_total", "counter",
+		  "CPU time of the VMM's vCPU threads (side=\"vcpu\") and of the rest of it "
+		  "(side=\"overhead\")."},
+		 [](std::string &out, const char *name, const ContainerStatus &s) {
+			 side_samples(out, name, s, &SideFigures::usage_ns, true);
+		 }},
+		{{"vmm_cgroup_throttled_periods_total", "counter",
+		  "CFS periods in which the side's cgroup was throttled."},
+		 [](std::string &out, const char *name, const ContainerStatus &s) {
+			 side_samples(out, name, s, &SideFigures::nr_throttled, false);
+		 }},
+		{{"vmm_cgroup_throttled_seconds_total", "counter", "Time the side's cgroup spent throttled."},
+		 [](std::string &out, const char *name, const ContainerStatus &s) {
+			 side_samples(out, name, s, &SideFigures::throttled_ns, true);
+		 }},
+		{{"vmm_cgroup_threads", "gauge",
+		  "Threads of the VMM by the side they belong to, and whether they are there."},
+		 thread_samples},
+		{{"vmm_cgroup_placement_ok", "gauge",
+		  "Whether every thread of the VMM is where the layout puts it."},
+		 [](std::string &out, const char *name, const ContainerStatus &s) {
+			 sample(out, name, labels_of(s), placement_ok(s) ? "1" : "0");
+		 }},
+	};
+	return families;
+}
+
 } // namespace
 
 std::string location_label(const ContainerStatus &status, const ThreadStatus &thread)
@@ -404,7 +456,8 @@ std::string location_label(const ContainerStatus &status, const ThreadStatus &th
 		Location here = it == thread.cgroups.end() ? Location::elsewhere : locate(h, it->second);
 		if (here != Location::elsewhere)
 			where = location_name(status, here);
-		text += (text.empty() ? "" : " ") + (location == Location::mixed ? hierarchy_name(h) + ":" : "") + where;
+		text += (text.empty() ? "" : " ") +
+			(location == Location::mixed ? hierarchy_name(h) + ":" : "") + where;
 		if (location != Location::mixed)
 			break;
 	}
@@ -473,35 +526,8 @@ std::string format_json(const StatusReport &report)
 
 std::string format_prometheus(const StatusReport &report)
 {
-	using Samples = void (*)(std::string &, const char *, const ContainerStatus &);
-	static const std::vector<std::pair<Family, Samples>> families = {
-		{{"vmm_cgroup_info", "gauge", "A container the hooks manage (one per record), with its mode, host mode and phase."},
-		 info_samples},
-		{{"vmm_cgroup_vmm_up", "gauge", "Whether the container's VMM is running."},
-		 [](std::string &out, const char *name, const ContainerStatus &s) {
-			 sample(out, name, labels_of(s), s.vmm && s.vmm->process.alive ? "1" : "0");
-		 }},
-		{{"vmm_cgroup_cpu_seconds_total", "counter", "CPU time of the VMM's vCPU threads (side=\"vcpu\") and of the rest of it (side=\"overhead\")."},
-		 [](std::string &out, const char *name, const ContainerStatus &s) {
-			 side_samples(out, name, s, &SideFigures::usage_ns, true);
-		 }},
-		{{"vmm_cgroup_throttled_periods_total", "counter", "CFS periods in which the side's cgroup was throttled."},
-		 [](std::string &out, const char *name, const ContainerStatus &s) {
-			 side_samples(out, name, s, &SideFigures::nr_throttled, false);
-		 }},
-		{{"vmm_cgroup_throttled_seconds_total", "counter", "Time the side's cgroup spent throttled."},
-		 [](std::string &out, const char *name, const ContainerStatus &s) {
-			 side_samples(out, name, s, &SideFigures::throttled_ns, true);
-		 }},
-		{{"vmm_cgroup_threads", "gauge", "Threads of the VMM by the side they belong to, and whether they are there."},
-		 thread_samples},
-		{{"vmm_cgroup_placement_ok", "gauge", "Whether every thread of the VMM is where the layout puts it."},
-		 [](std::string &out, const char *name, const ContainerStatus &s) {
-			 sample(out, name, labels_of(s), placement_ok(s) ? "1" : "0");
-		 }},
-	};
 	std::string out;
-	for (const auto &[family, samples] : families) {
+	for (const auto &[family, samples] : metric_families()) {
 		family_header(out, family);
 		for (const auto &status : report.containers)
 			samples(out, family.name, status);

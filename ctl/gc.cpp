@@ -82,7 +82,8 @@ GcEntry collect(const std::string &record_dir, Record record, const GcOptions &o
 		return entry;
 	set_log_container(record.id);
 	entry.failures = clean_up(record_dir, record);
-	spdlog::info("gc: {}: {}", entry.decision.reason, entry.failures ? "not everything removed" : "removed");
+	spdlog::info("gc: {}: {}", entry.decision.reason,
+		     entry.failures ? "not everything removed" : "removed");
 	set_log_container("?");
 	return entry;
 }
@@ -102,7 +103,8 @@ std::set<Place> places_to_look(const Config &config, const std::vector<LoadedRec
 {
 	std::set<Place> places;
 	for (const auto &loaded : records) {
-		const auto *v1 = loaded.record ? std::get_if<cgroup_v1::Layout>(&loaded.record->cgroups) : nullptr;
+		const auto *v1 =
+			loaded.record ? std::get_if<cgroup_v1::Layout>(&loaded.record->cgroups) : nullptr;
 		for (const auto &h : v1 ? v1->hierarchies : std::vector<cgroup_v1::Hierarchy>{}) {
 			places.insert({h.mount, parent_path(h.sandbox), std::string(beside_prefix)});
 			if (!h.shared.empty())
@@ -144,7 +146,8 @@ Named named_by(const std::vector<LoadedRecord> &records)
 	Named named;
 	for (const auto &loaded : records) {
 		named.instances.insert(loaded.name);
-		const auto *v1 = loaded.record ? std::get_if<cgroup_v1::Layout>(&loaded.record->cgroups) : nullptr;
+		const auto *v1 =
+			loaded.record ? std::get_if<cgroup_v1::Layout>(&loaded.record->cgroups) : nullptr;
 		for (const auto &h : v1 ? v1->hierarchies : std::vector<cgroup_v1::Hierarchy>{})
 			named.overheads.insert({h.mount, h.overhead});
 	}
@@ -246,22 +249,25 @@ GcReport run_gc(const Config &config, const GcOptions &options)
 
 std::string format_gc(const GcReport &report)
 {
-	std::size_t removed = static_cast<std::size_t>(std::count_if(
-		report.records.begin(), report.records.end(), [](const GcEntry &e) { return e.decision.remove; }));
+	std::size_t removed =
+		static_cast<std::size_t>(std::count_if(report.records.begin(), report.records.end(),
+						       [](const GcEntry &e) { return e.decision.remove; }));
 	const char *verb = report.options.dry_run ? "to remove" : "removed";
-	std::string out = "gc: " + std::to_string(report.records.size()) + " records, " + std::to_string(removed) +
-			  " " + verb + ", " + std::to_string(report.records.size() - removed) + " kept" +
+	std::string out = "gc: " + std::to_string(report.records.size()) + " records, " +
+			  std::to_string(removed) + " " + verb + ", " +
+			  std::to_string(report.records.size() - removed) + " kept" +
 			  (report.options.dry_run ? " (dry run: nothing removed)" : "") + "\n";
 	for (const auto &entry : report.records) {
-		std::string what = !entry.decision.remove ? "kept   "
+		std::string what = !entry.decision.remove   ? "kept   "
 				   : report.options.dry_run ? "remove "
-				   : entry.failures       ? "FAILED "
-							  : "removed";
-		out += "  " + what + "  " + printable(entry.id) + " (" + printable(entry.name) + "): " +
-		       entry.decision.reason + "\n";
+				   : entry.failures         ? "FAILED "
+							    : "removed";
+		out += "  " + what + "  " + printable(entry.id) + " (" + printable(entry.name) +
+		       "): " + entry.decision.reason + "\n";
 	}
 	for (const auto &bad : report.unreadable)
-		out += "  unreadable " + printable(bad.path) + ": " + printable(bad.error) + " (left alone)\n";
+		out += "  unreadable " + printable(bad.path) + ": " + printable(bad.error) +
+		       " (left alone)\n";
 	out += "orphans: " + std::to_string(report.orphans.size()) + " overhead cgroups no record names" +
 	       (report.options.force_orphans ? "" : " (--force-orphans removes the empty ones)") + "\n";
 	for (const auto &orphan : report.orphans)

@@ -43,7 +43,7 @@ struct Orphan {
 	std::string mount;
 	std::string path;
 	std::string instance; // the instance name in its name
-	bool empty = false; // no task and no child cgroup
+	bool empty = false;   // no task and no child cgroup
 	bool removed = false;
 	std::string error;
 };

@@ -81,7 +81,8 @@ std::optional<VmmStatus> current_vmm(const Record &record, const Config &config,
 	if (record.vmm && proc.alive(*record.vmm))
 		return VmmStatus{process_status(proc, *record.vmm), proc.comm(record.vmm->pid), true};
 	if (record.container && proc.alive(*record.container))
-		if (auto found = find_vmm(proc, record.container->pid, config.vmm_names, config.vmm_search_depth))
+		if (auto found =
+			    find_vmm(proc, record.container->pid, config.vmm_names, config.vmm_search_depth))
 			return VmmStatus{{found->pid, found->start_time, true}, proc.comm(found->pid), false};
 	if (record.vmm)
 		return VmmStatus{{record.vmm->pid, record.vmm->start_time, false}, "", true};
@@ -126,7 +127,7 @@ std::uint64_t cpu_ns_of(const std::string &stat_line)
 // ---- CPU figures
 
 std::map<std::string, std::uint64_t, std::less<>> read_cpu_stat(const std::optional<CgroupMount> &mount,
-								 const std::string &cgroup)
+								const std::string &cgroup)
 {
 	std::error_code ec;
 	if (!mount)
@@ -168,10 +169,11 @@ void v1_figures(const std::vector<HierarchyStatus> &hierarchies, CpuSplit &cpu)
 	for (const auto &h : hierarchies) {
 		auto mount = try_open(h.mount);
 		std::error_code vcpu_ec, overhead_ec;
-		auto vcpu = mount ? to_number<std::uint64_t>(mount->read_value(h.vcpu.path, "cpuacct.usage", vcpu_ec))
+		auto vcpu = mount ? to_number<std::uint64_t>(
+					    mount->read_value(h.vcpu.path, "cpuacct.usage", vcpu_ec))
 				  : std::nullopt;
-		auto overhead = mount ? to_number<std::uint64_t>(
-						mount->read_value(h.overhead.path, "cpuacct.usage", overhead_ec))
+		auto overhead = mount ? to_number<std::uint64_t>(mount->read_value(
+						h.overhead.path, "cpuacct.usage", overhead_ec))
 				      : std::nullopt;
 		if (vcpu && overhead) {
 			cpu.source = "cpuacct";
@@ -239,16 +241,19 @@ void add_problems(ContainerStatus &status)
 	if (status.phase == "creating")
 		status.problems.push_back("phase creating: createRuntime did not finish");
 	if (status.container && !status.container->alive)
-		status.problems.push_back("the container's process is gone and poststop did not run (gc removes it)");
+		status.problems.push_back(
+			"the container's process is gone and poststop did not run (gc removes it)");
 	cgroup_problems(status);
 	if (!status.vmm)
 		status.problems.push_back("no VMM found");
 	else if (!status.vmm->process.alive)
-		status.problems.push_back("the VMM (pid " + std::to_string(status.vmm->process.pid) + ") is gone");
+		status.problems.push_back("the VMM (pid " + std::to_string(status.vmm->process.pid) +
+					  ") is gone");
 	bool any_vcpu = std::any_of(status.threads.begin(), status.threads.end(),
 				    [](const ThreadStatus &t) { return t.side == Side::vcpu; });
 	if (status.mode == "split" && status.vmm && status.vmm->process.alive && !any_vcpu)
-		status.problems.push_back("no vCPU thread proven (names and vcpu_proof): nothing can be placed");
+		status.problems.push_back(
+			"no vCPU thread proven (names and vcpu_proof): nothing can be placed");
 }
 
 } // namespace
@@ -262,7 +267,8 @@ const char *layout_name(const CgroupLayout &layout)
 	return "none";
 }
 
-std::vector<HierarchyStatus> hierarchies_of(const Record &record, const ProcFs &proc, std::optional<pid_t> member)
+std::vector<HierarchyStatus> hierarchies_of(const Record &record, const ProcFs &proc,
+					    std::optional<pid_t> member)
 {
 	std::vector<HierarchyStatus> out;
 	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups))
@@ -277,7 +283,8 @@ std::vector<HierarchyStatus> hierarchies_of(const Record &record, const ProcFs &
 }
 
 std::vector<ThreadStatus> inspect_threads(const ProcFs &proc, pid_t vmm, const Record &record,
-					  const Config &config, const std::vector<HierarchyStatus> &hierarchies)
+					  const Config &config,
+					  const std::vector<HierarchyStatus> &hierarchies)
 {
 	std::error_code ec;
 	std::vector<ThreadInfo> threads =
@@ -315,12 +322,14 @@ ContainerStatus inspect(const Record &record, const std::string &record_path, co
 	status.vmm = current_vmm(record, config, proc);
 	status.vcpu_source = record.vcpu_source;
 	bool vmm_alive = status.vmm && status.vmm->process.alive;
-	std::optional<pid_t> member = status.container && status.container->alive ? std::optional(status.container->pid)
+	std::optional<pid_t> member = status.container && status.container->alive
+					      ? std::optional(status.container->pid)
 				      : vmm_alive ? std::optional(status.vmm->process.pid)
 						  : std::nullopt;
 	status.hierarchies = hierarchies_of(record, proc, member);
 	if (vmm_alive)
-		status.threads = inspect_threads(proc, status.vmm->process.pid, record, config, status.hierarchies);
+		status.threads =
+			inspect_threads(proc, status.vmm->process.pid, record, config, status.hierarchies);
 	status.cpu = cpu_split(status, proc);
 	add_problems(status);
 	return status;

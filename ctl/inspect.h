@@ -33,7 +33,8 @@ std::optional<VmmStatus> current_vmm(const Record &record, const Config &config,
 // The VMM's threads, each with its side (vCPU: named as one, or listed by QMP in the record, and proven
 // as config.vcpu_proof says) and where it is now in each hierarchy.
 std::vector<ThreadStatus> inspect_threads(const ProcFs &proc, pid_t vmm, const Record &record,
-					  const Config &config, const std::vector<HierarchyStatus> &hierarchies);
+					  const Config &config,
+					  const std::vector<HierarchyStatus> &hierarchies);
 
 ContainerStatus inspect(const Record &record, const std::string &record_path, const Config &config,
 			const ProcFs &proc);

@@ -46,7 +46,8 @@ bool placed(const ContainerStatus &status, const ThreadStatus &thread)
 	return !status.hierarchies.empty() &&
 	       std::all_of(status.hierarchies.begin(), status.hierarchies.end(), [&](const auto &hierarchy) {
 		       const std::string *path = path_in(thread, hierarchy);
-		       const CgroupRef &want = thread.side == Side::vcpu ? hierarchy.vcpu : hierarchy.overhead;
+		       const CgroupRef &want =
+			       thread.side == Side::vcpu ? hierarchy.vcpu : hierarchy.overhead;
 		       return path && *path == want.path;
 	       });
 }

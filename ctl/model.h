@@ -50,8 +50,9 @@ struct ProcessStatus {
 
 struct VmmStatus {
 	ProcessStatus process;
-	std::string name;      // comm
-	bool recorded = false; // the record names it (poststart placed it), or it was found from the container
+	std::string name; // comm
+	// The record names it (poststart placed it), or it was found from the container.
+	bool recorded = false;
 };
 
 struct ThreadStatus {
@@ -82,9 +83,9 @@ struct ContainerStatus {
 	std::string name; // the instance name: the record's file name
 	std::string bundle;
 	std::string record_path;
-	std::string phase; // "creating" or "created"
-	std::string mode;  // "split" or "sandbox-only"
-	std::string host;  // "v1", "hybrid" or "v2"
+	std::string phase;  // "creating" or "created"
+	std::string mode;   // "split" or "sandbox-only"
+	std::string host;   // "v1", "hybrid" or "v2"
 	std::string layout; // "v1", "v2" or "none" (sandbox-only)
 	std::optional<ProcessStatus> container;
 	std::optional<ProcessStatus> settler;

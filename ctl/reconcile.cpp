@@ -78,7 +78,8 @@ void place_again(const Config &config, Record record, std::chrono::milliseconds 
 	ThreadSnapshot before = snapshot(record, effective, proc);
 	auto deadline = std::chrono::steady_clock::now() + budget;
 	SettleResult result =
-		PlacementLoop(*backend, proc, PlacementOptions::from(effective), *record.container).run(deadline);
+		PlacementLoop(*backend, proc, PlacementOptions::from(effective), *record.container)
+			.run(deadline);
 	if (result.vmm)
 		store_placement(config, record, *backend, result);
 	out.moves = diff_moves(before, snapshot(record, effective, proc));
@@ -138,7 +139,8 @@ std::string format_reconcile(const std::vector<ReconcileOutcome> &outcomes)
 	if (outcomes.empty())
 		return "no container is managed here\n";
 	for (const auto &outcome : outcomes) {
-		out += printable(outcome.id) + ": " + result_name(outcome.result) + ": " + printable(outcome.detail);
+		out += printable(outcome.id) + ": " + result_name(outcome.result) + ": " +
+		       printable(outcome.detail);
 		if (outcome.result == Result::placed || outcome.result == Result::incomplete)
 			out += "; " + std::to_string(outcome.moves.size()) + " threads moved";
 		out += "\n";
@@ -147,8 +149,9 @@ std::string format_reconcile(const std::vector<ReconcileOutcome> &outcomes)
 			width = std::max(width, printable(move.name).size());
 		for (const auto &move : outcome.moves) {
 			std::string name = printable(move.name);
-			out += "  " + std::to_string(move.tid) + "  " + name + std::string(width - name.size(), ' ') +
-			       "  " + move.from + " -> " + move.to + "\n";
+			out += "  " + std::to_string(move.tid) + "  " + name +
+			       std::string(width - name.size(), ' ') + "  " + move.from + " -> " + move.to +
+			       "\n";
 		}
 	}
 	return out;

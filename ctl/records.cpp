@@ -24,7 +24,8 @@ std::vector<LoadedRecord> load_records(const std::string &dir)
 	for (const auto &name : record_names(dir)) {
 		LoadedRecord loaded{name, record_path(dir, name), std::nullopt, {}};
 		try {
-			// A record of version 1 is <id>.json and names itself by its id: both are the file's name.
+			// A record of version 1 is <id>.json and names itself by its id: both are the file's
+			// name.
 			loaded.record = read_record(dir, name, name);
 			if (!loaded.record)
 				loaded.error = "removed while it was read";
@@ -42,7 +43,8 @@ std::vector<LoadedRecord> select_records(const std::vector<LoadedRecord> &record
 	auto by_name = matching(records, [&](const LoadedRecord &r) { return r.name == target; });
 	if (!by_name.empty())
 		return by_name;
-	auto by_id = matching(records, [&](const LoadedRecord &r) { return r.record && r.record->id == target; });
+	auto by_id =
+		matching(records, [&](const LoadedRecord &r) { return r.record && r.record->id == target; });
 	if (!by_id.empty() || target.empty())
 		return by_id;
 	return matching(records,
