@@ -204,6 +204,8 @@ std::vector<Node> container_nodes(const ContainerStatus &status, bool colour)
 		nodes.push_back({"container", process_text(*status.container, "alive", "gone"), {}});
 	if (status.settler)
 		nodes.push_back({"settler", process_text(*status.settler, "running", "ended"), {}});
+	if (status.watcher)
+		nodes.push_back({"watcher", process_text(*status.watcher, "watching", "ended"), {}});
 	if (!status.hierarchies.empty())
 		nodes.push_back({"cgroups", "", cgroup_rows(status, colour)});
 	nodes.push_back({"VMM", vmm_text(status), thread_rows(status, colour)});
@@ -330,6 +332,8 @@ void write_container(JsonWriter &out, const ContainerStatus &status)
 	write_process(out, status.container);
 	out.key("settler");
 	write_process(out, status.settler);
+	out.key("watcher");
+	write_process(out, status.watcher);
 	write_hierarchies(out, status);
 	write_vmm(out, status);
 	out.key("vcpu_source").string(status.vcpu_source);

@@ -40,10 +40,22 @@ bool holds_tasks(const std::optional<CgroupMount> &mount, const std::string &cgr
 	return mount && !mount->read_ids(cgroup, file, ec).empty();
 }
 
+// The mount, or nullopt with the reason in facts: a record may name a path that is no cgroup mount.
+std::optional<CgroupMount> open_recorded(const std::string &path, GcFacts &facts)
+{
+	try {
+		return CgroupMount::open(path);
+	} catch (const std::exception &e) {
+		if (facts.mount_refused.empty())
+			facts.mount_refused = e.what();
+		return std::nullopt;
+	}
+}
+
 void v1_facts(const cgroup_v1::Layout &layout, GcFacts &facts)
 {
 	for (const auto &h : layout.hierarchies) {
-		auto mount = try_open(h.mount);
+		auto mount = open_recorded(h.mount, facts);
 		facts.sandbox_exists = facts.sandbox_exists || (mount && mount->exists(h.sandbox));
 		facts.tasks_inside = facts.tasks_inside || holds_tasks(mount, h.sandbox, "tasks") ||
 				     holds_tasks(mount, h.overhead, "tasks");
@@ -52,7 +64,7 @@ void v1_facts(const cgroup_v1::Layout &layout, GcFacts &facts)
 
 void v2_facts(const cgroup_v2::Layout &layout, GcFacts &facts)
 {
-	auto mount = try_open(layout.mount);
+	auto mount = open_recorded(layout.mount, facts);
 	facts.sandbox_exists = mount && mount->exists(layout.sandbox);
 	facts.tasks_inside = holds_tasks(mount, layout.sandbox, "cgroup.procs");
 	for (const auto &cgroup : {layout.sandbox, layout.vcpu(), layout.overhead()})
@@ -65,6 +77,8 @@ GcFacts facts_of(const Record &record, const ProcFs &proc)
 	facts.container_known = record.container.has_value();
 	facts.container_alive = record.container && proc.alive(*record.container);
 	facts.vmm_alive = record.vmm && proc.alive(*record.vmm);
+	facts.settler_alive = record.settler && proc.alive(*record.settler);
+	facts.watcher_alive = record.watcher && proc.alive(*record.watcher);
 	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
 		facts.cgroups_known = true;
 		v1_facts(*v1, facts);
@@ -212,6 +226,19 @@ std::string orphan_line(const Orphan &orphan, const GcOptions &options)
 
 } // namespace
 
+namespace {
+
+GcDecision gone_because(const GcFacts &facts)
+{
+	if (facts.cgroups_known && !facts.sandbox_exists)
+		return {true, "S no longer exists in any hierarchy"};
+	if (facts.container_known)
+		return {true, "the container's process and its VMM are gone, and poststop did not run"};
+	return {false, "the record names no container process and S exists: it cannot be told gone"};
+}
+
+} // namespace
+
 GcDecision decide_gc(const GcFacts &facts)
 {
 	if (facts.container_alive)
@@ -220,11 +247,13 @@ GcDecision decide_gc(const GcFacts &facts)
 		return {false, "its VMM is alive"};
 	if (facts.tasks_inside)
 		return {false, "its cgroups still hold tasks"};
-	if (facts.cgroups_known && !facts.sandbox_exists)
-		return {true, "S no longer exists in any hierarchy"};
-	if (facts.container_known)
-		return {true, "the container's process and its VMM are gone, and poststop did not run"};
-	return {false, "the record names no container process and S exists: it cannot be told gone"};
+	if (!facts.mount_refused.empty())
+		return {false, facts.mount_refused + ": nothing can be checked there, nothing is removed"};
+	GcDecision decision = gone_because(facts);
+	if (decision.remove && (facts.settler_alive || facts.watcher_alive))
+		decision.reason += facts.settler_alive ? "; its settler still runs: stopped first"
+						       : "; its watcher still runs: stopped first";
+	return decision;
 }
 
 GcReport run_gc(const Config &config, const GcOptions &options)

@@ -1,7 +1,7 @@
 // `vmm-cgroupctl gc`: removes what belongs to containers that are gone (an engine killed before poststop, a
-// createRuntime killed midway) with cleanup.h clean_up, as poststop would have: the settler, the cgroups the
-// record lists, the record. Never anything of a live container: a container whose process or VMM runs, or
-// whose cgroups still hold a task, is kept. Also reports overhead cgroups no record names (beside a
+// createRuntime killed midway) with cleanup.h clean_up, as poststop would have: the settler or watcher, the
+// cgroups the record lists, the record. Never anything of a live container: a container whose process or VMM
+// runs, or whose cgroups still hold a task, is kept. Also reports overhead cgroups no record names (beside a
 // recorded S, or below an overhead root) and, with --force-orphans, removes those that hold no task.
 #pragma once
 
@@ -23,6 +23,12 @@ struct GcFacts {
 	bool cgroups_known = false;  // the record names S (split mode)
 	bool sandbox_exists = false; // S exists in at least one hierarchy
 	bool tasks_inside = false;   // S, O or S's threaded children hold a task
+	// A recorded mount that is not a cgroup file system (or cannot be opened): nothing can be checked
+	// there, and nothing is removed. Empty when every mount opened.
+	std::string mount_refused;
+	// A settler or watcher of the record still runs (it ends with the VMM; clean_up stops it first).
+	bool settler_alive = false;
+	bool watcher_alive = false;
 };
 
 struct GcDecision {

@@ -319,6 +319,8 @@ ContainerStatus inspect(const Record &record, const std::string &record_path, co
 		status.container = process_status(proc, *record.container);
 	if (record.settler)
 		status.settler = process_status(proc, *record.settler);
+	if (record.watcher)
+		status.watcher = process_status(proc, *record.watcher);
 	status.vmm = current_vmm(record, config, proc);
 	status.vcpu_source = record.vcpu_source;
 	bool vmm_alive = status.vmm && status.vmm->process.alive;

@@ -88,7 +88,8 @@ struct ContainerStatus {
 	std::string host;   // "v1", "hybrid" or "v2"
 	std::string layout; // "v1", "v2" or "none" (sandbox-only)
 	std::optional<ProcessStatus> container;
-	std::optional<ProcessStatus> settler;
+	std::optional<ProcessStatus> settler; // placing still
+	std::optional<ProcessStatus> watcher; // placed: placing the VMM's new threads for as long as it runs
 	std::vector<HierarchyStatus> hierarchies;
 	std::optional<VmmStatus> vmm;
 	std::string vcpu_source;

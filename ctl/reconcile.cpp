@@ -2,14 +2,18 @@
 
 #include <algorithm>
 #include <memory>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
 #include "backend.h"
+#include "errors.h"
 #include "format.h"
+#include "host.h"
 #include "inspect.h"
 #include "placement.h"
 #include "procfs.h"
+#include "record.h"
 #include "text.h"
 
 namespace vmmcg::ctl {
@@ -32,7 +36,8 @@ ThreadSnapshot snapshot(const Record &record, const Config &config, const ProcFs
 	return out;
 }
 
-// Why this container is not placed again now; empty when it may be.
+// Why this container is not placed again now; empty when it may be. A watcher does not hold reconcile
+// back: it places new threads, not one someone moved by hand, and both move threads by the same rules.
 std::string reason_to_skip(const Record &record, const ProcFs &proc)
 {
 	if (record.mode == Mode::sandbox_only)
@@ -46,16 +51,59 @@ std::string reason_to_skip(const Record &record, const ProcFs &proc)
 	return {};
 }
 
-// As poststart stores it; written only while the record is still there (poststop may have removed it).
-void store_placement(const Config &config, Record &record, Backend &backend, const SettleResult &result)
+// Where /proc puts a process in each hierarchy the layout acts in, with the cgroups of this container
+// there: S and what the hooks made (O on v1; S/vcpu, S/overhead on v2) or, below S, the container's own.
+struct Membership {
+	std::string key; // of /proc/<pid>/cgroup: a v1 hierarchy's, or "" for cgroup2
+	std::string where;
+	std::string sandbox;
+	std::string overhead;
+};
+
+std::vector<Membership> memberships(const Record &record, const ProcFs &proc, pid_t pid)
 {
-	record.vmm = result.vmm;
-	record.vcpus = result.vcpus;
-	record.vcpu_source = result.vmm ? result.vcpu_source : "";
-	if (result.vmm && !result.vcpus.empty())
-		backend.relax();
-	if (read_record(config.record_dir, record.name, record.id))
-		write_record(config.record_dir, record);
+	std::error_code ec;
+	ProcCgroups where = parse_proc_cgroup(proc.read(pid, "cgroup", ec));
+	auto at = [&](const std::string &key) {
+		auto it = where.find(key);
+		return it == where.end() ? std::string("(none)") : it->second;
+	};
+	std::vector<Membership> out;
+	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups))
+		for (const auto &h : v1->hierarchies)
+			out.push_back({h.proc_key, at(h.proc_key), h.sandbox, h.overhead});
+	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups))
+		out.push_back({"", at(""), v2->sandbox, v2->overhead()});
+	return out;
+}
+
+// poststart is given the container's process by the runtime, and createRuntime checked that it is where
+// config.json says. reconcile takes it from the record: it must be in this record's cgroups, or the record
+// is not this container's (forged, or a pid reused with the same start time), and nothing is placed.
+std::string outside_its_cgroups(const Record &record, const ProcFs &proc)
+{
+	for (const auto &m : memberships(record, proc, record.container->pid)) {
+		bool inside =
+			m.where == m.sandbox || m.where == m.overhead || m.where.starts_with(m.sandbox + "/");
+		if (!inside)
+			return "the container's process (pid " + std::to_string(record.container->pid) +
+			       ") is in " + printable(m.where) + " (" + (m.key.empty() ? "cgroup2" : m.key) +
+			       "), not in this record's cgroups: refusing to place";
+	}
+	return {};
+}
+
+// As poststart stores it, into the record as it is now (a watcher may have rewritten it meanwhile), and
+// only while it is still this container's: poststop may have removed it.
+void save_placement(const Config &config, const Record &placed)
+{
+	std::optional<Record> now = read_record(config.record_dir, placed.name, placed.id);
+	if (!now || now->container != placed.container)
+		return;
+	now->vmm = placed.vmm;
+	now->vcpus = placed.vcpus;
+	now->vcpu_source = placed.vcpu_source;
+	write_record(config.record_dir, *now);
 }
 
 std::string placed_text(const SettleResult &result)
@@ -80,8 +128,10 @@ void place_again(const Config &config, Record record, std::chrono::milliseconds 
 	SettleResult result =
 		PlacementLoop(*backend, proc, PlacementOptions::from(effective), *record.container)
 			.run(deadline);
-	if (result.vmm)
-		store_placement(config, record, *backend, result);
+	if (result.vmm) {
+		store_placement(record, *backend, result);
+		save_placement(config, record);
+	}
 	out.moves = diff_moves(before, snapshot(record, effective, proc));
 	out.result = result.complete && !result.vcpus.empty() ? Result::placed : Result::incomplete;
 	out.detail = placed_text(result);
@@ -121,10 +171,13 @@ ReconcileOutcome reconcile(const Config &config, const Record &record, std::chro
 	ReconcileOutcome out;
 	out.id = record.id;
 	out.name = record.name;
-	out.detail = reason_to_skip(record, ProcFs());
+	ProcFs proc;
+	out.detail = reason_to_skip(record, proc);
 	if (!out.detail.empty())
 		return out;
 	try {
+		if (std::string refused = outside_its_cgroups(record, proc); !refused.empty())
+			throw HostError(refused);
 		place_again(config, record, budget, out);
 	} catch (const std::exception &e) {
 		out.result = Result::failed;

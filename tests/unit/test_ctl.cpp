@@ -182,6 +182,14 @@ TEST_SUITE("ctl")
 		CHECK(coloured.find("\033[31mMISPLACED\033[0m") != std::string::npos);
 		CHECK(coloured.find("\033[32mok\033[0m") != std::string::npos);
 		CHECK(format_tree({}, false) == "no container is managed here\n");
+		CHECK(plain.find("watcher") == std::string::npos);
+		s.watcher = ProcessStatus{4300, 120, true};
+		CHECK(format_tree(report_of(s), false).find("├─ watcher    pid 4300, watching\n") !=
+		      std::string::npos);
+		s.watcher->alive = false;
+		CHECK(format_tree(report_of(s), false).find("├─ watcher    pid 4300, ended\n") !=
+		      std::string::npos);
+		CHECK(json::parse(format_json(report_of(s)))["containers"][0]["watcher"]["pid"] == 4300);
 	}
 
 	TEST_CASE("the JSON document")
@@ -205,6 +213,8 @@ TEST_SUITE("ctl")
 		CHECK(c["threads"][0]["cgroups"]["cpuset"] == "/pod/vmm-overhead-vm1-0123456789abcdef");
 		CHECK(c["cpu"]["vcpu"]["usage_ns"] == 3'000'000'000ULL);
 		CHECK(c["cpu"]["overhead"]["nr_throttled"] == 0);
+		CHECK(c["settler"].is_null());
+		CHECK(c["watcher"].is_null());
 		CHECK(doc["unreadable"][0]["error"] == "record: not valid JSON");
 		s.cpu.overhead.throttled_ns.reset();
 		CHECK(json::parse(
@@ -289,6 +299,27 @@ TEST_SUITE("ctl")
 		GcFacts sandbox_only; // no cgroups recorded: the container's process decides
 		sandbox_only.container_known = true;
 		CHECK(decide_gc(sandbox_only).remove);
+
+		// A record naming a mount that is no cgroup file system: nothing there can be checked.
+		GcFacts refused = gone;
+		refused.sandbox_exists = false;
+		refused.mount_refused = "/tmp/x is not a cgroup file system";
+		CHECK(!decide_gc(refused).remove);
+		CHECK(decide_gc(refused).reason.starts_with("/tmp/x is not a cgroup file system"));
+		refused.container_alive = true;
+		CHECK(decide_gc(refused).reason == "the container's process is alive");
+
+		// A settler or watcher still running does not keep a gone container: clean_up stops it first.
+		GcFacts watched = gone;
+		watched.watcher_alive = true;
+		CHECK(decide_gc(watched).remove);
+		CHECK(decide_gc(watched).reason.ends_with("; its watcher still runs: stopped first"));
+		GcFacts settling = gone;
+		settling.settler_alive = true;
+		CHECK(decide_gc(settling).reason.ends_with("; its settler still runs: stopped first"));
+		GcFacts live_watched = live;
+		live_watched.watcher_alive = true;
+		CHECK(!decide_gc(live_watched).remove);
 	}
 
 	TEST_CASE("selecting records by instance name, id, or the start of an id")
