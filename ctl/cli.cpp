@@ -120,28 +120,44 @@ void set_flag(Arguments &args, std::string_view arg)
 	args.*(it->second) = true;
 }
 
-void require(bool condition, const std::string &problem)
+bool is_command(std::string_view name)
+{
+	return name == "status" || name == "reconcile" || name == "gc" || name == "help";
+}
+
+std::string unknown_command(std::string_view name)
+{
+	return "command '" + printable(name) + "': unknown; commands: status, reconcile, gc, help";
+}
+
+// The problem, and where the usage is: the command's own --help once the command is known.
+void require(bool condition, const std::string &problem, std::string_view command = {})
 {
 	if (!condition)
-		throw InputError(problem + " (vmm-cgroupctl " + "--help)");
+		throw InputError(problem + " (vmm-cgroupctl " +
+				 (is_command(command) && command != "help" ? std::string(command) + " "
+									   : std::string()) +
+				 "--help)");
 }
 
 // Which flags and how many targets each command takes.
 void check_command(const Arguments &args)
 {
 	const std::string &c = args.command;
-	require(c == "status" || c == "reconcile" || c == "gc" || c == "help",
-		"command '" + printable(c) + "': unknown; commands: status, reconcile, gc, help");
-	require(!args.json && !args.prometheus ? true : c == "status",
-		"--json and --prometheus are for status");
-	require(!(args.json && args.prometheus), "status: --json or --prometheus, not both");
-	require(!args.all || c == "reconcile", "--all is for reconcile");
-	require(!(args.dry_run || args.force_orphans) || c == "gc",
-		"--dry-run and --force-orphans are for gc");
-	require(c != "status" || args.targets.size() <= 1, "status: at most one NAME|ID");
-	require(c != "gc" || args.targets.empty(), "gc takes no NAME|ID");
-	require(c != "help" || args.targets.size() <= 1, "help: at most one command");
-	require(c != "reconcile" || args.all != !args.targets.empty(), "reconcile: NAME|ID... or --all");
+	require(is_command(c), unknown_command(c));
+	auto check = [&](bool condition, const std::string &problem) { require(condition, problem, c); };
+	check(!args.json && !args.prometheus ? true : c == "status",
+	      "--json and --prometheus are for status");
+	check(!(args.json && args.prometheus), "status: --json or --prometheus, not both");
+	check(!args.all || c == "reconcile", "--all is for reconcile");
+	check(!(args.dry_run || args.force_orphans) || c == "gc", "--dry-run and --force-orphans are for gc");
+	check(c != "status" || args.targets.size() <= 1, "status: at most one NAME|ID");
+	check(c != "gc" || args.targets.empty(), "gc takes no NAME|ID");
+	check(c != "help" || args.targets.size() <= 1, "help: at most one command");
+	check(c != "help" || args.targets.empty() || is_command(args.targets[0]),
+	      "help: '" + (args.targets.empty() ? std::string() : printable(args.targets[0])) +
+		      "' is not a command; commands: status, reconcile, gc");
+	check(c != "reconcile" || args.all != !args.targets.empty(), "reconcile: NAME|ID... or --all");
 }
 
 } // namespace
@@ -155,6 +171,7 @@ Arguments parse_arguments(const std::vector<std::string_view> &list)
 			require(i + 1 < list.size(), "--config needs a PATH");
 			args.config = std::string(list[++i]);
 		} else if (arg.starts_with("--config=")) {
+			require(arg.size() > 9, "--config= needs a PATH");
 			args.config = std::string(arg.substr(9));
 		} else if (arg.starts_with("-")) {
 			set_flag(args, arg);
@@ -168,7 +185,10 @@ Arguments parse_arguments(const std::vector<std::string_view> &list)
 		require(args.help || args.version, "a command is needed: status, reconcile, gc");
 		return args;
 	}
-	check_command(args);
+	if (args.help) // the command's usage, whatever else the line holds
+		require(is_command(args.command), unknown_command(args.command));
+	else
+		check_command(args);
 	return args;
 }
 

@@ -358,6 +358,15 @@ TEST_SUITE("ctl")
 		CHECK_INPUT_ERROR(parse({"gc", "vm1"}), "gc takes no NAME|ID");
 		CHECK_INPUT_ERROR(parse({"status", "--bogus"}), "'--bogus': unknown");
 		CHECK_INPUT_ERROR(parse({"status", "--config"}), "--config needs a PATH");
+		CHECK_INPUT_ERROR(parse({"--config=", "status"}), "--config= needs a PATH");
+		// Each error names where the usage is: the command's own --help once the command is known.
+		CHECK_INPUT_ERROR(parse({"gc", "--json"}), "(vmm-cgroupctl gc --help)");
+		CHECK_INPUT_ERROR(parse({"stats"}), "(vmm-cgroupctl --help)");
+		CHECK_INPUT_ERROR(parse({"help", "bogus"}), "help: 'bogus' is not a command");
+		// --help shows the command's usage, whatever else the line holds.
+		CHECK(parse({"reconcile", "--help"}).help);
+		CHECK(parse({"gc", "vm1", "--json", "-h"}).help);
+		CHECK_INPUT_ERROR(parse({"stats", "--help"}), "command 'stats': unknown");
 		CHECK(help_text("gc").find("--force-orphans") != std::string::npos);
 		CHECK(help_text("").find("Commands:") != std::string::npos);
 	}
