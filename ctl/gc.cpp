@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <tuple>
 #include <variant>
@@ -71,14 +72,65 @@ void v2_facts(const cgroup_v2::Layout &layout, GcFacts &facts)
 		facts.tasks_inside = facts.tasks_inside || holds_tasks(mount, cgroup, "cgroup.threads");
 }
 
-GcFacts facts_of(const Record &record, const ProcFs &proc)
+// The executable of every settler and watcher: they are forks of poststart, which never execs.
+constexpr std::string_view helper_exe = "vmm-cgroup-poststart";
+
+// Whether the record's settler or watcher runs; the reason to leave it alone if it is not poststart's.
+bool helper_alive(const std::optional<ProcessRef> &helper, const char *what, const ProcFs &proc,
+		  GcFacts &facts)
+{
+	if (!helper || !proc.alive(*helper))
+		return false;
+	std::string exe = proc.exe_name(helper->pid);
+	if (exe != helper_exe && facts.foreign_helper.empty())
+		facts.foreign_helper = std::string("its ") + what + " (pid " + std::to_string(helper->pid) +
+				       ") is " + (exe.empty() ? "unknown" : printable(exe)) + ", not " +
+				       std::string(helper_exe);
+	return true;
+}
+
+// What clean_up would remove or stop of a record: O in each v1 hierarchy, S on v2 (its children, its
+// controllers, its cpu.max), the settler and the watcher.
+std::vector<std::string> claims_of(const Record &record)
+{
+	std::vector<std::string> out;
+	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups))
+		for (const auto &h : v1->hierarchies)
+			out.push_back(h.mount + h.overhead);
+	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups))
+		out.push_back(v2->mount + v2->sandbox);
+	for (const auto &helper : {record.settler, record.watcher})
+		if (helper)
+			out.push_back("pid " + std::to_string(helper->pid) + " (start time " +
+				      std::to_string(helper->start_time) + ")");
+	return out;
+}
+
+using Claims = std::map<std::string, std::size_t>; // claim -> how many records name it
+
+Claims all_claims(const std::vector<LoadedRecord> &records)
+{
+	Claims claims;
+	for (const auto &loaded : records)
+		if (loaded.record)
+			for (const auto &claim : claims_of(*loaded.record))
+				++claims[claim];
+	return claims;
+}
+
+GcFacts facts_of(const Record &record, const ProcFs &proc, const Claims &claims)
 {
 	GcFacts facts;
 	facts.container_known = record.container.has_value();
 	facts.container_alive = record.container && proc.alive(*record.container);
 	facts.vmm_alive = record.vmm && proc.alive(*record.vmm);
-	facts.settler_alive = record.settler && proc.alive(*record.settler);
-	facts.watcher_alive = record.watcher && proc.alive(*record.watcher);
+	facts.settler_alive = helper_alive(record.settler, "settler", proc, facts);
+	facts.watcher_alive = helper_alive(record.watcher, "watcher", proc, facts);
+	for (const auto &claim : claims_of(record))
+		if (auto it = claims.find(claim); it != claims.end() && it->second > 1) {
+			facts.shared_claim = claim;
+			break;
+		}
 	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
 		facts.cgroups_known = true;
 		v1_facts(*v1, facts);
@@ -89,9 +141,9 @@ GcFacts facts_of(const Record &record, const ProcFs &proc)
 	return facts;
 }
 
-GcEntry collect(const std::string &record_dir, Record record, const GcOptions &options)
+GcEntry collect(const std::string &record_dir, Record record, const Claims &claims, const GcOptions &options)
 {
-	GcEntry entry{record.id, record.name, decide_gc(facts_of(record, ProcFs())), 0};
+	GcEntry entry{record.id, record.name, decide_gc(facts_of(record, ProcFs(), claims)), 0};
 	if (!entry.decision.remove || options.dry_run)
 		return entry;
 	set_log_container(record.id);
@@ -249,6 +301,10 @@ GcDecision decide_gc(const GcFacts &facts)
 		return {false, "its cgroups still hold tasks"};
 	if (!facts.mount_refused.empty())
 		return {false, facts.mount_refused + ": nothing can be checked there, nothing is removed"};
+	if (!facts.shared_claim.empty())
+		return {false, printable(facts.shared_claim) + " is named by another record too: left alone"};
+	if (!facts.foreign_helper.empty())
+		return {false, facts.foreign_helper + ": left alone"};
 	GcDecision decision = gone_because(facts);
 	if (decision.remove && (facts.settler_alive || facts.watcher_alive))
 		decision.reason += facts.settler_alive ? "; its settler still runs: stopped first"
@@ -262,11 +318,12 @@ GcReport run_gc(const Config &config, const GcOptions &options)
 	report.options = options;
 	std::vector<LoadedRecord> records = load_records(config.record_dir);
 	std::set<Place> places = places_to_look(config, records);
+	Claims claims = all_claims(records);
 	for (const auto &loaded : records) {
 		if (!loaded.record)
 			report.unreadable.push_back({loaded.name, loaded.path, loaded.error});
 		else
-			report.records.push_back(collect(config.record_dir, *loaded.record, options));
+			report.records.push_back(collect(config.record_dir, *loaded.record, claims, options));
 	}
 	report.orphans = find_orphans(places, options.dry_run ? records : load_records(config.record_dir));
 	if (options.force_orphans && !options.dry_run)

@@ -1,7 +1,9 @@
 // `vmm-cgroupctl gc`: removes what belongs to containers that are gone (an engine killed before poststop, a
 // createRuntime killed midway) with cleanup.h clean_up, as poststop would have: the settler or watcher, the
 // cgroups the record lists, the record. Never anything of a live container: a container whose process or VMM
-// runs, or whose cgroups still hold a task, is kept. Also reports overhead cgroups no record names (beside a
+// runs, or whose cgroups still hold a task, is kept; so is a record that cannot be trusted to name only its
+// own (a mount that is no cgroup file system, a settler or watcher that is no fork of poststart, an O, S or
+// process another record names too). Also reports overhead cgroups no record names (beside a
 // recorded S, or below an overhead root) and, with --force-orphans, removes those that hold no task.
 #pragma once
 
@@ -29,6 +31,12 @@ struct GcFacts {
 	// A settler or watcher of the record still runs (it ends with the VMM; clean_up stops it first).
 	bool settler_alive = false;
 	bool watcher_alive = false;
+	// One that runs but is no fork of poststart (its executable is not vmm-cgroup-poststart): the pid is
+	// someone else's, and nothing is stopped or removed. Empty when there is none.
+	std::string foreign_helper;
+	// What clean_up would remove or stop (O, S on v2, the settler, the watcher) that another record names
+	// too: one of them is forged or stale, and neither is collected. Empty when there is none.
+	std::string shared_claim;
 };
 
 struct GcDecision {

@@ -320,6 +320,19 @@ TEST_SUITE("ctl")
 		GcFacts live_watched = live;
 		live_watched.watcher_alive = true;
 		CHECK(!decide_gc(live_watched).remove);
+
+		// A forged or stale record: a watcher that is no fork of poststart, or a cgroup or process
+		// another record names too, keeps it (and the other).
+		GcFacts foreign = watched;
+		foreign.foreign_helper = "its watcher (pid 9) is sshd, not vmm-cgroup-poststart";
+		CHECK(!decide_gc(foreign).remove);
+		CHECK(decide_gc(foreign).reason ==
+		      "its watcher (pid 9) is sshd, not vmm-cgroup-poststart: left alone");
+		GcFacts shared = gone;
+		shared.shared_claim = "/sys/fs/cgroup/cpu/pod/vmm-overhead-vm1";
+		CHECK(!decide_gc(shared).remove);
+		CHECK(decide_gc(shared).reason ==
+		      "/sys/fs/cgroup/cpu/pod/vmm-overhead-vm1 is named by another record too: left alone");
 	}
 
 	TEST_CASE("selecting records by instance name, id, or the start of an id")
