@@ -78,12 +78,17 @@ ProcessStatus process_status(const ProcFs &proc, const ProcessRef &ref)
 
 std::optional<VmmStatus> current_vmm(const Record &record, const Config &config, const ProcFs &proc)
 {
-	if (record.vmm && proc.alive(*record.vmm))
-		return VmmStatus{process_status(proc, *record.vmm), proc.comm(record.vmm->pid), true};
+	// As poststart finds it: from the container's process. The record's pid is believed only where that
+	// finds none (the container's process is gone): it may name another process by now, in a record
+	// left stale or forged.
 	if (record.container && proc.alive(*record.container))
 		if (auto found =
 			    find_vmm(proc, record.container->pid, config.vmm_names, config.vmm_search_depth))
-			return VmmStatus{{found->pid, found->start_time, true}, proc.comm(found->pid), false};
+			return VmmStatus{{found->pid, found->start_time, true},
+					 proc.comm(found->pid),
+					 record.vmm == found};
+	if (record.vmm && proc.alive(*record.vmm))
+		return VmmStatus{process_status(proc, *record.vmm), proc.comm(record.vmm->pid), true};
 	if (record.vmm)
 		return VmmStatus{{record.vmm->pid, record.vmm->start_time, false}, "", true};
 	return std::nullopt;

@@ -26,8 +26,8 @@ std::vector<HierarchyStatus> hierarchies_of(const Record &record, const ProcFs &
 // "v1", "v2" or "none".
 const char *layout_name(const CgroupLayout &layout);
 
-// The recorded VMM while it runs; else the one the container's process runs now (not placed yet, or a new
-// one); else the recorded one, gone; nullopt when there is none of these.
+// The VMM the container's process runs now, as poststart finds it (recorded: the record names it); else,
+// where none is found, the recorded one, alive or gone; nullopt when there is none of these.
 std::optional<VmmStatus> current_vmm(const Record &record, const Config &config, const ProcFs &proc);
 
 // The VMM's threads, each with its side (vCPU: named as one, or listed by QMP in the record, and proven

@@ -212,11 +212,15 @@ struct TempDir {
 	}
 };
 
-// An empty cgroup made by the test in the cpu hierarchy, removed at the end if it is still there.
+// An empty cgroup made by the test in the cpu hierarchy, removed at the end if it is still there (once the
+// processes a failed test left in it are gone).
 struct MadeCgroup {
 	std::string dir;
 	explicit MadeCgroup(std::string d) : dir(std::move(d)) { fs::create_directory(dir); }
-	~MadeCgroup() { ::rmdir(dir.c_str()); }
+	~MadeCgroup()
+	{
+		wait_until([&] { return ::rmdir(dir.c_str()) == 0 || errno == ENOENT; }, 2000);
+	}
 };
 
 } // namespace
@@ -247,6 +251,11 @@ TEST_SUITE("integration-ctl")
 		CHECK(c["problems"].empty());
 		CHECK(c["vmm"]["pid"] == sb.vmm());
 		CHECK(c["vmm"]["recorded"] == true);
+		// Placed within poststart's budget: no settler, and the watcher (watch_vmm, the default).
+		CHECK(c["settler"].is_null());
+		REQUIRE(c["watcher"].is_object());
+		CHECK(c["watcher"]["alive"] == true);
+		CHECK(c["watcher"]["pid"] == sb.record()["watcher"]["pid"]);
 		CHECK(c["hierarchies"].size() == 3);
 		for (const auto &h : c["hierarchies"]) {
 			CHECK(h["sandbox"]["path"] == sb.sandbox_path());
@@ -270,6 +279,8 @@ TEST_SUITE("integration-ctl")
 		CHECK(text.out.find(vcpu_row) != std::string::npos);
 		CHECK(text.out.find("vcpu      S  ok") != std::string::npos);
 		CHECK(text.out.find("overhead  O  ok") != std::string::npos);
+		CHECK(text.out.find("├─ watcher    pid " + to_string(c["watcher"]["pid"]) + ", watching\n") !=
+		      std::string::npos);
 
 		Output prom = ctl(config_of(sb), {"status", "--prometheus"});
 		REQUIRE(prom.status == 0);
@@ -319,10 +330,13 @@ TEST_SUITE("integration-ctl")
 	TEST_CASE("ctl reconcile: a vCPU thread moved to O by hand comes back, and the report names it")
 	{
 		Sandbox sb("ctl-reconcile");
+		// No watcher: it would put the thread back itself (within a second).
+		sb.configure(R"("watch_vmm":false)");
 		sb.start_test_vmm({"--vcpus", "3", "--io-threads", "2"});
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		check_split(sb);
+		CHECK(sb.record()["watcher"].is_null());
 		pid_t vcpu = first_vcpu(sb);
 		for (const auto &c : Sandbox::cpu_controllers())
 			write_text(cgroup_root + "/" + c + sb.overhead_path() + "/tasks",
@@ -364,21 +378,25 @@ TEST_SUITE("integration-ctl")
 	TEST_CASE("ctl gc: a killed engine and a killed createRuntime are collected, a live container beside "
 		  "them is untouched")
 	{
-		TempDir records("ctl-gc-records");
-		std::string shared = R"("record_dir":")" + records.path + R"(")";
 		Sandbox live("ctl-gc-live"), engine("ctl-gc-engine"), half("ctl-gc-half");
 		for (Sandbox *sb : {&live, &engine, &half}) {
-			sb->configure(shared);
+			if (sb != &live)
+				sb->share_record_dir(live);
 			sb->start_test_vmm({"--vcpus", "2"});
 			REQUIRE(sb->create_runtime().status == 0);
 		}
 		REQUIRE(live.poststart().status == 0);
 		REQUIRE(engine.poststart().status == 0);
 		check_split(live);
-		// The engine was killed: its container's process is gone, and poststop never ran.
+		// The engine was killed: its container's process is gone, and poststop never ran. Its watcher
+		// ends with the VMM.
+		REQUIRE(engine.record()["watcher"].is_object());
+		ProcessRef engine_watcher{engine.record()["watcher"]["pid"],
+					  engine.record()["watcher"]["start_time"]};
 		engine.kill_vmm();
+		CHECK(wait_until([&] { return !ProcFs().alive(engine_watcher); }, 5000));
 		// createRuntime killed midway: the record still says creating.
-		std::string half_record = records.path + "/" + half.instance() + ".json";
+		std::string half_record = half.record_file();
 		json doc = json::parse(read_text(half_record));
 		doc["phase"] = "creating";
 		write_text(half_record, doc.dump());
@@ -387,7 +405,7 @@ TEST_SUITE("integration-ctl")
 		std::string beside = parent_path(live.sandbox_path());
 		MadeCgroup orphan(cgroup_root + "/cpu" + beside +
 				  "/vmm-overhead-ctl-orphan-0123456789abcdef");
-		std::string live_record = read_text(records.path + "/" + live.instance() + ".json");
+		std::string live_record = read_text(live.record_file());
 		std::string config = config_of(live);
 
 		Output dry = ctl(config, {"gc", "--dry-run"});
@@ -409,12 +427,12 @@ TEST_SUITE("integration-ctl")
 		CHECK(collected.out.find("removed  " + half.id()) != std::string::npos);
 		CHECK(engine.overhead_gone());
 		CHECK(half.overhead_gone());
-		CHECK(!fs::exists(records.path + "/" + engine.instance() + ".json"));
+		CHECK(!fs::exists(engine.record_file()));
 		CHECK(!fs::exists(half_record));
 		CHECK(fs::exists(orphan.dir)); // reported, not removed without --force-orphans
 		// The live container: its O, its record and its placement as they were.
 		CHECK(!live.overhead_gone());
-		CHECK(read_text(records.path + "/" + live.instance() + ".json") == live_record);
+		CHECK(read_text(live.record_file()) == live_record);
 		check_split(live);
 
 		Output forced = ctl(config, {"gc", "--force-orphans"});
@@ -615,5 +633,304 @@ TEST_SUITE("integration-ctl")
 		CHECK(!fs::exists(mounts.unified + sb.path + "/overhead"));
 		CHECK(read_text(mounts.unified + sb.path + "/cgroup.type") == "domain");
 		CHECK(!fs::exists(record_path(records, record.name)));
+	}
+}
+
+namespace {
+
+// A process of the test that only pauses: a host process a forged record may name. Killed (by its pid) and
+// reaped at the end, also when the test fails.
+struct Child {
+	pid_t pid = 0;
+	Child()
+	{
+		pid = ::fork();
+		if (pid == 0) {
+			for (;;)
+				::pause();
+		}
+		REQUIRE(pid > 0);
+		REQUIRE(wait_until([&] { return ProcFs().process(pid).has_value(); }, 2000));
+	}
+	~Child() { end(); }
+	Child(const Child &) = delete;
+	Child &operator=(const Child &) = delete;
+	ProcessRef ref() const { return *ProcFs().process(pid); }
+	void end()
+	{
+		if (pid > 0) {
+			::kill(pid, SIGKILL);
+			::waitpid(pid, nullptr, 0);
+			pid = 0;
+		}
+	}
+};
+
+// The process reference of a process that has exited: what the record of a gone container names.
+ProcessRef dead_process()
+{
+	Child child;
+	ProcessRef ref = child.ref();
+	child.end();
+	return ref;
+}
+
+// A record of another instance made from `base`: another bundle, so another name; no VMM, settler or
+// watcher unless the caller sets them.
+Record forged_from(const Record &base, const std::string &id)
+{
+	Record forged = base;
+	forged.id = id;
+	forged.bundle = "/nonexistent/" + id;
+	forged.name = instance_name(forged.id, forged.bundle);
+	forged.vmm.reset();
+	forged.vcpus.clear();
+	forged.settler.reset();
+	forged.watcher.reset();
+	return forged;
+}
+
+// Every hierarchy of a v1 record, changed by `edit`.
+template <typename Edit>
+void edit_hierarchies(Record &record, Edit edit)
+{
+	for (auto &h : std::get<cgroup_v1::Layout>(record.cgroups).hierarchies)
+		edit(h);
+}
+
+// The line of gc's report about one record.
+std::string gc_line(const std::string &report, const std::string &id)
+{
+	std::size_t at = report.find("  " + id + " (");
+	if (at == std::string::npos)
+		return {};
+	std::size_t start = report.rfind('\n', at);
+	start = start == std::string::npos ? 0 : start + 1;
+	return report.substr(start, report.find('\n', at) - start);
+}
+
+ProcessRef watcher_of(const Sandbox &sb)
+{
+	json watcher = sb.record()["watcher"];
+	REQUIRE_MESSAGE(watcher.is_object(), "no watcher in " << sb.record().dump());
+	return {watcher["pid"], watcher["start_time"]};
+}
+
+} // namespace
+
+TEST_SUITE("integration-ctl")
+{
+	TEST_CASE("ctl gc stops the watcher of a gone container first, as poststop does")
+	{
+		Sandbox sb("ctl-gc-watched");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		ProcessRef watcher = watcher_of(sb);
+		// Stopped, the watcher outlives the VMM (it would end within a second of it otherwise): a
+		// watcher still running when gc comes.
+		REQUIRE(::kill(watcher.pid, SIGSTOP) == 0);
+		sb.kill_vmm();
+
+		Output dry = ctl(sb.config_path(), {"gc", "--dry-run"});
+		MESSAGE("gc --dry-run:\n" << dry.out << dry.err);
+		CHECK(dry.status == 0);
+		CHECK(gc_line(dry.out, sb.id()).find("remove ") != std::string::npos);
+		CHECK(gc_line(dry.out, sb.id()).ends_with("; its watcher still runs: stopped first"));
+		CHECK(ProcFs().alive(watcher));
+		CHECK(!sb.overhead_gone());
+
+		Output collected = ctl(sb.config_path(), {"gc"});
+		MESSAGE("gc:\n" << collected.out << collected.err);
+		CHECK(collected.status == 0);
+		CHECK(gc_line(collected.out, sb.id()).find("removed") != std::string::npos);
+		CHECK(!ProcFs().alive(watcher));
+		CHECK(sb.overhead_gone());
+		CHECK(!fs::exists(sb.record_file()));
+	}
+
+	TEST_CASE("ctl gc as an attacker: forged records cannot make it stop or remove what is a live "
+		  "container's")
+	{
+		TempDir dir("ctl-gc-forged");
+		Sandbox live("ctl-gc-target");
+		live.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(live.create_runtime().status == 0);
+		REQUIRE(live.poststart().status == 0);
+		check_split(live);
+		ProcessRef live_watcher = watcher_of(live);
+		std::string records = live.record_dir();
+		std::optional<Record> base = read_record(records, live.instance(), live.id());
+		REQUIRE(base);
+		ProcessRef dead = dead_process();
+		std::string prefix = parent_path(live.sandbox_path());
+		auto own_cgroups = [&](Record &r, const std::string &tag) {
+			edit_hierarchies(r, [&](cgroup_v1::Hierarchy &h) {
+				h.sandbox = prefix + "/" + tag + "-gone";
+				h.overhead = prefix + "/vmm-overhead-" + r.name;
+			});
+		};
+
+		// 1. The live record's text under another instance's name: not the record of its name.
+		std::string copy_name = live.id() + "-0123456789abcdef";
+		fs::copy_file(live.record_file(), records + "/" + copy_name + ".json");
+		// 2. A gone container whose O is the live container's O, and whose S no longer exists.
+		Record steal_o = forged_from(*base, live.id() + "-steal-o");
+		steal_o.container = dead;
+		edit_hierarchies(steal_o,
+				 [&](cgroup_v1::Hierarchy &h) { h.sandbox = prefix + "/steal-o-gone"; });
+		write_record(records, steal_o);
+		// 3. A gone container whose watcher is the live container's.
+		Record steal_watcher = forged_from(*base, live.id() + "-steal-watcher");
+		steal_watcher.container = dead;
+		own_cgroups(steal_watcher, "steal-watcher");
+		steal_watcher.watcher = live_watcher;
+		write_record(records, steal_watcher);
+		// 4. A gone container whose "watcher" is a host process, not a fork of poststart.
+		Child host;
+		Record foreign = forged_from(*base, live.id() + "-foreign");
+		foreign.container = dead;
+		own_cgroups(foreign, "foreign");
+		foreign.watcher = host.ref();
+		write_record(records, foreign);
+		// 5. A gone container whose mounts are plain directories, with S and O made in them.
+		Record outside = forged_from(*base, live.id() + "-outside");
+		outside.container = dead;
+		edit_hierarchies(outside, [&](cgroup_v1::Hierarchy &h) {
+			h.mount = dir.path + "/fake" + h.mount;
+			fs::create_directories(h.mount + h.sandbox);
+			fs::create_directories(h.mount + h.overhead);
+		});
+		write_record(records, outside);
+		std::string live_record = read_text(live.record_file());
+
+		Output collected = ctl(live.config_path(), {"gc", "--force-orphans"});
+		MESSAGE("gc:\n" << collected.out << collected.err);
+		CHECK(collected.status == 0);
+		CHECK(collected.out.find("gc: 5 records, 0 removed, 5 kept") == 0);
+		CHECK(collected.out.find("unreadable " + records + "/" + copy_name + ".json: ") !=
+		      std::string::npos);
+		CHECK(gc_line(collected.out, live.id()).find("the container's process is alive") !=
+		      std::string::npos);
+		CHECK(gc_line(collected.out, steal_o.id).find("its cgroups still hold tasks") !=
+		      std::string::npos);
+		CHECK(gc_line(collected.out, steal_watcher.id).find("is named by another record too") !=
+		      std::string::npos);
+		CHECK(gc_line(collected.out, foreign.id).find("not vmm-cgroup-poststart: left alone") !=
+		      std::string::npos);
+		CHECK(gc_line(collected.out, outside.id).find("is not a cgroup file system") !=
+		      std::string::npos);
+		// The live container: its O, its watcher, its record and its placement as they were.
+		CHECK(!live.overhead_gone());
+		CHECK(ProcFs().alive(live_watcher));
+		CHECK(read_text(live.record_file()) == live_record);
+		check_split(live);
+		// Nothing of the others either: the host process runs, the forged records and directories
+		// stay.
+		CHECK(ProcFs().alive(host.ref()));
+		for (const Record *r : {&steal_o, &steal_watcher, &foreign, &outside})
+			CHECK(fs::exists(record_path(records, r->name)));
+		edit_hierarchies(outside, [&](const cgroup_v1::Hierarchy &h) {
+			CHECK(fs::is_directory(h.mount + h.overhead));
+		});
+		// The forged records gone, the live container is collected by poststop, not gc.
+		for (const Record *r : {&steal_o, &steal_watcher, &foreign, &outside})
+			fs::remove(record_path(records, r->name));
+		fs::remove(records + "/" + copy_name + ".json");
+		REQUIRE(live.poststop().status == 0);
+		CHECK(live.overhead_gone());
+		CHECK(!ProcFs().alive(live_watcher));
+	}
+
+	TEST_CASE("ctl reconcile as an attacker: a forged record, one outside the cgroup mounts, a pid that "
+		  "is no longer the VMM")
+	{
+		TempDir dir("ctl-reconcile-forged");
+		// Made before the sandbox, removed after it: a cgroup without limits a forged record names as
+		// O.
+		MadeCgroup attacker(cgroup_root + "/cpu/vmmcg-it-" + std::to_string(::getpid()) +
+				    "-ctl-attacker");
+		Sandbox live("ctl-reconcile-target");
+		live.configure(R"("watch_vmm":false)");
+		live.start_test_vmm({"--vcpus", "2", "--io-threads", "1"});
+		REQUIRE(live.create_runtime().status == 0);
+		REQUIRE(live.poststart().status == 0);
+		check_split(live);
+		std::optional<Record> base = read_record(live.record_dir(), live.instance(), live.id());
+		REQUIRE(base);
+		Child host;
+		std::string host_cpu = where_now(host.pid, host.pid, "cpu");
+		auto reconcile_of = [&](const Record &r) {
+			write_record(live.record_dir(), r);
+			Output out = ctl(live.config_path(), {"reconcile", r.name});
+			MESSAGE("reconcile " << r.name << ":\n" << out.out << out.err);
+			fs::remove(record_path(live.record_dir(), r.name));
+			return out;
+		};
+
+		// A record whose container is a host process: poststart takes it from the runtime, reconcile
+		// from the record, and refuses one that is not in the record's cgroups.
+		Record host_container = forged_from(*base, live.id() + "-host");
+		host_container.container = host.ref();
+		Output refused = reconcile_of(host_container);
+		CHECK(refused.status == 1);
+		CHECK(refused.out.find(host_container.id + ": FAILED: the container's process (pid " +
+				       std::to_string(host.pid) + ") is in " + host_cpu) == 0);
+		CHECK(where_now(host.pid, host.pid, "cpu") == host_cpu);
+
+		// The live container's own process, with O replaced by a cgroup without limits: its VMM is in
+		// neither S nor that cgroup.
+		Record to_attacker = forged_from(*base, live.id() + "-attacker");
+		edit_hierarchies(to_attacker, [&](cgroup_v1::Hierarchy &h) {
+			h.overhead = attacker.dir.substr((cgroup_root + "/cpu").size());
+		});
+		Output moved_nothing = reconcile_of(to_attacker);
+		CHECK(moved_nothing.status == 1);
+		CHECK(moved_nothing.out.find(": FAILED: ") != std::string::npos);
+		CHECK(moved_nothing.out.find("refusing") != std::string::npos);
+		CHECK(read_text(attacker.dir + "/tasks").empty());
+
+		// The live container's cgroups, on mounts that are plain directories.
+		Record outside = forged_from(*base, live.id() + "-outside");
+		edit_hierarchies(outside, [&](cgroup_v1::Hierarchy &h) {
+			h.mount = dir.path + "/fake" + h.mount;
+			fs::create_directories(h.mount + h.sandbox);
+		});
+		Output not_cgroupfs = reconcile_of(outside);
+		CHECK(not_cgroupfs.status == 1);
+		CHECK(not_cgroupfs.out.find("is not a cgroup file system") != std::string::npos);
+		check_split(live);
+
+		// The live record itself, with a vCPU moved to O by hand, and its VMM's pid given to the host
+		// process: first with another start time (the pid reused), then with the host process's own.
+		pid_t vcpu = first_vcpu(live);
+		for (bool same_start : {false, true}) {
+			CAPTURE(same_start);
+			for (const auto &c : Sandbox::cpu_controllers())
+				write_text(cgroup_root + "/" + c + live.overhead_path() + "/tasks",
+					   std::to_string(vcpu));
+			Record stale = *base;
+			stale.vmm = host.ref();
+			if (!same_start)
+				stale.vmm->start_time += 1;
+			write_record(live.record_dir(), stale);
+			json status = status_json(live.config_path(), live.id());
+			CHECK(status["vmm"]["pid"] ==
+			      live.vmm()); // found from the container, as poststart does
+			CHECK(status["vmm"]["recorded"] == false);
+			CHECK(status["placement_ok"] == false);
+			Output placed = ctl(live.config_path(), {"reconcile", live.id()});
+			MESSAGE("reconcile with a stale VMM pid:\n" << placed.out << placed.err);
+			CHECK(placed.status == 0);
+			CHECK(placed.out.find(live.id() + ": placed: VMM pid " +
+					      std::to_string(live.vmm())) == 0);
+			CHECK(placed.out.find("  " + std::to_string(vcpu) + "  CPU 0/KVM  O -> S\n") !=
+			      std::string::npos);
+			check_split(live);
+			CHECK(where_now(host.pid, host.pid, "cpu") == host_cpu);
+			CHECK(live.record()["vmm"]["pid"] == live.vmm());
+		}
+		REQUIRE(live.poststop().status == 0);
+		CHECK(live.overhead_gone());
 	}
 }
