@@ -58,15 +58,17 @@ constexpr const char *status_help =
 Every container of the record directory (or those NAME|ID names: an instance name, a container
 id, or the start of one), checked against the cgroups and /proc: mode, host mode, phase, the
 cgroups S and O (v1, per hierarchy) or S/vcpu and S/overhead (v2) and whether they exist, the
-VMM and each of its threads with where it is now and whether that is the side the layout puts it
-on (vCPU threads under the container's limit, every other thread on the overhead side), the CPU
-time of the vCPU threads and of the overhead, and the throttling of each side.
+settler or watcher, the VMM (found from the container's process) and each of its threads with
+where it is now and whether that is the side the layout puts it on (vCPU threads under the
+container's limit, every other thread on the overhead side), the CPU time of the vCPU threads
+and of the overhead, and the throttling of each side.
 
   --json        one JSON document (schema: docs/ctl-status.schema.json)
   --prometheus  the Prometheus text format, for node_exporter's textfile collector
 
 A tree otherwise, coloured when standard output is a terminal and NO_COLOR is unset.
-Exit status: 0 (whatever the placement: placement_ok says it); 1 when NAME|ID matches no record.
+Exit status: 0 (whatever the placement: placement_ok says it); 1 when NAME|ID matches no record;
+2 bad arguments.
 )";
 
 constexpr const char *reconcile_help = R"(Usage: vmm-cgroupctl [--config PATH] reconcile NAME|ID... | --all
@@ -74,23 +76,27 @@ constexpr const char *reconcile_help = R"(Usage: vmm-cgroupctl [--config PATH] r
 Places the VMM's threads of each container named (or of every one) again now, after a vCPU was
 added or someone moved threads by hand, with poststart's safety rules: the VMM is found from the
 container's process and must be in this container's cgroups, its vCPU threads must be proven
-(vcpu_proof), nothing moves without them, and only this VMM's threads move. Updates the record as
-poststart does, and prints each thread it moved (tid, name, from, to). Skips containers in
-sandbox-only mode, whose createRuntime did not finish, whose process is gone, or whose settler
-still runs.
+(vcpu_proof), nothing moves without them, and only this VMM's threads move; a record whose
+container process is not in its cgroups, or whose mounts are no cgroup file systems, is refused.
+Updates the record as poststart does, and prints each thread it moved (tid, name, from, to).
+Skips containers in sandbox-only mode, whose createRuntime did not finish, whose process is
+gone, or whose settler still runs.
 
 Exit status: 0 when every container named was placed or skipped; 1 when one could not be
-placed (refused, or its vCPUs not verified within 2 s).
+placed (refused, its vCPUs not verified within 2 s, an unreadable record) or NAME|ID matches no
+record; 2 bad arguments.
 )";
 
 constexpr const char *gc_help = R"(Usage: vmm-cgroupctl [--config PATH] gc [--dry-run] [--force-orphans]
 
 Removes what belongs to containers that are gone, as poststop would have (an engine killed before
-poststop, a createRuntime killed midway): their settler, the cgroups their record lists, the
-record. A container is gone when its S exists in no hierarchy, or when its process (pid and start
-time, from the record) and its VMM are dead. Nothing of a live container is touched: a container
-whose process or VMM runs, or whose cgroups still hold a task, is kept. Unreadable records are
-reported and left alone.
+poststop, a createRuntime killed midway): their settler or watcher, the cgroups their record
+lists, the record. A container is gone when its S exists in no hierarchy, or when its process
+(pid and start time, from the record) and its VMM are dead. Nothing of a live container is
+touched: a container whose process or VMM runs, or whose cgroups still hold a task, is kept; so
+is a record whose mount is no cgroup file system, whose settler or watcher is no fork of
+poststart, or whose O, S (v2), settler or watcher another record names too. Unreadable records
+are reported and left alone.
 
 Also reports overhead cgroups that no record names (vmm-overhead-* beside a recorded S, or below
 the overhead root).
@@ -98,8 +104,8 @@ the overhead root).
   --dry-run        say what would be removed; remove nothing
   --force-orphans  also remove those overhead cgroups that hold no task and no cgroup
 
-Safe to run from a timer (vmm-cgroupctl-gc.timer). Exit status: 0 done; 1 when something could
-not be removed.
+Safe to run from a timer (vmm-cgroupctl-gc.timer). Exit status: 0 done (kept records are no
+failure); 1 when something could not be removed; 2 bad arguments.
 )";
 
 void set_flag(Arguments &args, std::string_view arg)
