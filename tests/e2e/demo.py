@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The main job, shown: one QEMU VM container started through podman with the hooks registered, where every
-thread of the VMM is in every cgroup hierarchy, then podman stop/rm and the host clean again.
+thread of the VMM is in every cgroup hierarchy, what `vmm-cgroupctl status` says of it, then podman stop/rm and
+the host clean again.
 
     python3 tests/e2e/demo.py [--build-dir BUILD | --prefix PREFIX] [--runtime runc|crun]
                               [--mode split|sandbox-only] [--accel auto|kvm|tcg] [--verbose]
@@ -27,6 +28,20 @@ import e2e_lib as L  # noqa: E402
 
 def say(text=""):
     print(text, flush=True)
+
+
+def show_ctl_status(session, sc):
+    """The operator's view: `vmm-cgroupctl status` of the VM, from the installed command; [] or what is wrong."""
+    ctl = os.path.join(session.prefix, "sbin", "vmm-cgroupctl")
+    if not os.path.exists(ctl):
+        return [f"{ctl}: not installed"]
+    say(f"vmm-cgroupctl --config {sc.config} status {sc.cid[:12]}")
+    proc = L.run([ctl, "--config", sc.config, "status", sc.cid[:12]], check=False)
+    for line in (proc.stdout + proc.stderr).rstrip().splitlines():
+        say("  " + line)
+    if proc.returncode != 0:
+        return [f"vmm-cgroupctl status exited {proc.returncode}"]
+    return [] if "placement ok" in proc.stdout else ["vmm-cgroupctl status: placement NOT ok"]
 
 
 def main(argv):
@@ -131,6 +146,10 @@ def main(argv):
                 "every other hierarchy (cpuacct too: the container's accounting stays whole) the whole VMM is in S")
         else:
             say("as expected: every thread in S in every hierarchy; nothing created")
+        say()
+        bad += show_ctl_status(session, sc)
+        if bad:
+            ok = False
         say()
         say("podman stop && podman rm")
         sc.stop()
