@@ -72,6 +72,10 @@ public:
 	// Once the vCPU threads are placed: lifts what would still hold the overhead to the container's CPU
 	// limit.
 	virtual void relax() = 0;
+	// The container's CPU limit changed on S since (an in-place resize by the runtime, or systemd writing
+	// a unit's CPUQuota= back on daemon-reload): the vCPUs take the new limit, the overhead's derived cap
+	// follows it, and S is relaxed again. True when something was changed.
+	virtual bool follow_limits(const OverheadPolicy &policy) = 0;
 
 	// poststop: moves what remains to the parent, removes every cgroup this project created, deepest
 	// first, and restores S. Keeps going after a failure; returns the number of failures.

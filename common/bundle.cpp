@@ -35,6 +35,17 @@ CpuLimits parse_cpu(const nlohmann::json &linux)
 	return cpu;
 }
 
+bool has_pid_namespace(const nlohmann::json &linux)
+{
+	auto namespaces = find_field(linux, "namespaces", what);
+	if (!namespaces)
+		return false;
+	for (std::size_t i = 0; i < namespaces->list().size(); ++i)
+		if (auto type = namespaces->item(i).find("type"); type && type->string() == "pid")
+			return true;
+	return false;
+}
+
 } // namespace
 
 CgroupsPath parse_cgroups_path(std::string_view text)
@@ -80,6 +91,7 @@ BundleConfig parse_bundle_config(std::string_view json)
 		config.cgroups_path =
 			parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));
 		config.cpu = parse_cpu(*linux);
+		config.host_pid = !has_pid_namespace(*linux);
 	}
 	return config;
 }

@@ -30,6 +30,10 @@ struct BundleConfig {
 	std::map<std::string, std::string> annotations;
 	CpuLimits cpu;       // linux.resources.cpu: the container's own CPU limits
 	std::string program; // process.args[0]: what the container's process will run ("" if none)
+	// linux.namespaces lists no pid namespace: the container shares its engine's (the host's). The
+	// runtime then kills it by signalling every process of its cgroups, reading cgroup.procs of each
+	// child.
+	bool host_pid = false;
 };
 
 // config.json may carry large process and mount lists; beyond this it is refused.

@@ -160,6 +160,13 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 	}
 	if (*it->second == want)
 		return true;
+	// v1: membership was read before the first write of the pass, which may be thousands of writes
+	// ago; the tid is checked again right before its own write, so that only a task born between these
+	// two system calls can take it. check_owner's undo (back to where the task was born) is right for
+	// such a newborn, not for an older task that was moved since (an exec'd process of the container is
+	// born outside and moved in by the runtime).
+	if (sorting.check_owner && ::access(proc.task_path(vmm, thread.tid).c_str(), F_OK) != 0)
+		return false;
 	std::error_code ec = write_thread(sorting, want, thread.tid);
 	if (is_gone(ec))
 		return false;

@@ -1,8 +1,10 @@
 #include "cgroup_v1.h"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -37,16 +39,29 @@ void seed_cpuset(const CgroupMount &mount, const std::string &cgroup, const std:
 	}
 }
 
-// A shared cgroup that existed is never changed: with an empty cpuset it cannot take O.
+// A shared cgroup that existed is never changed: with an empty cpuset it cannot take O. One that another
+// createRuntime has just made (the first containers of a node, at once) is seeded by it a moment later
+// (mkdir, then cpuset.cpus, then cpuset.mems): waited for, about 130 ms at most, before it is refused.
 void check_cpuset(const CgroupMount &mount, const std::string &cgroup)
 {
-	for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
-		std::error_code ec;
-		if (mount.read_value(cgroup, file, ec).empty())
-			throw HostError(mount.describe(cgroup, file) +
+	using namespace std::chrono_literals;
+	for (auto wait = 1ms;; wait *= 2) {
+		const char *empty = nullptr;
+		for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
+			std::error_code ec;
+			if (mount.read_value(cgroup, file, ec).empty()) {
+				empty = file;
+				break;
+			}
+		}
+		if (!empty)
+			return;
+		if (wait > 64ms)
+			throw HostError(mount.describe(cgroup, empty) +
 					" is empty: the hooks do not change a cgroup they did not create "
 					"(give it CPUs "
 					"and memory nodes, or remove it so that the hooks create it)");
+		std::this_thread::sleep_for(wait);
 	}
 }
 
@@ -87,6 +102,8 @@ public:
 	void rollback() noexcept override;
 	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
 		    std::chrono::steady_clock::time_point deadline) override;
+	// The vCPUs are in S, so they follow S's limit by themselves; O's derived cap follows it here.
+	bool follow_limits(const OverheadPolicy &policy) override;
 	void relax() override {} // O is outside S from the start: nothing binds the overhead to S's limit
 	std::size_t teardown() override;
 
@@ -102,7 +119,7 @@ private:
 	std::optional<ProcCgroups> check_vmm(const ProcFs &proc, const ProcessRef &vmm) const;
 	// The whole process to O where it is still in S. False when the VMM is gone.
 	bool move_process(const ProcessRef &vmm, const ProcCgroups &where);
-	void return_strays(const ProcessRef &vmm);
+	void return_strays(const ProcFs &proc, const ProcessRef &vmm);
 	ThreadMover &mover();
 
 	Layout &layout_;
@@ -229,13 +246,19 @@ bool V1Backend::move_process(const ProcessRef &vmm, const ProcCgroups &where)
 }
 
 // Processes in O other than the VMM (children it forked after it was moved) go back to S: only the VMM's
-// own threads run outside the container's CPU limit.
-void V1Backend::return_strays(const ProcessRef &vmm)
+// own threads run outside the container's CPU limit. A listed pid may have exited since the list was read
+// and been taken by a process of the host: only a process still in O is moved.
+void V1Backend::return_strays(const ProcFs &proc, const ProcessRef &vmm)
 {
 	for (auto &sorting : mover_->sortings()) {
 		std::error_code ec;
 		for (pid_t pid : sorting.mount.read_ids(sorting.overhead, "cgroup.procs", ec)) {
 			if (pid == vmm.pid)
+				continue;
+			std::error_code read_ec;
+			ProcCgroups now = parse_proc_cgroup(proc.read(pid, "cgroup", read_ec));
+			auto in = now.find(sorting.proc_key);
+			if (read_ec || in == now.end() || in->second != sorting.overhead)
 				continue;
 			std::error_code move_ec =
 				sorting.mount.write_file(sorting.vcpu, "cgroup.procs", std::to_string(pid));
@@ -253,8 +276,33 @@ Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 	std::optional<ProcCgroups> where = check_vmm(proc, vmm);
 	if (!where || !move_process(vmm, *where))
 		return Moves::vmm_exited();
-	return_strays(vmm);
+	return_strays(proc, vmm);
 	return mover().move(proc, vmm.pid, threads, deadline);
+}
+
+bool V1Backend::follow_limits(const OverheadPolicy &policy)
+{
+	bool changed = false;
+	for (const auto &hierarchy : layout_.hierarchies) {
+		if (!hierarchy.has("cpu") || policy.limits.quota_us)
+			continue;
+		CgroupMount mount = CgroupMount::open(hierarchy.mount);
+		auto [quota, container_period] = container_quota(mount, hierarchy);
+		std::error_code ec;
+		auto period = to_number<std::uint64_t>(
+			mount.read_value(hierarchy.overhead, "cpu.cfs_period_us", ec));
+		std::int64_t cap =
+			policy.quota(quota, container_period, period.value_or(100000)).value_or(-1);
+		auto now =
+			to_number<std::int64_t>(mount.read_value(hierarchy.overhead, "cpu.cfs_quota_us", ec));
+		if (ec || now == cap)
+			continue;
+		write_value(mount, hierarchy.overhead, "cpu.cfs_quota_us", std::to_string(cap));
+		spdlog::info("{}: the overhead's cap follows the container's limit: {}",
+			     mount.describe(hierarchy.overhead), cap);
+		changed = true;
+	}
+	return changed;
 }
 
 std::size_t V1Backend::teardown()

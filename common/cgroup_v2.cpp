@@ -7,6 +7,7 @@
 
 #include "cgroup_utils.h"
 #include "errors.h"
+#include "systemd.h"
 #include "text.h"
 
 namespace vmmcg::cgroup_v2 {
@@ -103,6 +104,7 @@ public:
 	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
 		    std::chrono::steady_clock::time_point deadline) override;
 	void relax() override;
+	bool follow_limits(const OverheadPolicy &policy) override;
 	std::size_t teardown() override;
 
 private:
@@ -196,6 +198,20 @@ Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 	return mover_->move(proc, vmm.pid, threads, deadline);
 }
 
+// S's cpu.max to "max": through systemd where S is a unit whose CPUQuota= systemd owns (runc's scope), so
+// that a daemon-reload keeps it; directly otherwise, or when systemd cannot be asked.
+void lift_sandbox_limit(const CgroupMount &mount, const Layout &layout, const std::string &current)
+{
+	auto unit = unit_of_cgroup(layout.sandbox);
+	if (unit && systemd_running() && set_unit_cpu_quota_infinity(*unit)) {
+		std::error_code ec;
+		if (mount.read_value(layout.sandbox, "cpu.max", ec).starts_with("max"))
+			return;
+	}
+	std::string period = current.substr(current.find(' ') + 1);
+	write_value(mount, layout.sandbox, "cpu.max", "max " + period);
+}
+
 void V2Backend::relax()
 {
 	if (layout_.relaxed)
@@ -204,12 +220,29 @@ void V2Backend::relax()
 	std::error_code ec;
 	std::string current = mount.read_value(layout_.sandbox, "cpu.max", ec);
 	if (!ec && !current.starts_with("max")) {
-		std::string period = current.substr(current.find(' ') + 1);
-		write_value(mount, layout_.sandbox, "cpu.max", "max " + period);
+		lift_sandbox_limit(mount, layout_, current);
 		spdlog::info("{}: cpu.max {} -> max (the limit is on {})", mount.describe(layout_.sandbox),
 			     current, layout_.vcpu());
 	}
 	layout_.relaxed = true;
+}
+
+bool V2Backend::follow_limits(const OverheadPolicy &policy)
+{
+	if (!layout_.relaxed)
+		return false; // not placed yet: S still holds the limit, as it should
+	CgroupMount mount = CgroupMount::open(layout_.mount);
+	std::error_code ec;
+	std::string current = mount.read_value(layout_.sandbox, "cpu.max", ec);
+	if (ec || current.starts_with("max"))
+		return false;
+	write_value(mount, layout_.vcpu(), "cpu.max", current);
+	layout_.saved["cpu.max"] = current;
+	apply_overhead_limits(mount, layout_, policy);
+	lift_sandbox_limit(mount, layout_, current);
+	spdlog::info("{}: the container's CPU limit is now {}: on {}, and S relaxed again",
+		     mount.describe(layout_.sandbox), current, layout_.vcpu());
+	return true;
 }
 
 std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const

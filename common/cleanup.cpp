@@ -26,6 +26,7 @@ void stop_settler(const std::optional<ProcessRef> &settler)
 std::size_t clean_up(const std::string &record_dir, Record &record)
 {
 	stop_settler(record.settler);
+	stop_settler(record.watcher);
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
 	std::size_t failures = backend ? backend->teardown() : 0;
 	if (std::error_code ec = remove_record(record_dir, record.name)) {

@@ -122,7 +122,7 @@ std::string record_dir(const Field &field)
 const std::vector<std::string_view> overridable = {"mode", "qmp-socket"};
 
 // Every key of the configuration file, once: how it is read and checked.
-const Schema<Config, 25> config_keys = {{
+const Schema<Config, 26> config_keys = {{
 	{"mode", Presence::not_null,
 	 [](const Field &f, Config &c) {
 		 c.mode = *parse_mode(one_of(f, {"split", "sandbox-only"}));
@@ -132,6 +132,7 @@ const Schema<Config, 25> config_keys = {{
 		 c.opt_in = one_of(f, {"runtime", "annotation"}) == "annotation" ? OptIn::annotation
 										 : OptIn::runtime;
 	 }},
+	{"watch_vmm", Presence::not_null, [](const Field &f, Config &c) { c.watch_vmm = f.boolean(); }},
 	{"launcher_names", Presence::not_null,
 	 [](const Field &f, Config &c) { c.launcher_names = f.strings(true); }},
 	{"max_settlers", Presence::not_null,

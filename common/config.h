@@ -68,8 +68,10 @@ struct Config {
 	// them, or a VMM, does poststart hand over to a settler.
 	std::vector<std::string> launcher_names = {"sh",   "bash",      "dash",     "busybox",
 						   "tini", "dumb-init", "catatonit"};
-	// Settlers running at once on the node, at most.
+	// Settlers and watchers running at once on the node, at most.
 	unsigned max_settlers = 256;
+	// After placement, a watcher follows the VMM for as long as it runs (watcher.h).
+	bool watch_vmm = true;
 	// Globs matched against the executable's base name and the process name (comm, 15 characters:
 	// "cloud-hyperviso*" finds Cloud Hypervisor by either).
 	std::vector<std::string> vmm_names = {"qemu-system-*", "qemu-kvm", "cloud-hyperviso*", "firecracker",

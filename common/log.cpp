@@ -1,8 +1,11 @@
 #include "log.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -31,7 +34,52 @@ int syslog_priority(spdlog::level::level_enum level)
 	}
 }
 
-// One sink for both destinations, whose stage, id and switches change in place.
+// The journal's native protocol (systemd's "Native Journal Protocol": KEY=value lines in one datagram
+// to /run/systemd/journal/socket), so that the lines carry fields journalctl filters on:
+// `journalctl -t vmm-cgroup-hooks CONTAINER_ID=<id> VMMCG_STAGE=poststart`. Written here rather than
+// through libsystemd's sd_journal_send because the hooks are static executables (docs/design.md): the
+// protocol is a stable, documented datagram, and values never hold a newline (sanitize_log_message).
+class Journal
+{
+public:
+	Journal()
+	{
+		if (::access(socket_path, W_OK) == 0)
+			fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	}
+	~Journal()
+	{
+		if (fd_ >= 0)
+			::close(fd_);
+	}
+	Journal(const Journal &) = delete;
+	Journal &operator=(const Journal &) = delete;
+
+	// False when there is no journal or it refused the datagram: the caller falls back to syslog.
+	bool send(int priority, const std::string &stage, const std::string &id,
+		  const std::string &message) const
+	{
+		if (fd_ < 0)
+			return false;
+		std::string datagram = "MESSAGE=" + stage + " id=" + id + ": " + message +
+				       "\nPRIORITY=" + std::to_string(priority) +
+				       "\nSYSLOG_IDENTIFIER=" + log_identifier +
+				       "\nSYSLOG_FACILITY=3\nSYSLOG_PID=" + std::to_string(::getpid()) +
+				       "\nVMMCG_STAGE=" + stage + "\nCONTAINER_ID=" + id + "\n";
+		struct sockaddr_un addr {};
+		addr.sun_family = AF_UNIX;
+		std::memcpy(addr.sun_path, socket_path, std::strlen(socket_path) + 1);
+		return ::sendto(fd_, datagram.data(), datagram.size(), MSG_NOSIGNAL,
+				reinterpret_cast<const struct sockaddr *>(&addr), sizeof(addr)) >= 0;
+	}
+
+private:
+	static constexpr const char *socket_path = "/run/systemd/journal/socket";
+	int fd_ = -1;
+};
+
+// One sink for the system log (the journal, or syslog) and stderr, whose stage, id and switches change in
+// place.
 class HookSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex>
 {
 public:
@@ -45,9 +93,10 @@ protected:
 	{
 		std::string text =
 			sanitize_log_message(std::string_view(msg.payload.data(), msg.payload.size()));
-		if (to_syslog)
-			::syslog(LOG_DAEMON | syslog_priority(msg.level), "%s id=%s: %s", stage.c_str(),
-				 id.c_str(), text.c_str());
+		int priority = syslog_priority(msg.level);
+		if (to_syslog && !journal_.send(priority, stage, id, text))
+			::syslog(LOG_DAEMON | priority, "%s id=%s: %s", stage.c_str(), id.c_str(),
+				 text.c_str());
 		if (to_stderr) {
 			auto level = spdlog::level::to_string_view(msg.level);
 			std::string line = std::string(log_identifier) + " " + stage + " id=" + id + ": " +
@@ -56,6 +105,9 @@ protected:
 		}
 	}
 	void flush_() override {}
+
+private:
+	Journal journal_;
 };
 
 std::shared_ptr<HookSink> sink;

@@ -143,7 +143,7 @@ PlacementLoop::Step PlacementLoop::step(std::optional<std::chrono::nanoseconds> 
 	return pass(wait, deadline);
 }
 
-SettleResult PlacementLoop::run(std::chrono::steady_clock::time_point deadline)
+SettleResult PlacementLoop::run(std::chrono::steady_clock::time_point deadline, const Sleep &sleep)
 {
 	using namespace std::chrono_literals;
 	auto delay = std::chrono::steady_clock::duration(5ms);
@@ -156,10 +156,42 @@ SettleResult PlacementLoop::run(std::chrono::steady_clock::time_point deadline)
 			return result_;
 		std::chrono::steady_clock::duration pause =
 			wait ? std::chrono::steady_clock::duration(*wait) : delay;
-		std::this_thread::sleep_for(std::min(pause, deadline - now));
+		auto nap =
+			std::chrono::duration_cast<std::chrono::nanoseconds>(std::min(pause, deadline - now));
+		if (sleep)
+			sleep(nap);
+		else
+			std::this_thread::sleep_for(nap);
 		if (!wait)
 			delay = std::min(delay * 2, std::chrono::steady_clock::duration(250ms));
 	}
+}
+
+void log_settled(const SettleResult &result, const char *who)
+{
+	if (result.complete)
+		spdlog::info("{}: VMM pid {} placed, {} vCPU threads (source: {})", who, result.vmm->pid,
+			     result.vcpus.size(), result.vcpu_source);
+	else if (result.container_gone)
+		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
+	else if (result.vmm && result.vcpus.empty())
+		spdlog::warn("{}: VMM pid {} has no proven vCPU threads: nothing moved", who,
+			     result.vmm->pid);
+	else if (result.vmm)
+		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still "
+			     "changing, or too young)",
+			     who, result.vmm->pid, result.vcpus.size());
+	else
+		spdlog::warn("{}: no VMM found: nothing moved", who);
+}
+
+void store_placement(Record &record, Backend &backend, const SettleResult &result)
+{
+	record.vmm = result.vmm;
+	record.vcpus = result.vcpus;
+	record.vcpu_source = result.vmm ? result.vcpu_source : "";
+	if (result.vmm && !result.vcpus.empty())
+		backend.relax();
 }
 
 } // namespace vmmcg

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "config.h"
 #include "discovery.h"
 #include "procfs.h"
+#include "record.h"
 
 namespace vmmcg {
 
@@ -48,7 +50,11 @@ public:
 
 	// Passes, with a backoff (5 ms doubling to 250 ms) or one sleep until a young VMM is quiet, until the
 	// placement is complete, the VMM or the container's process exited, or the deadline.
-	SettleResult run(std::chrono::steady_clock::time_point deadline);
+	// `sleep` waits at most the given time; the watcher's returns early on a process event.
+	using Sleep = std::function<void(std::chrono::nanoseconds)>;
+	SettleResult run(std::chrono::steady_clock::time_point deadline, const Sleep &sleep = {});
+	// A VMM found earlier (the watcher's): no search from the container's process, which may be gone.
+	void set_vmm(const ProcessRef &vmm) { result_.vmm = vmm; }
 
 private:
 	enum class Step { again, done };
@@ -72,5 +78,12 @@ private:
 	std::optional<KvmFds> kvm_fds_;
 	unsigned qmp_tries_ = 0;
 };
+
+// One line at the end of a placement: placed, not yet, or why nothing moved.
+void log_settled(const SettleResult &result, const char *who);
+
+// Stores the placement in the record; once vCPU threads are in place, lifts what still binds the overhead
+// (v2: S's cpu.max; backend.h).
+void store_placement(Record &record, Backend &backend, const SettleResult &result);
 
 } // namespace vmmcg

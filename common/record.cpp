@@ -190,7 +190,7 @@ Record::Phase phase_from(const Field &field)
 	return Record::Phase::created;
 }
 
-const Schema<Record, 15> record_fields = {{
+const Schema<Record, 16> record_fields = {{
 	{"version", Presence::required, [](const Field &, Record &) {}, // checked before the rest
 	 [](JsonWriter &w, const Record &) { w.integer(record_version); }},
 	{"id", Presence::required, [](const Field &f, Record &r) { r.id = f.string(); },
@@ -242,6 +242,8 @@ const Schema<Record, 15> record_fields = {{
 	 [](JsonWriter &w, const Record &r) { w.string(r.vcpu_source); }},
 	{"settler", Presence::optional, [](const Field &f, Record &r) { r.settler = read_process(f); },
 	 [](JsonWriter &w, const Record &r) { write_process(w, r.settler); }},
+	{"watcher", Presence::optional, [](const Field &f, Record &r) { r.watcher = read_process(f); },
+	 [](JsonWriter &w, const Record &r) { write_process(w, r.watcher); }},
 }};
 
 std::string temp_prefix(const std::string &id)
@@ -352,8 +354,37 @@ void write_record(const std::string &dir, const Record &record)
 	put_record(dir, record, 0);
 }
 
+namespace {
+
+// The first write, as an unnamed file (O_TMPFILE) linked to its path once complete: linkat fails with
+// EEXIST where a record is, as RENAME_NOREPLACE does, and a writer killed midway leaves nothing (with a
+// named temp file, a createRuntime killed before its rename left that file, and no record to clean it up
+// by). nullopt where the file system has no O_TMPFILE: the caller writes a temp file and renames it.
+std::optional<bool> link_new_record(const std::string &dir, const Record &record)
+{
+	if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+		throw_errno("creating record directory " + dir);
+	std::string path = record_path(dir, record.name);
+	UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+	if (!fd.valid() && (errno == EOPNOTSUPP || errno == EISDIR))
+		return std::nullopt;
+	if (!fd.valid())
+		throw_errno("creating a record in " + dir);
+	write_all(fd.get(), record_to_json(record), path);
+	std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+	if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0)
+		return true;
+	if (errno == EEXIST)
+		return false;
+	throw_errno("linking " + path);
+}
+
+} // namespace
+
 bool create_record(const std::string &dir, const Record &record)
 {
+	if (std::optional<bool> linked = link_new_record(dir, record))
+		return *linked;
 	return put_record(dir, record, RENAME_NOREPLACE);
 }
 

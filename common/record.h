@@ -40,8 +40,11 @@ struct Record {
 	std::optional<std::string> qmp_socket;
 	std::optional<ProcessRef> vmm;
 	std::vector<pid_t> vcpus;
-	std::string vcpu_source; // "qmp", "thread-names", or "" before placement
-	std::optional<ProcessRef> settler;
+	std::string vcpu_source;           // "qmp", "thread-names", or "" before placement
+	std::optional<ProcessRef> settler; // placing still (runc's poststart before exec, late vCPUs)
+	// Once placed, the same process watches the VMM for as long as it runs: new threads (a hot-plugged
+	// vCPU, a thread that names itself late) and changes of the container's CPU limit (watcher.h).
+	std::optional<ProcessRef> watcher;
 };
 
 std::string record_path(const std::string &dir, const std::string &name);

@@ -23,6 +23,7 @@
 #include "record.h"
 #include "settler.h"
 #include "text.h"
+#include "watcher.h"
 
 namespace vmmcg {
 
@@ -152,6 +153,15 @@ Record plan(const StageContext &context, const ProcessRef &container, const Bund
 	record.qmp_socket = context.config.qmp_socket;
 	record.cgroups = compute_layout(input);
 	cross_check(bundle.cgroups_path, input.sandbox, record.cgroups);
+	if (bundle.host_pid && std::holds_alternative<cgroup_v2::Layout>(record.cgroups)) {
+		// runc before 1.2 and crun 1.8 kill such a container by reading cgroup.procs of every child
+		// cgroup, which a threaded cgroup refuses (opencontainers/runc#3821): it could not be
+		// stopped.
+		spdlog::warn("the container shares its engine's pid namespace: on cgroup v2 it is not split "
+			     "(its runtime could not kill it over threaded cgroups)");
+		record.mode = Mode::sandbox_only;
+		record.cgroups = {};
+	}
 	return record;
 }
 
@@ -211,69 +221,15 @@ int create_runtime(StageContext context)
 
 namespace {
 
-void log_settled(const SettleResult &result, const char *who)
-{
-	if (result.complete)
-		spdlog::info("{}: VMM pid {} placed, {} vCPU threads (source: {})", who, result.vmm->pid,
-			     result.vcpus.size(), result.vcpu_source);
-	else if (result.container_gone)
-		spdlog::warn("{}: the container's process exited before a VMM appeared", who);
-	else if (result.vmm && result.vcpus.empty())
-		spdlog::warn("{}: VMM pid {} has no proven vCPU threads: nothing moved", who,
-			     result.vmm->pid);
-	else if (result.vmm)
-		spdlog::warn("{}: VMM pid {} placed with {} vCPU threads, not complete yet (threads still "
-			     "changing, or too young)",
-			     who, result.vmm->pid, result.vcpus.size());
-	else
-		spdlog::warn("{}: no VMM found: nothing moved", who);
-}
-
-// Stores the placement; once vCPU threads are in place, lifts what still binds the overhead (v2: S's
-// cpu.max; backend.h).
-void store_placement(Record &record, Backend &backend, const SettleResult &result)
-{
-	record.vmm = result.vmm;
-	record.vcpus = result.vcpus;
-	record.vcpu_source = result.vmm ? result.vcpu_source : "";
-	if (result.vmm && !result.vcpus.empty())
-		backend.relax();
-}
-
-// The settler's work, in the detached process. It first waits until poststart has written the record
-// naming it (the go fd reaches EOF when poststart let go, or died): a settler the record does not name
-// ends at once, so no settler poststop cannot find outlives a moment. Then it places until complete or
-// settle_timeout_ms, and updates the record if poststop has not removed it.
-int settle_detached(const Config &config, const Record &base, const ProcessRef &container, int go_fd)
-{
-	wait_for_go(go_fd);
-	auto self = ProcFs().process(::getpid());
-	auto named = read_record(config.record_dir, base.name, base.id);
-	if (!named || !self || named->settler != self)
-		return exit_ok;
-	Record record = *named;
-	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
-	auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.settle_timeout_ms);
-	SettleResult settled =
-		PlacementLoop(*backend, ProcFs(), PlacementOptions::from(config), container).run(until);
-	log_settled(settled, "settler");
-	auto current = read_record(config.record_dir, base.name, base.id);
-	if (!current || current->settler != self)
-		return exit_ok;
-	std::unique_ptr<Backend> current_backend = make_backend(current->cgroups);
-	store_placement(*current, *current_backend, settled);
-	current->settler.reset();
-	write_record(config.record_dir, *current);
-	return exit_ok;
-}
-
-// Not there yet (runc runs poststart before exec; a VMM creates its vCPUs late): hand over to the settler.
+// Hands the VMM over to a detached settler and watcher (watcher.h): still placing when the placement is not
+// complete (runc runs poststart before exec; a VMM creates its vCPUs late), or only watching when it is.
 int hand_over(const Config &config, Record &record, Backend &backend, const SettleResult &result,
 	      const ProcessRef &container)
 {
 	Record base = record;
-	auto settler = spawn_settler(
-		ProcFs(), config, [&](int go_fd) { return settle_detached(config, base, container, go_fd); });
+	auto settler = spawn_settler(ProcFs(), config, [&](int go_fd) {
+		return settle_and_watch(config, base, container, go_fd);
+	});
 	if (!settler) {
 		spdlog::warn(
 			"no settler could be started (at most {} on this node): what is placed stays, the "
@@ -283,12 +239,16 @@ int hand_over(const Config &config, Record &record, Backend &backend, const Sett
 		write_record(config.record_dir, record);
 		return exit_ok;
 	}
-	record.settler = settler->process();
+	(result.complete ? record.watcher : record.settler) = settler->process();
 	store_placement(record, backend, result);
 	write_record(config.record_dir, record);
 	settler->let_go();
-	spdlog::info("VMM or vCPUs not settled within {} ms: settler pid {} continues for up to {} ms",
-		     config.poststart_budget_ms, settler->process().pid, config.settle_timeout_ms);
+	if (result.complete)
+		log_settled(result, "poststart");
+	else
+		spdlog::info(
+			"VMM or vCPUs not settled within {} ms: settler pid {} continues for up to {} ms",
+			config.poststart_budget_ms, settler->process().pid, config.settle_timeout_ms);
 	return exit_ok;
 }
 
@@ -335,7 +295,9 @@ int poststart(StageContext context)
 		std::chrono::steady_clock::now() + std::chrono::milliseconds(config.poststart_budget_ms);
 	SettleResult result =
 		PlacementLoop(*backend, ProcFs(), PlacementOptions::from(config), container).run(deadline);
-	if (!result.complete && !result.container_gone && may_become_vmm(config, result, bundle))
+	bool placing = !result.complete && !result.container_gone && may_become_vmm(config, result, bundle);
+	bool watching = result.complete && config.watch_vmm;
+	if (placing || watching)
 		return hand_over(config, *record, *backend, result, container);
 	log_settled(result, "poststart");
 	store_placement(*record, *backend, result);

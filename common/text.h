@@ -30,9 +30,20 @@ inline std::string trimmed(std::string_view text)
 
 // Each part between separators, empty ones included ("a,,b" -> "a", "", "b"; "" -> one empty part).
 std::vector<std::string_view> split(std::string_view text, char separator);
+// The views point into the text: never into a temporary that dies at the end of the statement.
+std::vector<std::string_view> split(std::string &&text, char separator) = delete;
+inline std::vector<std::string_view> split(const char *text, char separator)
+{
+	return split(std::string_view(text), separator);
+}
 
 // Each non-empty line of text, without its newline.
 std::vector<std::string_view> lines(std::string_view text);
+std::vector<std::string_view> lines(std::string &&text) = delete;
+inline std::vector<std::string_view> lines(const char *text)
+{
+	return lines(std::string_view(text));
+}
 
 // True if `word` is one of the space-separated words of `list` ("cpu io" holds "io", not "i").
 bool has_word(std::string_view list, std::string_view word);

@@ -22,8 +22,7 @@ Spec hook_entry(const std::string &path, const HookSettings &settings)
 		args.push_back("--config");
 		args.push_back(*settings.config);
 	}
-	if (settings.gate_argument)
-		args.push_back(gate_argument);
+	args.push_back(gate_argument);
 	return Spec{{"path", path},
 		    {"args", std::move(args)},
 		    {"env", Spec::array({hook_path_env})},
@@ -77,15 +76,13 @@ bool annotation_is(const Spec &spec, const char *key, std::string_view value)
 	return it != annotations->end() && it->is_string() && it->get_ref<const std::string &>() == value;
 }
 
-// TODO(lead): until the hooks read --gate=runtime, the annotation is what makes them act.
-bool set_enable_annotation(Spec &spec)
+// `annotations` is left as it is, but of the wrong type the runtime would refuse the spec anyway, and
+// is_pod_sandbox could not have read it: refused here, before the runtime runs.
+void check_annotations(const Spec &spec)
 {
-	Spec &annotations = object_member(spec, "annotations", "annotations");
-	auto it = annotations.find(enable_annotation);
-	if (it != annotations.end() && *it == "true")
-		return false;
-	annotations[std::string(enable_annotation)] = "true";
-	return true;
+	auto it = spec.find("annotations");
+	if (it != spec.end() && !it->is_null() && !it->is_object())
+		throw InputError(what + ": field 'annotations': must be an object");
 }
 
 } // namespace
@@ -113,14 +110,13 @@ bool add_hooks(Spec &spec, const HookSettings &settings)
 		{"poststart", &settings.poststart},
 		{"poststop", &settings.poststop},
 	}};
+	check_annotations(spec);
 	Spec &hooks = object_member(spec, "hooks", "hooks");
 	bool changed = false;
 	for (const auto &[stage, path] : stages) {
 		Spec &list = array_member(hooks, stage, std::string("hooks.") + stage);
 		changed |= place_hook(list, hook_entry(*path, settings));
 	}
-	if (!settings.gate_argument)
-		changed |= set_enable_annotation(spec);
 	return changed;
 }
 

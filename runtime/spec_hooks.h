@@ -20,15 +20,12 @@ struct HookSettings {
 	std::string create_runtime, poststart, poststop;
 	std::optional<std::string> config; // passed as --config PATH
 	int timeout_s = static_cast<int>(hook_file_timeout_seconds);
-	// `--gate=runtime`: tells the hooks that the node owner's runtime handler enabled them, not an
-	// annotation. TODO(lead): the hooks do not accept the argument yet (unknown arguments exit 2), so it
-	// is off and the wrapper sets io.vmm-cgroup-hooks.enable=true instead; turn it on with the hooks'
-	// support and drop the annotation (see add_hooks).
-	bool gate_argument = false;
 };
 
+// The last argument of every hook the wrapper adds: the node owner's runtime handler enabled the hooks for
+// this container, which is what they act on by default (opt_in "runtime"). The container's own
+// io.vmm-cgroup-hooks.enable annotation, which its author sets, is neither set nor needed.
 inline constexpr std::string_view gate_argument = "--gate=runtime";
-inline constexpr std::string_view enable_annotation = "io.vmm-cgroup-hooks.enable";
 
 // Parses config.json text; throws InputError("config.json: ...") when it is no JSON object.
 Spec parse_spec(std::string_view text);
@@ -37,9 +34,9 @@ Spec parse_spec(std::string_view text);
 // containerd `io.kubernetes.cri.container-type`, CRI-O `io.kubernetes.cri-o.ContainerType`, "sandbox".
 bool is_pod_sandbox(const Spec &spec);
 
-// Adds the hooks (createRuntime, poststart, poststop). An entry whose path is one of ours is replaced in
-// place, so a second create leaves one of each. Returns whether spec changed. Throws InputError when
-// `hooks`, a stage or `annotations` has the wrong type.
+// Adds the hooks (createRuntime, poststart, poststop), each with `--gate=runtime`. An entry whose path is
+// one of ours is replaced in place, so a second create leaves one of each. Returns whether spec changed.
+// Throws InputError when `hooks`, a stage or `annotations` has the wrong type.
 bool add_hooks(Spec &spec, const HookSettings &settings);
 
 } // namespace vmmcg::runtime

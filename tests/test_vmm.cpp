@@ -2,7 +2,12 @@
 // exercised on real threads in real cgroups without booting a guest.
 //
 //   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
-//            [--vcpu-delay-ms MS] [--spin] [--churn-vcpus] [--ready-file PATH] [--no-kvm]
+//            [--vcpu-delay-ms MS] [--spin] [--spin-io] [--churn-vcpus] [--ready-file PATH] [--no-kvm]
+//            [--kvm-vcpus N] [--fork-after-ms MS [--forks N]] [--exit-on-usr1] [--qmp-silent PATH]
+//            [--hotplug-ms MS]
+//
+// With --hotplug-ms, the main thread makes one more vCPU (its KVM fd and its thread) after that delay, as
+// QEMU does on a QMP device_add of a CPU.
 //
 // Like a real KVM VMM, it holds a VM fd and one vCPU fd per vCPU thread (KVM_CREATE_VM, KVM_CREATE_VCPU on
 // /dev/kvm), the proof the hooks ask for by default; --no-kvm leaves them out (an impostor named like a
@@ -12,8 +17,18 @@
 // VMM that creates its vCPUs after it has set up the machine. With --ready-file, the file is created once
 // every thread exists. With --churn-vcpus a thread named "IO churn" keeps creating short-lived threads named
 // "CPU 9/KVM" (each lives about a millisecond), so that threads come and go while the hooks move them.
-// The process runs until it is killed.
+// The hostile stand-ins (tests/integration/test_hostile.cpp): --kvm-vcpus N holds only N vCPU fds (fewer
+// than the vCPU-named threads: a faked proof); --spin-io makes the I/O threads spin (the overhead side);
+// --fork-after-ms forks --forks child processes (1 by default) named "child" after that delay (each pauses
+// until the VMM dies, and is reaped by the kernel); --exit-on-usr1 makes a vCPU thread exit when SIGUSR1 is
+// sent to it (tgkill), so that its tid can be reused; --qmp-silent listens on a unix socket, accepts and
+// never answers (a QMP peer that is the VMM itself). Up to 8192 vCPU and I/O threads, each with a small
+// stack. The process runs until it is killed.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
@@ -25,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +55,13 @@ struct Options {
 	bool spin = false;
 	bool churn = false;
 	bool kvm = true;
+	int kvm_vcpus = -1; // vCPU fds: -1 for one per vCPU thread
+	bool spin_io = false;
+	int fork_after_ms = -1;
+	int forks = 1;
+	bool exit_on_usr1 = false;
+	std::string qmp_silent;
+	int hotplug_ms = 0; // one more vCPU thread (and its KVM fd), made by the main thread after this delay
 	std::string ready_file;
 };
 
@@ -62,12 +85,28 @@ Options parse(int argc, char **argv)
 	Options options;
 	for (int i = 1; i < argc; ++i) {
 		std::string arg = argv[i];
-		if (i + 1 >= argc && arg != "--spin" && arg != "--churn-vcpus" && arg != "--no-kvm")
+		bool flag = arg == "--spin" || arg == "--churn-vcpus" || arg == "--no-kvm" ||
+			    arg == "--spin-io" || arg == "--exit-on-usr1";
+		if (i + 1 >= argc && !flag)
 			usage("missing value");
 		if (arg == "--vcpus")
-			options.vcpus = parse_count(argv[++i], 1024);
+			options.vcpus = parse_count(argv[++i], 8192);
 		else if (arg == "--io-threads")
-			options.io_threads = parse_count(argv[++i], 64);
+			options.io_threads = parse_count(argv[++i], 8192);
+		else if (arg == "--kvm-vcpus")
+			options.kvm_vcpus = parse_count(argv[++i], 8192);
+		else if (arg == "--spin-io")
+			options.spin_io = true;
+		else if (arg == "--fork-after-ms")
+			options.fork_after_ms = parse_count(argv[++i], 600000);
+		else if (arg == "--forks")
+			options.forks = parse_count(argv[++i], 8192);
+		else if (arg == "--exit-on-usr1")
+			options.exit_on_usr1 = true;
+		else if (arg == "--hotplug-ms")
+			options.hotplug_ms = parse_count(argv[++i], 600000);
+		else if (arg == "--qmp-silent")
+			options.qmp_silent = argv[++i];
 		else if (arg == "--style")
 			options.style = argv[++i];
 		else if (arg == "--vcpu-delay-ms")
@@ -119,20 +158,75 @@ void create_kvm_vcpus(const std::vector<int> &indexes)
 		}
 }
 
-void run_thread(std::string name, bool spin)
+thread_local volatile sig_atomic_t exit_requested = 0;
+
+void on_usr1(int)
 {
-	pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-	for (;;) {
-		if (spin) {
+	exit_requested = 1;
+}
+
+struct ThreadSpec {
+	std::string name;
+	bool spin;
+};
+
+void *run_thread(void *arg)
+{
+	std::unique_ptr<ThreadSpec> spec(static_cast<ThreadSpec *>(arg));
+	pthread_setname_np(pthread_self(), spec->name.substr(0, 15).c_str());
+	while (!exit_requested) {
+		if (spec->spin) {
 			// Burn CPU in short bursts: a relaxed atomic keeps the loop from being optimised
 			// away.
 			static std::atomic<unsigned> sink;
 			for (int i = 0; i < 1000000; ++i)
 				sink.fetch_add(1, std::memory_order_relaxed);
-			std::this_thread::yield();
+			sched_yield();
 		} else {
 			pause();
 		}
+	}
+	return nullptr;
+}
+
+// With a small stack: thousands of them stay cheap.
+void start_thread(std::string name, bool spin)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_t thread;
+	std::string comm = name.substr(0, 15);
+	auto *spec = new ThreadSpec{std::move(name), spin};
+	if (pthread_create(&thread, &attr, run_thread, spec) != 0) {
+		std::perror("test-vmm: pthread_create");
+		std::exit(4);
+	}
+	// Named before the ready file is written, not whenever the thread first runs. Never joined: a
+	// thread that exits (--exit-on-usr1) frees its tid all the same.
+	pthread_setname_np(thread, comm.c_str());
+	pthread_attr_destroy(&attr);
+}
+
+// A peer that accepts and never says a word, served by this process (SO_PEERCRED names it).
+void serve_silently(std::string path)
+{
+	pthread_setname_np(pthread_self(), "IO qmp");
+	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un addr {};
+	addr.sun_family = AF_UNIX;
+	std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+	::unlink(path.c_str());
+	if (fd < 0 || ::bind(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) != 0 ||
+	    ::listen(fd, 16) != 0) {
+		std::perror("test-vmm: --qmp-silent");
+		std::exit(5);
+	}
+	std::vector<int> clients;
+	for (;;) {
+		int client = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+		if (client >= 0)
+			clients.push_back(client); // kept open, never written to
 	}
 }
 
@@ -153,25 +247,56 @@ void churn()
 int main(int argc, char **argv)
 {
 	Options options = parse(argc, argv);
+	// Children (--fork-after-ms) are reaped by the kernel: a pid they free is free at once.
+	struct sigaction chld {};
+	chld.sa_handler = SIG_IGN;
+	chld.sa_flags = SA_NOCLDWAIT;
+	::sigaction(SIGCHLD, &chld, nullptr);
+	if (options.exit_on_usr1) {
+		struct sigaction usr1 {};
+		usr1.sa_handler = on_usr1;
+		::sigaction(SIGUSR1, &usr1, nullptr);
+	}
 	std::vector<std::thread> threads;
 	for (int i = 0; i < options.io_threads; ++i)
-		threads.emplace_back(run_thread, "IO iothread" + std::to_string(i), false);
+		start_thread("IO iothread" + std::to_string(i), options.spin_io);
+	if (!options.qmp_silent.empty())
+		threads.emplace_back(serve_silently, options.qmp_silent);
 	if (options.vcpu_delay_ms > 0)
 		std::this_thread::sleep_for(std::chrono::milliseconds(options.vcpu_delay_ms));
 	if (options.kvm) {
 		std::vector<int> indexes;
-		for (int i = 0; i < options.vcpus; ++i)
+		int fds = options.kvm_vcpus < 0 ? options.vcpus : options.kvm_vcpus;
+		for (int i = 0; i < fds; ++i)
 			indexes.push_back(i);
 		if (options.churn && options.vcpus <= 9)
 			indexes.push_back(9); // the churned "CPU 9/KVM" threads
 		create_kvm_vcpus(indexes);
 	}
 	for (int i = 0; i < options.vcpus; ++i)
-		threads.emplace_back(run_thread, vcpu_name(options.style, i), options.spin);
+		start_thread(vcpu_name(options.style, i), options.spin);
 	if (options.churn)
 		threads.emplace_back(churn);
 	if (!options.ready_file.empty())
 		std::ofstream(options.ready_file) << getpid() << '\n';
+	if (options.hotplug_ms > 0) {
+		std::this_thread::sleep_for(std::chrono::milliseconds(options.hotplug_ms));
+		if (options.kvm)
+			create_kvm_vcpus({options.vcpus});
+		start_thread(vcpu_name(options.style, options.vcpus), options.spin);
+	}
+	if (options.fork_after_ms >= 0) {
+		std::this_thread::sleep_for(std::chrono::milliseconds(options.fork_after_ms));
+		for (int i = 0; i < options.forks; ++i) {
+			pid_t child = ::fork();
+			if (child == 0) {
+				::prctl(PR_SET_PDEATHSIG, SIGKILL);
+				::prctl(PR_SET_NAME, "child");
+				for (;;)
+					pause();
+			}
+		}
+	}
 	for (;;)
 		pause();
 }

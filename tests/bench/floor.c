@@ -1,16 +1,20 @@
 /*
  * The floor of the benchmark: the least a process must do to perform each hook stage of the split layout
  * on a cgroup v1 host, and nothing else. No configuration, no record, no logging, no checks beyond what
- * the kernel makes unavoidable; a fixed vCPU name pattern ("CPU <n>/KVM"). Timed as a whole process, the
- * same way as the hooks, so its figure includes exec and the dynamic-loader-free start of a static binary.
+ * the kernel makes unavoidable; a fixed vCPU name pattern ("CPU <n>/KVM"), no proof that they are vCPUs.
+ * Timed as a whole process, the same way as the hooks, so its figure includes exec and the
+ * dynamic-loader-free start of a static binary.
  *
- *   vmmcg-bench-floor create|place|teardown OVERHEAD_ROOT MOUNT...   (the OCI state on standard input)
+ *   vmmcg-bench-floor create|place|teardown MOUNT...   (the OCI state on standard input)
  *
- * create:   mkdir OVERHEAD_ROOT and OVERHEAD_ROOT/<id> in each MOUNT, cpuset.cpus/mems copied from the
- *           parent where the mount has them;
- * place:    the VMM (state pid) into OVERHEAD_ROOT/<id> through cgroup.procs, then each thread named like
- *           a vCPU back to the sandbox (its line in /proc/<pid>/cgroup) through tasks;
- * teardown: rmdir OVERHEAD_ROOT/<id>, then OVERHEAD_ROOT if it is empty.
+ * O is where the hooks put it by default: beside the sandbox S, <parent of S>/vmm-overhead-<id>-<hash>,
+ * the hash the FNV-1a 64 of the state's bundle path (the hooks' instance name).
+ * create:   S from /proc/<pid>/cgroup; mkdir O in each MOUNT, cpuset.cpus/mems copied from S where the
+ *           mount has them;
+ * place:    S from /proc/<pid>/cgroup; the VMM (state pid) into O through cgroup.procs, then each thread
+ *           named like a vCPU back to S through tasks;
+ * teardown: (no pid, the VMM gone) S from the bundle's config.json, linux.cgroupsPath (absolute, the same
+ *           in each hierarchy: where a hook keeps no record, the one place that names S); rmdir O.
  *
  * Exits 0, or 1 with a message: it is a yardstick, not a product.
  */
@@ -75,30 +79,21 @@ static void seed_cpuset(const char *mount, const char *parent, const char *child
 	static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
 	char path[4096], value[256];
 	for (int i = 0; i < 2; ++i) {
-		snprintf(path, sizeof path, "%s%s/%s", mount, parent, files[i]);
+		snprintf(path, sizeof path, "%.1024s%.1100s/%s", mount, parent, files[i]);
 		ssize_t n = read_path(path, value, sizeof value);
 		if (n < 0)
 			return; /* not a cpuset mount */
-		snprintf(path, sizeof path, "%s%s/%s", mount, child, files[i]);
+		snprintf(path, sizeof path, "%.1024s%.1100s/%s", mount, child, files[i]);
 		write_path(path, value, (size_t)n);
 	}
 }
 
-static void create(const char *root, const char *id, char **mounts, int count)
+/* O of sandbox S: <parent of S>/vmm-overhead-<name>. */
+static void overhead_of(const char *sandbox, const char *name, char *out, size_t size)
 {
-	char path[4096], child[4096];
-	snprintf(child, sizeof child, "%s/%s", root, id);
-	for (int i = 0; i < count; ++i) {
-		snprintf(path, sizeof path, "%s%s", mounts[i], root);
-		if (mkdir(path, 0755) == 0)
-			seed_cpuset(mounts[i], "", root);
-		else if (errno != EEXIST)
-			die(path);
-		snprintf(path, sizeof path, "%s%s", mounts[i], child);
-		if (mkdir(path, 0755) != 0)
-			die(path);
-		seed_cpuset(mounts[i], root, child);
-	}
+	const char *slash = strrchr(sandbox, '/');
+	int parent = slash ? (int)(slash - sandbox) : 0;
+	snprintf(out, size, "%.*s/vmm-overhead-%s", parent, sandbox, name);
 }
 
 /* The path of the hierarchy mounted at `mount` in /proc/<pid>/cgroup text, matched by controller name. */
@@ -120,22 +115,45 @@ static int sandbox_of(const char *cgroups, const char *mount, char *out, size_t 
 	return -1;
 }
 
-static void place(const char *root, const char *id, const char *pid, char **mounts, int count)
+/* S in each mount, from /proc/<pid>/cgroup. */
+static void sandboxes(const char *pid, char **mounts, int count, char sandbox[][1024])
 {
-	char path[4096], cgroups[8192], sandbox[MAX_MOUNTS][1024];
-	int tasks[MAX_MOUNTS];
+	char path[4096], cgroups[8192];
 	snprintf(path, sizeof path, "/proc/%s/cgroup", pid);
 	if (read_path(path, cgroups, sizeof cgroups) < 0)
 		die(path);
 	for (int i = 0; i < count; ++i) {
-		if (sandbox_of(cgroups, mounts[i], sandbox[i], sizeof sandbox[i]) != 0) {
+		if (sandbox_of(cgroups, mounts[i], sandbox[i], 1024) != 0) {
 			errno = ENOENT;
 			die(mounts[i]);
 		}
+	}
+}
+
+static void create(const char *name, const char *pid, char **mounts, int count)
+{
+	char path[4096], sandbox[MAX_MOUNTS][1024], overhead[1100];
+	sandboxes(pid, mounts, count, sandbox);
+	for (int i = 0; i < count; ++i) {
+		overhead_of(sandbox[i], name, overhead, sizeof overhead);
+		snprintf(path, sizeof path, "%s%s", mounts[i], overhead);
+		if (mkdir(path, 0755) != 0)
+			die(path);
+		seed_cpuset(mounts[i], sandbox[i], overhead);
+	}
+}
+
+static void place(const char *name, const char *pid, char **mounts, int count)
+{
+	char path[4096], sandbox[MAX_MOUNTS][1024], overhead[1100];
+	int tasks[MAX_MOUNTS];
+	sandboxes(pid, mounts, count, sandbox);
+	for (int i = 0; i < count; ++i) {
 		snprintf(path, sizeof path, "%s%s/tasks", mounts[i], sandbox[i]);
 		if ((tasks[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 			die(path);
-		snprintf(path, sizeof path, "%s%s/%s/cgroup.procs", mounts[i], root, id);
+		overhead_of(sandbox[i], name, overhead, sizeof overhead);
+		snprintf(path, sizeof path, "%s%s/cgroup.procs", mounts[i], overhead);
 		write_path(path, pid, strlen(pid));
 	}
 	snprintf(path, sizeof path, "/proc/%s/task", pid);
@@ -158,22 +176,26 @@ static void place(const char *root, const char *id, const char *pid, char **moun
 	closedir(dir);
 }
 
-static void teardown(const char *root, const char *id, char **mounts, int count)
+static void teardown(const char *name, const char *bundle, char **mounts, int count)
 {
-	char path[4096];
+	static char config[65536];
+	char path[4096], sandbox[1024], overhead[1100];
+	snprintf(path, sizeof path, "%s/config.json", bundle);
+	if (read_path(path, config, sizeof config) < 0)
+		die(path);
+	state_field(config, "cgroupsPath", sandbox, sizeof sandbox);
+	overhead_of(sandbox, name, overhead, sizeof overhead);
 	for (int i = 0; i < count; ++i) {
-		snprintf(path, sizeof path, "%s%s/%s", mounts[i], root, id);
+		snprintf(path, sizeof path, "%s%s", mounts[i], overhead);
 		if (rmdir(path) != 0 && errno != ENOENT)
 			die(path);
-		snprintf(path, sizeof path, "%s%s", mounts[i], root);
-		rmdir(path); /* shared: another container may still use it */
 	}
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 4 || argc - 3 > MAX_MOUNTS) {
-		fprintf(stderr, "usage: vmmcg-bench-floor create|place|teardown OVERHEAD_ROOT MOUNT...\n");
+	if (argc < 3 || argc - 2 > MAX_MOUNTS) {
+		fprintf(stderr, "usage: vmmcg-bench-floor create|place|teardown MOUNT...\n");
 		return 2;
 	}
 	static char state[65536];
@@ -181,19 +203,26 @@ int main(int argc, char **argv)
 	for (ssize_t n; (n = read(0, state + used, sizeof state - 1 - used)) > 0;)
 		used += (size_t)n;
 	state[used] = '\0';
-	char id[256];
+	char id[256], bundle[2048], name[300];
 	state_field(state, "id", id, sizeof id);
-	const char *stage = argv[1], *root = argv[2];
-	char **mounts = argv + 3;
-	int count = argc - 3;
-	if (strcmp(stage, "create") == 0) {
-		create(root, id, mounts, count);
-	} else if (strcmp(stage, "place") == 0) {
+	state_field(state, "bundle", bundle, sizeof bundle);
+	/* The hooks' instance name: the id and the FNV-1a 64 hash of the bundle path. */
+	unsigned long long hash = 0xcbf29ce484222325ULL;
+	for (const char *c = bundle; *c; ++c)
+		hash = (hash ^ (unsigned char)*c) * 0x100000001b3ULL;
+	snprintf(name, sizeof name, "%s-%016llx", id, hash);
+	const char *stage = argv[1];
+	char **mounts = argv + 2;
+	int count = argc - 2;
+	if (strcmp(stage, "create") == 0 || strcmp(stage, "place") == 0) {
 		char pid[32];
 		state_field(state, "pid", pid, sizeof pid);
-		place(root, id, pid, mounts, count);
+		if (stage[0] == 'c')
+			create(name, pid, mounts, count);
+		else
+			place(name, pid, mounts, count);
 	} else if (strcmp(stage, "teardown") == 0) {
-		teardown(root, id, mounts, count);
+		teardown(name, bundle, mounts, count);
 	} else {
 		fprintf(stderr, "vmmcg-bench-floor: unknown stage '%s'\n", stage);
 		return 2;

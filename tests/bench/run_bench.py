@@ -10,14 +10,18 @@ ru_maxrss. After
 poststart, the placement of every thread is checked in every hierarchy, for all three implementations, so
 that only correct work is timed; after poststop, that nothing is left.
 
-  hooks  the built vmm-cgroup-create-runtime / -poststart / -poststop, default configuration except the
-         overhead root and the record directory;
-  floor  bench/floor.c, static: only the syscalls a stage cannot avoid;
-  peer   bench/peer.sh: cgcreate, cgset, cgclassify and cgdelete from cgroup-tools.
+  hooks  the built vmm-cgroup-create-runtime / -poststart / -poststop, with --gate=runtime (as the runtime
+         wrapper adds them) and the default configuration except the record directory and vmm_names: O
+         beside S (<parent of S>/vmm-overhead-<instance>) in cpu and cpuset, vCPUs proven by their KVM
+         vCPU fds (the test VMM holds real ones; --no-kvm: none, and vcpu_proof "names");
+  floor  bench/floor.c, static: only the syscalls a stage cannot avoid, for the same layout;
+  peer   bench/peer.sh: cgcreate, cgset, cgclassify and cgdelete from cgroup-tools, the same layout.
 
-Runs interleave the implementations, so drift on a shared machine falls on all three alike. Needs root and
-cgroup v1 hierarchies for cpu, cpuacct and cpuset (this project's split layout on a v1 or hybrid host).
-Everything is named vmmcg-bench-<pid> and removed at the end, also on failure or Ctrl-C.
+Runs interleave the implementations, so drift on a shared machine falls on all three alike. Needs root,
+cgroup v1 hierarchies for cpu, cpuacct and cpuset (the sandbox is made in all three, as a runtime makes it;
+O in cpu and cpuset, the hooks' default overhead_controllers: this project's split layout on a v1 or hybrid
+host), and /dev/kvm unless --no-kvm. Everything is named vmmcg-bench-<pid> and removed at the end, also on
+failure or Ctrl-C.
 """
 import argparse
 import json
@@ -30,7 +34,9 @@ import subprocess
 import sys
 import time
 
-CONTROLLERS = ("cpu", "cpuacct", "cpuset")
+CONTROLLERS = ("cpu", "cpuacct", "cpuset")  # where the sandbox S is made, as a runtime makes it
+OVERHEAD_CONTROLLERS = ("cpu", "cpuset")  # where O is made and the VMM split: the hooks' default
+GATE = "--gate=runtime"  # the runtime wrapper's argument: what enables the hooks by default
 STAGES = ("createRuntime", "poststart", "poststop")
 IMPLS = ("hooks", "floor", "peer")
 VCPU_NAME = re.compile(r"CPU \d+/KVM")
@@ -71,6 +77,15 @@ def write(path, text):
         f.write(text)
 
 
+def instance_name(cid, bundle):
+    """The hooks' name of a container instance (common/layout.cpp): the id and the FNV-1a 64 hash of the
+    bundle path, 16 hex digits. The record is <record_dir>/<instance>.json, O <parent of S>/vmm-overhead-<it>."""
+    h = 0xcbf29ce484222325
+    for byte in bundle.encode():
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{cid}-{h:016x}"
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     index = fraction * (len(ordered) - 1)
@@ -98,8 +113,7 @@ class Bench:
                 raise BenchError(f"{tool} not found: apt-get install cgroup-tools binutils")
         self.mounts = v1_mounts()
         self.prefix = f"vmmcg-bench-{os.getpid()}"
-        self.parent = "/" + self.prefix                 # the sandboxes' parent, as a runtime's
-        self.overhead_root = f"/{self.prefix}-overhead"  # the hooks', the floor's and the peer's
+        self.parent = "/" + self.prefix                 # the sandboxes' parent (a pod's), where O goes too
         self.run_dir = f"/run/{self.prefix}"             # tmpfs, as /run/vmm-cgroup-hooks is
         self.vmms = set()                                # pids of the test VMMs started and not reaped
         self.stderr_path = os.path.join(self.run_dir, "stderr")
@@ -127,9 +141,10 @@ class Bench:
             else:
                 self.hooks[name] = stripped
         self.config = os.path.join(self.run_dir, "config.json")
-        write(self.config, json.dumps({"overhead_root": self.overhead_root,
-                                       "record_dir": os.path.join(self.run_dir, "records"),
-                                       "vmm_names": ["test-vmm"], **json.loads(self.args.config_json)}))
+        keys = {"record_dir": os.path.join(self.run_dir, "records"), "vmm_names": ["test-vmm"]}
+        if self.args.no_kvm:
+            keys["vcpu_proof"] = "names"  # the stand-in holds no KVM vCPU fds
+        write(self.config, json.dumps({**keys, **json.loads(self.args.config_json)}))
         for controller in CONTROLLERS:
             self.make_cgroup(controller, self.parent)
 
@@ -163,12 +178,11 @@ class Bench:
             self.stop_vmm(pid)
         for controller in CONTROLLERS:
             self.remove_cgroup_tree(controller, self.parent)
-            self.remove_cgroup_tree(controller, self.overhead_root)
         if self.mounted:
             subprocess.run(["umount", self.run_dir], check=False)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        left = [self.cgroup_dir(c, p) for c in CONTROLLERS for p in (self.parent, self.overhead_root)
-                if os.path.exists(self.cgroup_dir(c, p))]
+        left = [self.cgroup_dir(c, self.parent) for c in CONTROLLERS
+                if os.path.exists(self.cgroup_dir(c, self.parent))]
         if left:
             print(f"warning: could not remove {', '.join(left)}", file=sys.stderr)
 
@@ -185,12 +199,19 @@ class Bench:
                 for path in procs:
                     write(path, "0")
                 os.execv(self.test_vmm, [self.test_vmm, "--vcpus", str(vcpus), "--io-threads",
-                                         str(self.args.io_threads), "--ready-file", ready])
+                                         str(self.args.io_threads), "--ready-file", ready,
+                                         *(["--no-kvm"] if self.args.no_kvm else [])])
             finally:
                 os._exit(127)
         self.vmms.add(pid)
         deadline = time.monotonic() + 10
         while not os.path.exists(ready):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self.vmms.discard(pid)
+                code = os.waitstatus_to_exitcode(status)
+                raise BenchError(f"test VMM exited {code}" + (" (no usable /dev/kvm: --no-kvm runs the stand-in "
+                                 "without KVM fds and the hooks with vcpu_proof \"names\")" if code == 3 else ""))
             if time.monotonic() > deadline:
                 raise BenchError(f"test VMM pid {pid} did not become ready")
             time.sleep(0.001)
@@ -234,18 +255,18 @@ class Bench:
                              f"{read(self.stderr_path)}")
         return ns, rss, cpu
 
-    def argv(self, impl, stage, cid, pid):
+    def argv(self, impl, stage, sandbox, name, pid):
         if impl == "hooks":
-            hook = [self.hooks[stage], "--config", self.config]
+            hook = [self.hooks[stage], "--config", self.config, GATE]
             if not self.args.callgrind:
                 return hook
             out = os.path.join(self.args.callgrind, f"callgrind.{stage}")
             return [shutil.which("valgrind"), "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}", *hook]
-        mounts = [self.mounts[c] for c in CONTROLLERS]
+        mounts = [self.mounts[c] for c in OVERHEAD_CONTROLLERS]
         floor_stage = {"createRuntime": "create", "poststart": "place", "poststop": "teardown"}[stage]
         if impl == "floor":
-            return [self.floor, floor_stage, self.overhead_root, *mounts]
-        args = [floor_stage, self.overhead_root, ",".join(CONTROLLERS), cid]
+            return [self.floor, floor_stage, *mounts]
+        args = [floor_stage, sandbox, ",".join(OVERHEAD_CONTROLLERS), name]
         return ["/bin/bash", self.peer, *args, *([str(pid)] if stage == "poststart" else [])]
 
     def warm_migration(self, pid, sandbox):
@@ -272,8 +293,8 @@ class Bench:
                     where[controller] = path
             is_vcpu = bool(VCPU_NAME.fullmatch(name))
             seen_vcpus += is_vcpu
-            want = sandbox if is_vcpu else overhead
             for controller in CONTROLLERS:
+                want = overhead if controller in OVERHEAD_CONTROLLERS and not is_vcpu else sandbox
                 if where.get(controller) != want:
                     raise BenchError(f"{impl}: thread {tid} ({name}) is in {controller}:"
                                      f"{where.get(controller)}, expected {want}")
@@ -281,7 +302,7 @@ class Bench:
             raise BenchError(f"{impl}: {seen_vcpus} vCPU threads, expected {vcpus}")
 
     def check_gone(self, impl, overhead):
-        for controller in CONTROLLERS:
+        for controller in CONTROLLERS:  # cpuacct: never made
             if os.path.exists(self.cgroup_dir(controller, overhead)):
                 raise BenchError(f"{impl}: {controller}:{overhead} left after poststop")
 
@@ -291,36 +312,36 @@ class Bench:
         name = f"{impl}-{vcpus}-{run}"
         cid = f"{self.prefix}-{name}"
         sandbox = f"{self.parent}/{name}"
-        overhead = f"{self.overhead_root}/{cid}"
+        bundle = os.path.join(self.run_dir, "bundle")
+        instance = instance_name(cid, bundle)
+        overhead = f"{self.parent}/vmm-overhead-{instance}"  # beside S, as the hooks put it by default
         for controller in CONTROLLERS:
             self.make_cgroup(controller, sandbox)
-        bundle = os.path.join(self.run_dir, "bundle")
+        # No enable annotation: --gate=runtime enables the hooks, as the runtime wrapper adds them.
         write(os.path.join(bundle, "config.json"), json.dumps({
             "ociVersion": "1.0.2",
-            "annotations": {"io.vmm-cgroup-hooks.enable": "true"},
+            "process": {"args": ["test-vmm"]},
             "linux": {"cgroupsPath": sandbox}}))
-        state = {"ociVersion": "1.0.2", "id": cid, "bundle": bundle,
-                 "annotations": {"io.vmm-cgroup-hooks.enable": "true"}}
+        state = {"ociVersion": "1.0.2", "id": cid, "bundle": bundle, "annotations": {}}
         figures = {}
         pid = self.start_vmm(sandbox, vcpus)
+        argv = lambda stage: self.argv(impl, stage, sandbox, f"vmm-overhead-{instance}", pid)  # noqa: E731
         try:
-            figures["createRuntime"] = self.timed(self.argv(impl, "createRuntime", cid, pid),
-                                                  {**state, "status": "created", "pid": pid})
+            figures["createRuntime"] = self.timed(argv("createRuntime"), {**state, "status": "created", "pid": pid})
             if self.args.kernel == "warm":
                 self.warm_migration(pid, sandbox)
-            figures["poststart"] = self.timed(self.argv(impl, "poststart", cid, pid),
-                                              {**state, "status": "running", "pid": pid})
+            figures["poststart"] = self.timed(argv("poststart"), {**state, "status": "running", "pid": pid})
             try:
                 self.check_placement(impl, pid, sandbox, overhead, vcpus)
             except BenchError as e:
                 raise BenchError(f"{e}\n{impl} poststart said:\n{read(self.stderr_path)}") from None
             if impl == "hooks":
-                record = json.loads(read(os.path.join(self.run_dir, "records", cid + ".json")))
+                record = json.loads(read(os.path.join(self.run_dir, "records", instance + ".json")))
                 if record.get("settler"):
                     raise BenchError("hooks: poststart handed over to a settler on a settled VMM")
         finally:
             self.stop_vmm(pid)
-        figures["poststop"] = self.timed(self.argv(impl, "poststop", cid, pid), {**state, "status": "stopped"})
+        figures["poststop"] = self.timed(argv("poststop"), {**state, "status": "stopped"})
         self.check_gone(impl, overhead)
         for controller in CONTROLLERS:
             os.rmdir(self.cgroup_dir(controller, sandbox))
@@ -384,7 +405,9 @@ def report(results, args):
 
     print(f"\nWall time per stage in ms: median [p10-p90] over {args.runs} runs; ratios of medians; CPU is user "
           f"plus system time, median. "
-          f"Test VMM with N vCPU threads + {args.io_threads} I/O threads + main thread. Kernel: {args.kernel}.\n")
+          f"Test VMM with N vCPU threads + {args.io_threads} I/O threads + main thread. Kernel: {args.kernel}. "
+          f"vCPU proof: {'thread names (--no-kvm)' if args.no_kvm else 'KVM vCPU fds (the test VMM holds them)'}; "
+          f"O beside S in {', '.join(OVERHEAD_CONTROLLERS)}; hooks run with {GATE}.\n")
     header = (f"{'vCPUs':>5} {'stage':<13} {'hooks':>22} {'floor':>22} {'peer':>22} "
               f"{'hooks/floor':>11} {'peer/hooks':>10} {'CPU ms h/f':>11} {'peak RSS KiB h/f/p':>19}")
     print(header)
@@ -431,6 +454,8 @@ def main():
     parser.add_argument("--config-json", default="{}",
                         help="configuration keys for the hooks on top of the benchmark's, e.g. "
                              "'{\"log_syslog\": false}'")
+    parser.add_argument("--no-kvm", action="store_true",
+                        help="the test VMM without KVM fds (no /dev/kvm), the hooks with vcpu_proof \"names\"")
     parser.add_argument("--callgrind", metavar="DIR",
                         help="instead of timing: one run of the hooks at 8 vCPUs under valgrind's callgrind, its "
                              "profiles written to DIR, and where each stage's instructions go")

@@ -71,7 +71,7 @@ def main(argv):
         pod = T.Pod(session, args.scenario, "vmm")
         pod.run_sandbox()
         cid = pod.create_vm()
-        o = f"{session.overhead_root}/{cid}"
+        _, _, o = T.instance_of(session, C.K8S_NS, cid, f"{pod.cgroup_parent}/{cid}")
         if args.scenario == "sidecar":
             t0 = time.monotonic()
             session.cri.call("StartContainer", container_id=cid)

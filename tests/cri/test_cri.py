@@ -10,7 +10,8 @@ qemu-system-x86_64, busybox-static, gcc, and a built tree (BUILD/runtime/vmm-cgr
 
 Setup: a work dir /tmp/vmmcg-cri-<run>; the CRI's api.proto compiled there; two OCI image archives built from
 host files (a static pause binary; the e2e suite's QEMU root file system) and imported with `ctr images
-import`; the hooks' configuration (split mode, an overhead root and a record dir of this run); the wrapper's
+import`; the hooks' configuration (split mode, a record dir of this run, otherwise the hooks' defaults: O beside
+S, enabled only by the wrapper's --gate=runtime); the wrapper's
 runtime.json (runc, the built hooks, that configuration), named to the wrapper by VMMCG_RUNTIME_CONFIG in
 containerd's environment; containerd with its own config.toml (handlers `runc`, the default, and `vmm`, whose
 BinaryName is the wrapper), root, state, sockets and runc root.
@@ -97,7 +98,7 @@ class Session:
         if not L.kvm_usable():
             raise C.Failure("/dev/kvm is not usable: the CRI suite runs a QEMU/KVM VM")
         self.wrapper = os.path.join(build_dir, "runtime", "vmm-cgroup-runtime")
-        built_hooks = os.path.join(build_dir, "hooks")
+        self.built_hooks = built_hooks = os.path.join(build_dir, "hooks")
         for exe in [self.wrapper] + [os.path.join(built_hooks, n) for n in HOOK_NAMES]:
             if not os.access(exe, os.X_OK):
                 raise C.Failure(f"{exe}: not built (ninja -C {build_dir})")
@@ -112,10 +113,11 @@ class Session:
             with open(script, "w") as f:
                 f.write(HOOK_SCRIPT.format(hook=os.path.join(built_hooks, name), log=self.hook_log))
             os.chmod(script, 0o755)
-        self.overhead_root = f"/{self.prefix}overhead"
+        # The hooks' defaults where they matter here: opt_in "runtime" (only the wrapper's --gate=runtime
+        # enables them), vcpu_proof "kvm", O beside S with the derived cap, cpu and cpuset moved.
         self.record_dir = os.path.join(self.dir, "records")
         self.hook_config = L.write_config(os.path.join(self.dir, "hooks.json"), mode="split",
-                                          overhead_root=self.overhead_root, record_dir=self.record_dir,
+                                          record_dir=self.record_dir,
                                           settle_timeout_ms=30000, log_syslog=False, log_level="debug",
                                           allowed_annotations=["mode", "qmp-socket"])
         self.runtime_config = L.write_config(os.path.join(self.dir, "runtime.json"), runtime="/usr/bin/runc",
@@ -265,7 +267,7 @@ class Pod:
         left = []
 
         def clean():
-            left[:] = L.leftovers_of(self.s.host, self.s.overhead_root, cid, self.s.record_dir)
+            left[:] = L.leftovers_of(self.s.host, f"{self.cgroup_parent}/{cid}", cid, self.s.record_dir)
             left.extend(f"hook process {p}: {L.cmdline(p)}" for p in self.s.hook_pids())
             return not left
         if not L.wait_until(clean, CLEAN_TIMEOUT):
@@ -277,7 +279,7 @@ class Pod:
         ids = [i for i in (self.sid, self.cid) if i]
         for cid in ids:
             left += ctd.state_leftovers(C.K8S_NS, cid)
-            left += L.leftovers_of(self.s.host, self.s.overhead_root, cid, self.s.record_dir)
+            left += L.leftovers_of(self.s.host, f"{self.cgroup_parent}/{cid}", cid, self.s.record_dir)
             for key in self.s.host.v1:
                 if L.cgroup_exists(self.s.host, key, f"{self.cgroup_parent}/{cid}"):
                     left.append(f"{key}: cgroup {self.cgroup_parent}/{cid}")
@@ -309,14 +311,19 @@ def check_hooks_added(session, spec, what):
         if len(entries) != 1:
             raise C.Failure(f"{what}: {len(entries)} {stage} hooks of ours in config.json, expected 1")
         want = os.path.join(session.hook_dir, name)
-        if entries[0]["path"] != want or entries[0].get("args") != [want, "--config", session.hook_config]:
-            raise C.Failure(f"{what}: {stage} hook {entries[0]}")
+        args = [want, "--config", session.hook_config, L.GATE_ARGUMENT]
+        if entries[0]["path"] != want or entries[0].get("args") != args:
+            raise C.Failure(f"{what}: {stage} hook {entries[0]}, expected args {args}")
         if not entries[0].get("timeout"):
             raise C.Failure(f"{what}: {stage} hook without a timeout")
+    # --gate=runtime is what enables the hooks: the wrapper sets no annotation
+    if L.ANNOTATION in (spec.get("annotations") or {}):
+        raise C.Failure(f"{what}: config.json got {L.ANNOTATION}={spec['annotations'][L.ANNOTATION]}")
 
 
 def check_no_hooks(spec, what, annotated=False):
-    """No hook of ours in a config.json, nor (unless the tenant set it: annotated) the enable annotation."""
+    """No hook of ours in a config.json, nor (unless the tenant set it: annotated) the enable annotation,
+    which the wrapper never sets."""
     found = {k: v for k, v in our_hooks(spec).items() if v}
     if found:
         raise C.Failure(f"{what}: config.json has hooks of ours: {found}")
@@ -399,12 +406,48 @@ def check_split(session, pid, s, o, what):
     return layout
 
 
-def check_quota(session, s, o, quota, what):
+def check_quota(session, s, o, quota, what, o_quotas=None):
+    """S has the quota asked; O (when given) the hooks' derived cap, a quarter of the container's limit at
+    least 250m, out of the container's limit (one of o_quotas when given). Returns O's quota."""
     got = cpu_file(session.host, s, "cpu.cfs_quota_us"), cpu_file(session.host, s, "cpu.cfs_period_us")
     if got != (quota, CPU_PERIOD):
         raise C.Failure(f"{what}: S {s} has cpu.cfs_quota_us/period {got}, expected {(quota, CPU_PERIOD)}")
-    if o and cpu_file(session.host, o, "cpu.cfs_quota_us") != -1:
-        raise C.Failure(f"{what}: O {o} has a CPU quota: the overhead must stay out of the limit")
+    if not o:
+        return None
+    o_quota = cpu_file(session.host, o, "cpu.cfs_quota_us"), cpu_file(session.host, o, "cpu.cfs_period_us")
+    wanted = o_quotas or [L.expected_overhead_cap(quota / CPU_PERIOD)]
+    if o_quota[1] != CPU_PERIOD or o_quota[0] not in wanted:
+        raise C.Failure(f"{what}: O {o} has cpu.cfs_quota_us/period {o_quota}, expected one of "
+                        f"{[(w, CPU_PERIOD) for w in wanted]} (the derived cap)")
+    return o_quota[0]
+
+
+def instance_of(session, namespace, cid, s):
+    """(bundle, instance, O) of a container: the hooks name it after its id and its bundle, the shim's task
+    dir, as runc reports it in the state; O is <parent of S>/vmm-overhead-<instance>."""
+    bundle = os.path.realpath(session.containerd.task_dir(namespace, cid))
+    instance = L.instance_name(cid, bundle)
+    return bundle, instance, L.overhead_cgroup(s, instance)
+
+
+def check_record(session, cid, bundle, instance, o, what):
+    path = os.path.join(session.record_dir, f"{instance}.json")
+    bad = L.record_problems(L.read_json(path), cid, bundle, instance, o)
+    if bad:
+        found = os.listdir(session.record_dir) if os.path.isdir(session.record_dir) else []
+        raise C.Failure(f"{what}: record {path}: {'; '.join(bad)} (the record dir holds {found})")
+
+
+def check_only_o(session, s, cid, o, what):
+    """O exists in cpu and cpuset (the hooks' overhead_controllers) only, and no other O of this id."""
+    host, bad = session.host, []
+    for key in list(host.v1) + ([""] if host.unified else []):
+        want = key != "" and host.is_overhead_key(key)
+        if L.cgroup_exists(host, key, o) != want:
+            bad.append(f"{key or 'unified'}: {o} " + ("missing" if want else "exists"))
+    bad += [f"{k or 'unified'}: another O {p}" for k, p in L.overhead_candidates(host, s, cid) if p != o]
+    if bad:
+        raise C.Failure(f"{what}: " + "; ".join(bad))
 
 
 def check_state_visible(session, namespace, cid):
@@ -426,7 +469,7 @@ def check_sandbox_left_alone(session, pod):
     check_no_hooks(spec, "the pod's sandbox container")
     s = sandbox_cgroup(session.host, pod.sandbox_pid, f"{pod.cgroup_parent}/{pod.sid}")
     bad = L.mismatches(layout_of(session, pod.sandbox_pid, s, "sandbox-only"), pod.sandbox_pid, is_vmm=False)
-    bad += L.leftovers_of(session.host, session.overhead_root, pod.sid, session.record_dir)
+    bad += L.leftovers_of(session.host, s, pod.sid, session.record_dir)
     if bad:
         raise C.Failure(f"the pod's sandbox container was touched: {bad[0]}")
 
@@ -446,15 +489,22 @@ def vmm_pod_case(session):
         vmm = pod.start_vm()  # the shim writes the bundle at StartContainer, the wrapper edits it then
         check_hooks_added(session, session.containerd.bundle_config(C.K8S_NS, cid), "the VM container")
         s = sandbox_cgroup(session.host, vmm, f"{pod.cgroup_parent}/{cid}")
-        o = f"{session.overhead_root}/{cid}"
+        bundle, instance, o = instance_of(session, C.K8S_NS, cid, s)
         L.log(f"  vmm: pod {pod.sid[:12]}, container {cid[:12]}, VMM {vmm}, S={s}, O={o}")
         layout = check_split(session, vmm, s, o, "running")
-        check_quota(session, s, o, QUOTA, "created with 1.5 CPUs")
+        check_only_o(session, s, cid, o, "running")
+        check_record(session, cid, bundle, instance, o, "running")
+        cap = check_quota(session, s, o, QUOTA, "created with 1.5 CPUs")
         check_state_visible(session, C.K8S_NS, cid)
         pb = session.cri.pb
         session.cri.call("UpdateContainerResources", container_id=cid, linux=pb.LinuxContainerResources(
             cpu_period=CPU_PERIOD, cpu_quota=QUOTA_RESIZED, cpu_shares=2560))
-        check_quota(session, s, o, QUOTA_RESIZED, "resized to 2.5 CPUs")
+        # No hook runs at an update: O keeps the cap derived at createRuntime (or, should the hooks ever
+        # follow a resize, the new limit's); either way it stays capped.
+        resized = check_quota(session, s, o, QUOTA_RESIZED, "resized to 2.5 CPUs",
+                              o_quotas=[cap, L.expected_overhead_cap(QUOTA_RESIZED / CPU_PERIOD)])
+        L.log(f"  NOTE vmm: after the resize to 2.5 CPUs O's quota is {resized} per {CPU_PERIOD} us "
+              f"({'unchanged: derived from the limit at createRuntime' if resized == cap else 'derived anew'})")
         bad, _ = placement_problems(layout, vmm)
         if bad:
             raise C.Failure(f"after UpdateContainerResources: {bad[0]}")
@@ -470,9 +520,31 @@ def vmm_pod_case(session):
         raise
 
 
+ANNOTATION_IGNORED = "io.vmm-cgroup-hooks.enable=true ignored"  # the hooks' warning (common/stages.cpp)
+
+
+def check_annotation_does_not_count(session, cid, vmm, spec, s):
+    """Were a hook there (an oci-hooks.d file, another engine), the annotation would not enable it: the
+    suite's createRuntime and poststart, run by hand on this container's state without --gate=runtime under
+    the hooks' default opt_in, exit 0, say that they ignore the annotation, and create nothing."""
+    bundle = os.path.realpath(session.containerd.task_dir(C.K8S_NS, cid))
+    state = json.dumps({"ociVersion": "1.0.2", "id": cid, "status": "running", "pid": vmm, "bundle": bundle,
+                        "annotations": spec.get("annotations") or {}})
+    for name in ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart"):
+        r = L.run([os.path.join(session.built_hooks, name), "--config", session.hook_config], check=False,
+                  input=state, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, timeout=30)
+        if r.returncode != 0 or ANNOTATION_IGNORED not in r.stderr:
+            raise C.Failure(f"{name} without --gate=runtime on the annotated container: exit {r.returncode}, "
+                            f"stderr {r.stderr.strip()[-300:]!r} (expected exit 0 and {ANNOTATION_IGNORED!r})")
+    left = L.leftovers_of(session.host, s, cid, session.record_dir)
+    if left:
+        raise C.Failure(f"the hooks, run by hand without --gate=runtime, acted on the annotation: {left[0]}")
+
+
 def gate_case(session):
     """The default handler (plain runc) with every annotation the project knows on pod and container: the
-    annotations reach config.json, and nothing else happens."""
+    annotations reach config.json, and nothing else happens: no hook is there, and were one there the
+    annotation would not enable it (the hooks' default opt_in "runtime")."""
     pod = Pod(session, "gate", "runc", PROJECT_ANNOTATIONS)
     try:
         pod.run_sandbox()
@@ -487,11 +559,15 @@ def gate_case(session):
         time.sleep(GATE_WAIT)  # what a settler would have done by now, it would have done
         layout = layout_of(session, vmm, s, "sandbox-only")
         bad = L.mismatches(layout, vmm)
-        bad += L.leftovers_of(session.host, session.overhead_root, cid, session.record_dir)
+        bad += L.leftovers_of(session.host, s, cid, session.record_dir)
         bad += [f"hook process {p}" for p in session.hook_pids()]
         if bad:
             details(L.placement_tree(session.host, [vmm], layout.keys()))
             raise C.Failure(f"a pod of the default handler was split: {bad[0]}")
+        check_annotation_does_not_count(session, cid, vmm, spec, s)
+        bad = L.mismatches(layout, vmm)
+        if bad:
+            raise C.Failure(f"the hooks run by hand without --gate=runtime moved a thread: {bad[0]}")
         check_quota(session, s, None, QUOTA, "default handler")
         pod.stop_remove()
         left = [] if L.wait_until(lambda: not pod.leftovers(), CLEAN_TIMEOUT) else pod.leftovers()
@@ -540,9 +616,11 @@ def ctr_run(session, cid):
     if not vmm:
         raise C.Failure(f"ctr run: process {pid} has no 4 vCPU threads after 30s: {L.threads(pid)[:6]}")
     s = sandbox_cgroup(session.host, vmm, cgroup)
-    o = f"{session.overhead_root}/{cid}"
+    bundle, instance, o = instance_of(session, C.CTR_NS, cid, s)
     L.log(f"  ctr: container {cid}, VMM {vmm}, S={s}, O={o}")
     check_split(session, vmm, s, o, "ctr run")
+    check_only_o(session, s, cid, o, "ctr run")
+    check_record(session, cid, bundle, instance, o, "ctr run")
     check_quota(session, s, o, QUOTA, "ctr run --cpus 1.5")
     check_state_visible(session, C.CTR_NS, cid)
     ctd.ctr("tasks", "kill", "--signal", "SIGTERM", cid, namespace=C.CTR_NS)
@@ -554,7 +632,7 @@ def ctr_run(session, cid):
 
     def clean():
         left[:] = ctd.state_leftovers(C.CTR_NS, cid)
-        left.extend(L.leftovers_of(session.host, session.overhead_root, cid, session.record_dir))
+        left.extend(L.leftovers_of(session.host, s, cid, session.record_dir))
         left.extend(f"hook process {p}" for p in session.hook_pids())
         left.extend(f"shim {p}" for p in ctd.shims() if cid.encode() in C.cmdline(p))
         left.extend(f"{k}: cgroup {cgroup}" for k in session.host.v1 if L.cgroup_exists(session.host, k, cgroup))
@@ -579,11 +657,9 @@ def final_case(session):
     left += [f"hook process {p}" for p in session.hook_pids()]
     if os.path.isdir(session.record_dir) and os.listdir(session.record_dir):
         left.append(f"records {os.listdir(session.record_dir)}")
-    for key in session.host.overhead_keys():
-        root = session.host.cgroup_dir(key, session.overhead_root)
-        children = [e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))] if os.path.isdir(root) else []
-        if children:
-            left.append(f"{key}: {session.overhead_root} has children {children}")
+    for d in L.prefixed_cgroups(session.host, session.prefix):
+        if os.path.basename(d).startswith(L.OVERHEAD_PREFIX):
+            left.append(f"overhead cgroup {d}")
     if left:
         raise C.Failure("; ".join(left))
 
@@ -647,6 +723,8 @@ def wrapper_cli_case(session):
     check_hooks_added(session, spec, "wrapper create")
     if list(spec) != ["ociVersion", "process", "annotations", "hooks"] or os.stat(spec_path).st_mode & 0o777 != 0o640:
         raise C.Failure(f"create rewrote config.json badly: keys {list(spec)}, mode {os.stat(spec_path).st_mode:o}")
+    if spec["annotations"] != {"a": "b"}:
+        raise C.Failure(f"create changed the annotations: {spec['annotations']}")
     once = spec_text()
     create(once)
     if spec_text() != once:

@@ -78,7 +78,8 @@ def main(argv):
             f"{sum(1 for _, n in L.threads(sc.vmm_pid) if L.is_vcpu(n))} vCPU threads")
         say(f"  S, the container's cgroup (podman: State.CgroupPath): {sc.layout.s}")
         if sc.layout.o:
-            say(f"  O, the overhead cgroup: {sc.layout.o}")
+            say(f"  O, the overhead cgroup, beside S (instance {sc.instance}: the id and a hash of the bundle "
+                f"path): {sc.layout.o}")
         bad = sc.wait_placed(30)
         L.wait_until(lambda: not sc.hook_pids(), 20)
         say(f"placement settled in {time.monotonic() - t0:.1f}s after podman run")
@@ -108,22 +109,26 @@ def main(argv):
                     if (rec.get("vmm") or {}).get("pid"):
                         text += (f", VMM pid {rec['vmm']['pid']}, vCPU threads {rec.get('vcpus')} (from "
                                  f"{rec.get('vcpu_source')})")
-                    if rec.get("targets"):
-                        text += ", hierarchies " + ", ".join(str(x.get("controllers")) for x in rec["targets"])
+                    hierarchies = (rec.get("v1") or {}).get("hierarchies") or []
+                    if hierarchies:
+                        text += ", O in " + ", ".join("/".join(h.get("controllers", [])) for h in hierarchies)
+                    text += f", phase {rec.get('phase')}, instance {rec.get('name')}"
                     say(text + " (--verbose: all of it)")
                 except (ValueError, AttributeError):
                     say(f"record {sc.record_path()}: {sc.record_text()}")
             say()
         bad = bad or sc.placement_problems()
         bad += sc.overhead_problems()
+        if sc.layout.o:
+            bad += sc.record_problems()
         if bad:
             ok = False
             say(f"NOT as expected ({len(bad)}):")
             for b in bad[:20]:
                 say(f"  {b}")
         elif sc.layout.mode == "split":
-            say("as expected: in cpu, cpuacct, cpuset the vCPU threads are in S and every other thread in O; "
-                "in every other hierarchy the whole VMM is in S")
+            say("as expected: in cpu and cpuset the vCPU threads are in S and every other thread in O; in "
+                "every other hierarchy (cpuacct too: the container's accounting stays whole) the whole VMM is in S")
         else:
             say("as expected: every thread in S in every hierarchy; nothing created")
         say()
@@ -139,7 +144,7 @@ def main(argv):
     except L.Failure as e:
         ok = False
         say(f"demo failed: {e}")
-        if sc and sc.record_path and sc.cid:
+        if sc and sc.instance:
             say("record: " + sc.record_text())
     finally:
         problems = []

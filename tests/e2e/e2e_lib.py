@@ -30,7 +30,10 @@ STAGES = {
     "poststop": "vmm-cgroup-poststop",
 }
 ANNOTATION = "io.vmm-cgroup-hooks.enable"
-OVERHEAD_CONTROLLERS = ("cpu", "cpuacct", "cpuset")
+GATE_ARGUMENT = "--gate=runtime"  # what the runtime wrapper adds to the hooks' arguments
+# The hooks' default overhead_controllers: cpuacct is not moved (the container's accounting stays whole).
+OVERHEAD_CONTROLLERS = ("cpu", "cpuset")
+OVERHEAD_PREFIX = "vmm-overhead-"  # v1, overhead_parent "sandbox": O is <parent of S>/vmm-overhead-<instance>
 RUNTIME_STATE_DIRS = ("/run/runc", "/run/crun")
 ULIMITS = ("nofile=20000:20000", "nproc=32768:32768")
 
@@ -258,6 +261,61 @@ def remove_cgroups(host, prefix, kill_pids=None):
     return leftovers
 
 
+def instance_name(cid, bundle):
+    """The hooks' name of one container instance (common/layout.cpp instance_name): the id, "-", and the
+    FNV-1a 64 hash of the bundle path in 16 hex digits. The record is <record_dir>/<instance>.json, O on v1
+    <parent of S>/vmm-overhead-<instance> (or <overhead_root>/<instance> with overhead_parent "root")."""
+    h = 0xcbf29ce484222325
+    for byte in bundle.encode():
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{cid}-{h:016x}"
+
+
+def overhead_cgroup(s, instance, overhead_root=None):
+    """O on a v1 host: beside S (the default, overhead_parent "sandbox"), or below overhead_root."""
+    if overhead_root:
+        return f"{overhead_root.rstrip('/')}/{instance}"
+    return f"{os.path.dirname(s.rstrip('/'))}/{OVERHEAD_PREFIX}{instance}".replace("//", "/")
+
+
+def expected_overhead_cap(cpus, period=100000, percent=25, min_millicpus=250):
+    """O's cpu.cfs_quota_us per period under the hooks' defaults (common/backend.cpp OverheadPolicy): a
+    quarter of the container's CPU limit, at least 250m; -1 (unlimited) when the container has no limit."""
+    if not cpus:
+        return -1
+    return max(1000, int(max(cpus * percent / 100, min_millicpus / 1000) * period))
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def record_problems(record, cid, bundle, instance, o=None):
+    """What is wrong with a record (version 2) of a split container: its name, bundle, phase, its O."""
+    if record is None:
+        return ["no readable record"]
+    bad = []
+    want = {"version": 2, "id": cid, "name": instance, "bundle": bundle, "phase": "created"}
+    for key, value in want.items():
+        if record.get(key) != value:
+            bad.append(f"record {key} {record.get(key)!r}, expected {value!r}")
+    if not isinstance(record.get("container"), dict) or not record["container"].get("pid"):
+        bad.append(f"record container {record.get('container')!r}")
+    if o is not None:
+        hierarchies = (record.get("v1") or {}).get("hierarchies", [])
+        overheads = sorted({h.get("overhead") for h in hierarchies})
+        if overheads != [o]:
+            bad.append(f"record v1 overhead cgroups {overheads}, expected [{o!r}]")
+        controllers = sorted(c for h in hierarchies for c in h.get("controllers", []))
+        if controllers != sorted(OVERHEAD_CONTROLLERS):
+            bad.append(f"record v1 controllers {controllers}, expected {sorted(OVERHEAD_CONTROLLERS)}")
+    return bad
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Hooks: installation and registration
 
@@ -271,6 +329,14 @@ def install_hooks(build_dir, dest_prefix):
     info = run(["meson", "introspect", "--buildoptions", build_dir]).stdout
     prefix = next(o["value"] for o in json.loads(info) if o["name"] == "prefix")
     return os.path.join(dest_prefix, prefix.lstrip("/"))
+
+
+def wrapper_executable(prefix):
+    """The installed runtime wrapper, vmm-cgroup-runtime, beside the hooks."""
+    path = os.path.join(prefix, "libexec", "vmm-cgroup-hooks", "vmm-cgroup-runtime")
+    if not os.access(path, os.X_OK):
+        raise Failure(f"{path}: not installed (meson install into {prefix}?)")
+    return path
 
 
 def hook_executables(prefix):
@@ -362,11 +428,32 @@ exec unshare --mount --propagation private sh -c '{hide} && exec {crun} "$@"' cr
 """
 
 
+# podman passes the runtime a fixed environment: conmon gets LC_*, PATH, CONTAINERS_CONF, XDG_RUNTIME_DIR,
+# HOME (podman 4.3 configureConmonEnv), and podman's own runtime calls (start, kill, delete) only PATH and
+# XDG_RUNTIME_DIR. $VMMCG_RUNTIME_CONFIG set for podman would reach neither: under podman the wrapper reads
+# its compiled runtime.json (/etc/vmm-cgroup-hooks/runtime.json), which a test may not write. So podman's
+# --runtime is this shim, named as the wrapper (podman knows a runtime by its base name), which sets the
+# variable and execs the installed wrapper: every runtime command still goes through the wrapper.
+# It also gives the runtime the suite's private state root where a command lacks it: conmon's exit command
+# (`podman container cleanup`) carries no --runtime-flag, so its `delete --force <id>` would look in
+# /run/runc, find nothing, and the runtime would never run the poststop hook the wrapper added.
+WRAPPER_SHIM = """#!/bin/sh
+case " $* " in *" --root"*) ;; *) set -- --root={root} "$@" ;; esac
+VMMCG_RUNTIME_CONFIG={config} exec {wrapper} "$@"
+"""
+
+
 class Podman:
     """podman with private storage and configuration under workdir; runtime "runc" or "crun" (through the
-    wrapper above on hybrid hosts)."""
+    wrapper above on hybrid hosts).
 
-    def __init__(self, workdir, host, runtime="runc", hooks_dir=None, cgroup_parent=None, crun_hide="tmpfs"):
+    runtime_wrapper: {"path": vmm-cgroup-runtime, "hook_dir": ..., "hook_config": ...}: podman's --runtime is
+    the project's runtime wrapper instead, which execs the real runtime named in its runtime.json (written
+    here) after adding the hooks to config.json with --gate=runtime. podman gives the runtime a fixed
+    environment, so $VMMCG_RUNTIME_CONFIG is set by a shim of the wrapper's name (WRAPPER_SHIM)."""
+
+    def __init__(self, workdir, host, runtime="runc", hooks_dir=None, cgroup_parent=None, crun_hide="tmpfs",
+                 runtime_wrapper=None):
         if shutil.which("podman") is None:
             raise Failure("podman is not installed")
         self.host = host
@@ -390,6 +477,18 @@ class Podman:
             os.chmod(self.runtime, 0o755)
         else:
             self.runtime = os.path.realpath(real)
+        self.real_runtime = self.runtime
+        self.runtime_config = None
+        if runtime_wrapper:
+            self.runtime_config = write_config(
+                d("runtime.json"), runtime=self.real_runtime, hook_dir=runtime_wrapper["hook_dir"],
+                hook_config=runtime_wrapper["hook_config"])
+            os.makedirs(d("wrapper"))
+            self.runtime = d("wrapper", "vmm-cgroup-runtime")
+            with open(self.runtime, "w") as f:
+                f.write(WRAPPER_SHIM.format(config=self.runtime_config, wrapper=runtime_wrapper["path"],
+                                            root=d("rt")))
+            os.chmod(self.runtime, 0o755)
         self.conf = d("containers.conf")
         ulimits = ", ".join(f'"{u}"' for u in ULIMITS)
         with open(self.conf, "w") as f:
@@ -602,7 +701,9 @@ class Layout:
 
     S: the container's cgroup (the same path in every v1 hierarchy with the cgroupfs manager: podman's
     State.CgroupPath); unified_s: its cgroup2 path on a hybrid host (where the runtime put it; the hooks leave
-    the unified hierarchy alone); O: the overhead cgroup <overhead_root>/<id> (split mode), else None."""
+    the unified hierarchy alone); O: the overhead cgroup (split mode;
+    overhead_cgroup(): <parent of S>/vmm-overhead-<instance> by default), else None. In cpu and cpuset (the
+    hooks' overhead_controllers) the VMM's threads other than vCPUs belong in O; everywhere else in S."""
 
     def __init__(self, host, mode, s, unified_s, o):
         self.host, self.mode, self.s, self.unified_s, self.o = host, mode, s, unified_s, o
@@ -697,15 +798,30 @@ def hook_processes(marker):
     return found
 
 
-def leftovers_of(host, overhead_root, cid, record_dir):
-    """What the hooks created for container cid that still exists: O in any hierarchy, the record (and its
-    temp files)."""
-    left = []
-    o = f"{overhead_root.rstrip('/')}/{cid}"
+def overhead_candidates(host, s, cid, overhead_root=None):
+    """Every O of container cid, of any instance, that exists: vmm-overhead-<cid>-* beside S (the parent of
+    S) and, with overhead_root, <overhead_root>/<cid>-*, in every hierarchy. [(key, cgroup path)]."""
+    found = []
     keys = list(host.v1) + ([""] if host.unified else [])
+    patterns = []  # (parent cgroup, name prefix)
+    if s:
+        patterns.append((os.path.dirname(s.rstrip("/")), f"{OVERHEAD_PREFIX}{cid}-"))
+    if overhead_root:
+        patterns.append((overhead_root, f"{cid}-"))
     for key in keys:
-        if cgroup_exists(host, key, o):
-            left.append(f"{key or 'unified'}: cgroup {o}")
+        mount = host.mountpoint(key)
+        for parent, name in patterns:
+            base = os.path.join(mount, parent.strip("/"))
+            for d in glob.glob(os.path.join(glob.escape(base), glob.escape(name) + "*")):
+                if os.path.isdir(d):
+                    found.append((key, "/" + os.path.relpath(d, mount)))
+    return found
+
+
+def leftovers_of(host, s, cid, record_dir, overhead_root=None):
+    """What the hooks created for container cid that still exists: an O of any instance of cid in any
+    hierarchy (beside S, and below overhead_root when given), its record (and temp files)."""
+    left = [f"{key or 'unified'}: cgroup {path}" for key, path in overhead_candidates(host, s, cid, overhead_root)]
     if record_dir and os.path.isdir(record_dir):
         for name in os.listdir(record_dir):
             if cid in name:
@@ -719,11 +835,16 @@ def leftovers_of(host, overhead_root, cid, record_dir):
 
 class Session:
     """What every scenario of one run shares: the host, the installed hooks, the rootfs, the accelerator and
-    a temp dir /tmp/vmmcg-e2e-<run>-*. close() removes everything the run created (never raises)."""
+    a temp dir /tmp/vmmcg-e2e-<run>-*. close() removes everything the run created (never raises).
+
+    via_wrapper: every scenario runs podman with --runtime set to the installed runtime wrapper (as a node
+    owner would register it), no hooks.d files and no annotation: the wrapper adds the hooks with
+    --gate=runtime. Otherwise the hooks are registered through oci-hooks.d and enabled by the annotation."""
 
     def __init__(self, prefix=None, build_dir=None, rootfs_cache=None, tag="", hook_log=False,
-                 crun_hide="tmpfs", accel="auto"):
+                 crun_hide="tmpfs", accel="auto", via_wrapper=False):
         self.hook_log = hook_log
+        self.via_wrapper = via_wrapper
         self.crun_hide = crun_hide
         self.host = Host()
         # The runtimes' default state dirs: crun creates /run/crun even for `crun --version`, which podman
@@ -755,6 +876,7 @@ class Session:
             self.prefix = install_hooks(build_dir, os.path.join(self.dir, "destdir"))
             self.installed_by_us = True
         self.exes = hook_executables(self.prefix)
+        self.wrapper = wrapper_executable(self.prefix) if self.via_wrapper else None
         sys.path.insert(0, HERE)
         import make_rootfs  # noqa: E402 (beside this file)
         self.rootfs = make_rootfs.build(rootfs_cache or os.path.join(self.dir, "rootfs"))
@@ -774,38 +896,83 @@ class Session:
 
 
 class Scenario:
-    """One container through podman with the hooks registered (hooks.d files written for it, pointing at the
-    installed executables with --config <its own configuration>).
+    """One container through podman with the hooks: registered through hooks.d files written for it (the
+    installed executables with --config <its own configuration>), or, in a via_wrapper session, added by
+    the runtime wrapper (podman's --runtime) with --config <its configuration> --gate=runtime.
 
     runtime: "runc" or "crun"; mode: "split" or "sandbox-only" (the hooks' configuration); annotate: whether
-    the container carries io.vmm-cgroup-hooks.enable=true; launcher: the container's process is a shell that
-    runs QEMU as its child. Every name it creates starts with <session.cg_prefix><name>-."""
+    the container carries io.vmm-cgroup-hooks.enable=true (the wrapper needs none, so a via_wrapper session
+    never annotates); opt_in: the configuration's "opt_in" for hooks.d registration ("annotation", what
+    podman needs, or "runtime", the hooks' default, which ignores the annotation); launcher: the container's
+    process is a shell that runs QEMU as its child; cpus: podman --cpus (the derived cap on O follows it);
+    overhead_root: O below that node-wide root (overhead_parent "root") instead of beside S (the default).
+    Every name it creates starts with <session.cg_prefix><name>-."""
 
     def __init__(self, session, name, runtime="runc", mode="split", annotate=True, launcher=False, vcpus=4,
-                 overhead_root=None):
+                 overhead_root=None, opt_in="annotation", cpus=None, hook_log=None):
         self.s = session
         self.host = session.host
         self.name = name
+        self.via_wrapper = session.via_wrapper
+        annotate = annotate and not self.via_wrapper
         self.runtime, self.mode, self.annotate, self.launcher, self.vcpus = runtime, mode, annotate, launcher, vcpus
+        self.opt_in, self.cpus = opt_in, cpus
         self.prefix = f"{session.cg_prefix}{name}-"
         self.container = self.prefix.rstrip("-")
         self.dir = os.path.join(session.dir, name)
         os.makedirs(self.dir)
-        self.overhead_root = overhead_root or f"/{self.prefix}overhead"
+        self.overhead_root = overhead_root
         self.cgroup_parent = f"/{self.prefix}parent"
         self.record_dir = os.path.join(self.dir, "records")
-        self.config = write_config(os.path.join(self.dir, "config.json"), mode=mode,
-                                   overhead_root=self.overhead_root, record_dir=self.record_dir,
-                                   settle_timeout_ms=30000, log_syslog=False, log_level="debug")
-        self.hook_log = os.path.join(self.dir, "hooks.log") if session.hook_log else None
-        self.hooks_dir = write_hooks_dir(os.path.join(self.dir, "hooks.d"), session.exes, self.config,
-                                         hook_log=self.hook_log)
+        keys = dict(mode=mode, record_dir=self.record_dir, settle_timeout_ms=30000, log_syslog=False,
+                    log_level="debug")
+        if not self.via_wrapper and opt_in == "annotation":
+            # podman registers the hooks through oci-hooks.d, matched by the container's annotation: no
+            # runtime handler adds them with --gate=runtime. podman's root user owns the node, so the
+            # annotation, which only a container author sets, may enable them here (never on a shared
+            # Kubernetes node, where the hooks' default, opt_in "runtime", ignores it).
+            keys["opt_in"] = "annotation"
+        if not session.kvm:
+            # TCG: QEMU's vCPU threads hold no KVM vCPU fds, the proof the hooks ask for by default
+            keys["vcpu_proof"] = "names"
+        if overhead_root:
+            keys.update(overhead_parent="root", overhead_root=overhead_root)
+        self.config = write_config(os.path.join(self.dir, "config.json"), **keys)
+        if hook_log is None:
+            hook_log = session.hook_log
+        self.hook_log = os.path.join(self.dir, "hooks.log") if hook_log else None
         session.stores += 1  # short path: podman refuses a runroot over 50 characters
+        wrapper = None
+        if self.via_wrapper:
+            self.hooks_dir = None
+            wrapper = {"path": session.wrapper, "hook_config": self.config,
+                       "hook_dir": self._wrapped_hook_dir() if self.hook_log else os.path.dirname(session.exes["poststart"])}
+        else:
+            self.hooks_dir = write_hooks_dir(os.path.join(self.dir, "hooks.d"), session.exes, self.config,
+                                             hook_log=self.hook_log)
         self.podman = Podman(os.path.join(session.dir, f"p{session.stores}"), self.host, runtime=runtime,
                              hooks_dir=self.hooks_dir, cgroup_parent=self.cgroup_parent,
-                             crun_hide=session.crun_hide)
+                             crun_hide=session.crun_hide, runtime_wrapper=wrapper)
         self.cid = self.init_pid = self.vmm_pid = self.layout = None
-        self.inspect = None
+        self.inspect = self.bundle = self.instance = None
+
+    def _wrapped_hook_dir(self):
+        """--hook-log through the wrapper: a hook_dir of shell scripts named as the hooks, which keep each
+        hook's stderr and exec the installed one."""
+        d = os.path.join(self.dir, "hooks")
+        os.makedirs(d)
+        for stage, exe in self.s.exes.items():
+            path = os.path.join(d, os.path.basename(exe))
+            with open(path, "w") as f:
+                f.write(HOOK_LOG_WRAPPER.format(stage=stage, log=self.hook_log, exe=exe))
+            os.chmod(path, 0o755)
+        return d
+
+    @property
+    def enabled(self):
+        """Whether the hooks act for this container: the wrapper's --gate=runtime, or the annotation where
+        the configuration lets it count."""
+        return self.via_wrapper or (self.annotate and self.opt_in == "annotation")
 
     # -- running
 
@@ -818,25 +985,38 @@ class Scenario:
 
     def start(self, vmm_timeout=30):
         devices = ("/dev/kvm",) if self.s.kvm else ()
+        extra = ("--cpus", str(self.cpus)) if self.cpus else ()
         self.cid = self.podman.run_detached(self.container, self.s.rootfs, self.command(),
-                                            annotate=self.annotate, devices=devices)
+                                            annotate=self.annotate, devices=devices, extra=extra)
         self.inspect = self.podman.inspect(self.container)
+        # The OCI bundle: podman's per-container userdata dir, which holds config.json. The hooks name the
+        # instance (record, O) after the id and the bundle path the runtime gives them.
+        self.bundle = os.path.dirname(self.inspect.get("OCIConfigPath") or "")
+        if not self.bundle.startswith("/"):
+            raise Failure(f"podman inspect OCIConfigPath is {self.inspect.get('OCIConfigPath')!r}")
+        self.instance = instance_name(self.cid, self.bundle)
+        if self.via_wrapper:
+            self.check_wrapped_spec()
         state = self.inspect["State"]
         self.init_pid = int(state["Pid"])
         if self.init_pid <= 0:
             logs = self.podman("logs", self.container, check=False)
             raise Failure(f"the container is not running (State.Status {state.get('Status')}, exit code "
                           f"{state.get('ExitCode')}); its output: {(logs.stdout + logs.stderr).strip()[-500:]!r}")
-        s = state.get("CgroupPath") or ""
-        if not s.startswith("/"):
-            raise Failure(f"podman inspect State.CgroupPath is {s!r}")
+        # S: where podman's cgroupfs manager puts the container, <cgroup parent>/libpod-<id>. Not podman's
+        # State.CgroupPath: podman derives that from the longest path in /proc/<pid>/cgroup, which is O
+        # (vmm-overhead-<id>-<hash>, beside S) once the hooks moved the VMM there (podman_cgroup_note()).
+        s = f"{self.cgroup_parent}/libpod-{self.cid}"
+        self.podman_cgroup_path = state.get("CgroupPath") or ""
+        if not self.podman_cgroup_path.startswith("/"):
+            raise Failure(f"podman inspect State.CgroupPath is {self.podman_cgroup_path!r}")
         # Cross-check with where the runtime really put the container: the hierarchies the hooks never
-        # change (memory, pids, ...). The launcher's shell is never moved, so it is S everywhere.
+        # change (cpuacct, memory, pids, ...). The launcher's shell is never moved, so it is S everywhere.
         init_cgs = proc_cgroups(self.init_pid)
         for key in self.host.v1:
             if (self.launcher or not self.host.is_overhead_key(key)) and init_cgs.get(key) != s:
-                raise Failure(f"podman reports CgroupPath {s}, but the container's process {self.init_pid} is in "
-                              f"{init_cgs.get(key)} in {key}")
+                raise Failure(f"S is {s}, but the container's process {self.init_pid} is in "
+                              f"{init_cgs.get(key)} in {key} (podman reports CgroupPath {self.podman_cgroup_path})")
         unified_s = None
         if self.host.mode == "hybrid":
             if self.podman.wrapped:
@@ -844,9 +1024,9 @@ class Scenario:
                 unified_s = proc_cgroups(int(state["ConmonPid"])).get("")
             else:
                 unified_s = s
-        split = self.mode == "split" and self.annotate
+        split = self.mode == "split" and self.enabled
         self.layout = Layout(self.host, "split" if split else "sandbox-only", s, unified_s,
-                             f"{self.overhead_root}/{self.cid}" if split else None)
+                             overhead_cgroup(s, self.instance, self.overhead_root) if split else None)
 
         def vmm_ready():
             pid = find_vmm(self.init_pid)
@@ -859,6 +1039,30 @@ class Scenario:
             raise Failure(f"no qemu-system-x86_64 with {self.vcpus} vCPU threads after {vmm_timeout}s "
                           f"(container process {self.init_pid}: {threads(self.init_pid)[:3]}; logs: {logs!r})")
         return self
+
+    def podman_cgroup_note(self):
+        """What podman says the container's cgroup is, once placed, when that is not S (a NOTE, not a
+        failure: podman takes the longest path of the process's /proc/<pid>/cgroup)."""
+        path = self.podman.inspect(self.container)["State"].get("CgroupPath") or ""
+        if path != self.layout.s:
+            return f"podman inspect State.CgroupPath is {path}, not S {self.layout.s}"
+        return None
+
+    def check_wrapped_spec(self):
+        """Through the wrapper: config.json got the three installed hooks (or the --hook-log scripts of
+        their names), each with --config <this configuration> --gate=runtime, and no enable annotation."""
+        spec = read_json(os.path.join(self.bundle, "config.json"))
+        if spec is None:
+            raise Failure(f"{self.bundle}/config.json: not readable")
+        hooks = spec.get("hooks") or {}
+        for stage, exe in self.s.exes.items():
+            ours = [h for h in hooks.get(stage) or [] if os.path.basename(h.get("path", "")) == os.path.basename(exe)]
+            if len(ours) != 1:
+                raise Failure(f"config.json through the wrapper: {len(ours)} {stage} hooks of ours: {hooks.get(stage)}")
+            if ours[0].get("args") != [ours[0]["path"], "--config", self.config, GATE_ARGUMENT]:
+                raise Failure(f"config.json through the wrapper: {stage} hook args {ours[0].get('args')}")
+        if ANNOTATION in (spec.get("annotations") or {}):
+            raise Failure(f"config.json through the wrapper carries {ANNOTATION}={spec['annotations'][ANNOTATION]}")
 
     def placement_problems(self):
         bad = mismatches(self.layout, self.vmm_pid)
@@ -885,22 +1089,58 @@ class Scenario:
         return hook_processes(self.config)
 
     def overhead_problems(self):
-        """split: O exists in the overhead hierarchies only; otherwise nothing exists under overhead_root."""
+        """split: O exists in the overhead hierarchies (cpu, cpuset) only, with S's cpuset and the derived
+        cap (25% of the container's CPU limit, at least 250m; none without a limit), and no other O of this
+        id; otherwise no O of this id exists and the overhead root was not created."""
         bad = []
         keys = list(self.host.v1) + ([""] if self.host.unified else [])
+        found = overhead_candidates(self.host, self.layout.s, self.cid, self.overhead_root)
         if self.layout.o and self.host.mode != "v2":
             for key in keys:
                 want = key != "" and self.host.is_overhead_key(key)
                 if cgroup_exists(self.host, key, self.layout.o) != want:
                     bad.append(f"{key or 'unified'}: {self.layout.o} " + ("missing" if want else "exists"))
+            bad += [f"{key or 'unified'}: another O {path}" for key, path in found if path != self.layout.o]
+            bad += self.limit_problems()
         else:
-            for key in keys:
-                if cgroup_exists(self.host, key, self.overhead_root):
-                    bad.append(f"{key or 'unified'}: {self.overhead_root} was created")
+            bad += [f"{key or 'unified'}: {path} was created" for key, path in found]
+            if self.overhead_root:
+                bad += [f"{key or 'unified'}: {self.overhead_root} was created" for key in keys
+                        if cgroup_exists(self.host, key, self.overhead_root)]
+        return bad
+
+    def limit_problems(self):
+        """O's cpuset is S's; S keeps the container's quota; O's quota is the derived cap."""
+        bad = []
+
+        def value(key, path, name):
+            with open(os.path.join(self.host.cgroup_dir(key, path), name)) as f:
+                return f.read().strip()
+        cpuset = next((k for k in self.host.v1 if "cpuset" in k.split(",")), None)
+        if cpuset:
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if value(cpuset, self.layout.o, name) != value(cpuset, self.layout.s, name):
+                    bad.append(f"O's {name} {value(cpuset, self.layout.o, name)!r}, S's "
+                               f"{value(cpuset, self.layout.s, name)!r}")
+        cpu = next((k for k in self.host.v1 if "cpu" in k.split(",")), None)
+        if cpu:
+            s_quota = int(value(cpu, self.layout.s, "cpu.cfs_quota_us"))
+            want_s = round(self.cpus * 100000) if self.cpus else -1
+            if s_quota != want_s:
+                bad.append(f"S's cpu.cfs_quota_us {s_quota}, expected {want_s} (--cpus {self.cpus})")
+            o_quota = int(value(cpu, self.layout.o, "cpu.cfs_quota_us"))
+            want_o = expected_overhead_cap(self.cpus)
+            if o_quota != want_o:
+                bad.append(f"O's cpu.cfs_quota_us {o_quota}, expected {want_o} (the derived cap for --cpus "
+                           f"{self.cpus})")
         return bad
 
     def record_path(self):
-        return os.path.join(self.record_dir, f"{self.cid}.json")
+        return os.path.join(self.record_dir, f"{self.instance}.json")
+
+    def record_problems(self):
+        """The record of a split container: version 2, its instance name, bundle and phase, O."""
+        return record_problems(read_json(self.record_path()), self.cid, self.bundle, self.instance, self.layout.o)
 
     def record_text(self):
         try:
@@ -941,7 +1181,8 @@ class Scenario:
         return left
 
     def leftovers(self):
-        left = leftovers_of(self.host, self.overhead_root, self.cid, self.record_dir)
+        left = leftovers_of(self.host, self.layout.s if self.layout else None, self.cid, self.record_dir,
+                            self.overhead_root)
         left += [f"hook process {p} still running: {cmdline(p)}" for p in self.hook_pids()]
         if self.vmm_pid and os.path.exists(f"/proc/{self.vmm_pid}") and exe_name(self.vmm_pid).startswith("qemu"):
             left.append(f"VMM {self.vmm_pid} still running")

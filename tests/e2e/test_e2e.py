@@ -2,6 +2,7 @@
 """End-to-end suite: the hooks registered with a real podman, real runc and crun, real QEMU/KVM.
 
     python3 tests/e2e/test_e2e.py [--prefix PREFIX | --build-dir BUILD] [--cases REGEX] [--rootfs-cache DIR]
+                                  [--via-wrapper]
 
 As root on a cgroup v1 or hybrid host (cgroup v2 expectations are written but have not been run). Needs
 podman, runc, crun, conmon, qemu-system-x86_64, busybox-static, python3 (stdlib only).
@@ -11,7 +12,11 @@ poststart,poststop} and share/containers/oci/hooks.d/*.json. Without --prefix th
 `meson install --destdir <temp dir>` from --build-dir (default: ./build of the source tree; it must be built).
 The installed hooks.d files are checked (case installed-hook-files), then each case writes its own hooks.d
 files with the same form, pointing at the installed executables with `--config <its configuration>`
-(its mode, an overhead_root and a record_dir of its own).
+(its mode and a record_dir of its own, otherwise the hooks' defaults; "opt_in": "annotation", since podman
+enables the hooks by the container's annotation). With --via-wrapper podman's --runtime is the installed
+runtime wrapper instead (vmm-cgroup-runtime, its runtime.json naming runc or crun, the hooks and the case's
+configuration, without opt_in): no hooks.d files, no annotation; the wrapper adds the hooks with
+--gate=runtime.
 
 Each case prints `PASS <name>` or `FAIL <name>: <reason>` (details on stderr); the exit status is 1 when any
 case failed. Everything is created under /tmp/vmmcg-e2e-* and as cgroups and containers named vmmcg-e2e-*,
@@ -46,14 +51,19 @@ def details(lines):
 STOP_WORDS = {"stop": "podman stop/rm", "rm-f": "podman rm -f", "exit": "the VMM's exit and podman rm"}
 
 
-def vm_case(session, name, stop="stop", **kwargs):
+def vm_case(session, name, stop="stop", expect_log=None, **kwargs):
     """Starts a VM container, checks every thread of the VMM in every hierarchy while it runs, ends it
-    (stop: see Scenario.stop), checks that nothing the hooks created remains."""
+    (stop: see Scenario.stop), checks that nothing the hooks created remains. expect_log: a line the hooks
+    must have logged (the case keeps their stderr)."""
+    if expect_log:
+        kwargs["hook_log"] = True
     sc = L.Scenario(session, name, **kwargs)
     problems = []
     try:
         sc.start()
-        what = sc.layout.mode + (" (not annotated)" if not sc.annotate else "")
+        what = sc.layout.mode + (" (through the runtime wrapper)" if sc.via_wrapper else
+                                 " (not annotated)" if not sc.annotate else
+                                 f" (annotated, opt_in {sc.opt_in})")
         L.log(f"  {name}: container {sc.cid[:12]} process {sc.init_pid}, VMM {sc.vmm_pid}, "
               f"S={sc.layout.s}, O={sc.layout.o}, {what}")
         bad = sc.wait_placed(SETTLE_TIMEOUT)
@@ -65,10 +75,24 @@ def vm_case(session, name, stop="stop", **kwargs):
         bad = sc.overhead_problems()
         if bad:
             raise L.Failure("overhead cgroup: " + "; ".join(bad))
-        if sc.layout.o and not os.path.exists(sc.record_path()):
-            raise L.Failure(f"no record {sc.record_path()} while the container runs")
-        if not sc.annotate and os.path.isdir(sc.record_dir) and os.listdir(sc.record_dir):
-            raise L.Failure(f"the hooks ran for a container without the annotation: {os.listdir(sc.record_dir)}")
+        if sc.layout.o:
+            if not os.path.exists(sc.record_path()):
+                found = os.listdir(sc.record_dir) if os.path.isdir(sc.record_dir) else []
+                raise L.Failure(f"no record {sc.record_path()} while the container runs (the record dir "
+                                f"holds {found})")
+            bad = sc.record_problems()
+            if bad:
+                details(["record: " + sc.record_text()])
+                raise L.Failure(f"record {sc.record_path()}: " + "; ".join(bad))
+        if not sc.enabled and os.path.isdir(sc.record_dir) and os.listdir(sc.record_dir):
+            raise L.Failure(f"the hooks acted for a container they are not enabled for: {os.listdir(sc.record_dir)}")
+        if expect_log:
+            # the hooks did run (podman matched the annotation), and said why they did nothing
+            with open(sc.hook_log, errors="replace") as f:
+                text = f.read()
+            if expect_log not in text:
+                details(["hooks.log:"] + text.splitlines()[-20:])
+                raise L.Failure(f"hooks.log lacks {expect_log!r}: did the hooks run?")
         # The settler (runc) exits once the placement is stable; nothing of the hooks keeps running.
         left = L.wait_until(lambda: not sc.hook_pids(), SETTLER_EXIT_TIMEOUT)
         if not left:
@@ -77,6 +101,9 @@ def vm_case(session, name, stop="stop", **kwargs):
         bad = sc.placement_problems()
         if bad:
             raise L.Failure(f"placement changed after the hooks finished: {bad[0]}")
+        note = sc.podman_cgroup_note()
+        if note:
+            L.log(f"  NOTE {name}: {note}")
         vmm = sc.vmm_pid
         if stop == "exit":
             # the VMM ends by itself (SIGTERM from inside, as a guest poweroff would): the launcher shell
@@ -106,25 +133,46 @@ def vm_case(session, name, stop="stop", **kwargs):
 
 def installed_files_case(session):
     L.check_installed_hook_files(session.prefix, session.exes)
+    L.wrapper_executable(session.prefix)
+
+
+# What the hooks log when the annotation asks and the configuration does not let it count (common/stages.cpp).
+ANNOTATION_IGNORED = "io.vmm-cgroup-hooks.enable=true ignored"
 
 
 def cases(session):
-    """(name, callable) in order. crun goes through the wrapper on hybrid hosts (e2e_lib.CRUN_WRAPPER)."""
+    """(name, callable) in order. crun goes through the wrapper on hybrid hosts (e2e_lib.CRUN_WRAPPER).
+
+    With the hooks registered through hooks.d (podman's way) every case's configuration has opt_in
+    "annotation" unless it says otherwise. Through the runtime wrapper (--via-wrapper) the cases are named
+    wrapper-*, their containers carry no annotation and their configuration no opt_in: --gate=runtime is
+    what enables the hooks."""
+    prefix = "wrapper-" if session.via_wrapper else ""
+
+    def case(name, **kwargs):
+        return (prefix + name, lambda: vm_case(session, prefix + name, **kwargs))
     out = [("installed-hook-files", lambda: installed_files_case(session))]
     for runtime in ("runc", "crun"):
-        for mode in ("split", "sandbox-only"):
-            name = f"{runtime}-{mode}"
-            out.append((name, lambda r=runtime, m=mode, n=name: vm_case(session, n, runtime=r, mode=m)))
-    out.append(("runc-no-annotation",
-                lambda: vm_case(session, "runc-no-annotation", runtime="runc", mode="split", annotate=False)))
+        # split with a CPU limit: O gets the derived cap (a quarter of 1.5 CPUs: 37500 per 100000 us)
+        out.append(case(f"{runtime}-split", runtime=runtime, mode="split", cpus=1.5))
+        out.append(case(f"{runtime}-sandbox-only", runtime=runtime, mode="sandbox-only"))
+    if not session.via_wrapper:
+        out.append(case("runc-no-annotation", runtime="runc", mode="split", annotate=False))
+        # the hooks' default, opt_in "runtime": podman runs them (the annotation matches the hooks.d files),
+        # they ignore the annotation and say so
+        out.append(case("runc-annotation-not-opted-in", runtime="runc", mode="split", opt_in="runtime",
+                        expect_log=ANNOTATION_IGNORED))
     for runtime in ("runc", "crun"):
-        name = f"{runtime}-launcher-split"
-        out.append((name, lambda r=runtime, n=name: vm_case(session, n, runtime=r, mode="split", launcher=True)))
+        out.append(case(f"{runtime}-launcher-split", runtime=runtime, mode="split", launcher=True))
     # The other two ways a container ends: podman rm -f of a running one, and the VMM exiting by itself
-    # (poststop then runs in conmon's exit command, `podman container cleanup`, without --hooks-dir).
-    out.append(("runc-split-rm-f", lambda: vm_case(session, "runc-split-rm-f", runtime="runc", stop="rm-f")))
-    out.append(("runc-launcher-vmm-exits", lambda: vm_case(session, "runc-launcher-vmm-exits", runtime="runc",
-                                                           launcher=True, stop="exit")))
+    # (poststop then runs in conmon's exit command, `podman container cleanup`, without --hooks-dir; through
+    # the wrapper, the runtime's delete runs it).
+    out.append(case("runc-split-rm-f", runtime="runc", stop="rm-f"))
+    out.append(case("runc-launcher-vmm-exits", runtime="runc", launcher=True, stop="exit"))
+    if not session.via_wrapper:
+        # overhead_parent "root": O below one node-wide overhead root instead of beside S
+        out.append(case("runc-split-overhead-root", runtime="runc", mode="split", cpus=1.5,
+                        overhead_root=f"/{session.cg_prefix}overhead"))
     return out
 
 
@@ -144,6 +192,9 @@ def main(argv):
                         "the README says)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="QEMU accelerator (auto: kvm when /dev/kvm is usable, else tcg)")
+    parser.add_argument("--via-wrapper", action="store_true",
+                        help="run every case with podman's --runtime set to the installed runtime wrapper "
+                        "(vmm-cgroup-runtime, which execs runc or crun): no hooks.d files, no annotation")
     args = parser.parse_args(argv[1:])
     # SIGTERM (meson test's timeout, kill) unwinds like an exception, so that the cleanup still runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -160,12 +211,13 @@ def main(argv):
         try:
             session = L.Session(prefix=args.prefix, build_dir=None if args.prefix else args.build_dir,
                                 rootfs_cache=args.rootfs_cache, hook_log=args.hook_log,
-                                crun_hide=args.crun_hide, accel=args.accel)
+                                crun_hide=args.crun_hide, accel=args.accel, via_wrapper=args.via_wrapper)
         except L.Failure as e:
             print(f"FAIL setup: {e}", flush=True)
             return 1
         host = session.host
-        L.log(f"host: cgroup {host.mode}; v1 hierarchies {', '.join(host.v1)}; hooks from {session.prefix}")
+        L.log(f"host: cgroup {host.mode}; v1 hierarchies {', '.join(host.v1)}; hooks from {session.prefix}"
+              + (f"; podman --runtime {session.wrapper} (through a shim that sets $VMMCG_RUNTIME_CONFIG)" if session.via_wrapper else "; registered through hooks.d"))
         if host.mode == "v2":
             L.log("NOTE: cgroup v2 host: the v2 expectations (S/vcpu, S/overhead) have not been exercised before")
         if not session.kvm:

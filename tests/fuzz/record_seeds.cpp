@@ -36,7 +36,7 @@ vmmcg::Record make(const std::string &id, vmmcg::HostMode host, vmmcg::Mode mode
 	vmmcg::LayoutInput input;
 	input.host = host;
 	input.mode = mode;
-	input.id = id;
+	input.instance = vmmcg::instance_name(id, "/run/bundles/" + id);
 	input.overhead_root = "/vmm_overhead";
 	input.overhead_controllers = {"cpu", "cpuacct", "cpuset"};
 	if (host == vmmcg::HostMode::v2) {
@@ -52,6 +52,9 @@ vmmcg::Record make(const std::string &id, vmmcg::HostMode host, vmmcg::Mode mode
 	}
 	vmmcg::Record record;
 	record.id = id;
+	record.name = input.instance;
+	record.bundle = "/run/bundles/" + id;
+	record.container = vmmcg::ProcessRef{4000, 366000};
 	record.host = host;
 	record.mode = mode;
 	record.cgroups = vmmcg::compute_layout(input);

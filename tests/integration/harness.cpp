@@ -202,7 +202,7 @@ bool wait_until(const std::function<bool()> &pred, int timeout_ms)
 	return pred();
 }
 
-Sandbox::Sandbox(const std::string &name)
+Sandbox::Sandbox(const std::string &name, const std::string &id)
 {
 	if (::geteuid() != 0)
 		throw std::runtime_error("the integration tests need root (they use the real cgroupfs)");
@@ -211,7 +211,7 @@ Sandbox::Sandbox(const std::string &name)
 					 "pure v2 is covered by the v2guest suite");
 	become_subreaper();
 	std::string run = std::to_string(::getpid());
-	id_ = "vmmcg-it-" + run + "-" + name;
+	id_ = id.empty() ? "vmmcg-it-" + run + "-" + name : id;
 	prefix_ = "/vmmcg-it-" + run;
 	sandbox_ = prefix_ + "/" + name;
 	overhead_root_ = "/vmmcg-it-" + run + "-overhead-" + name;
@@ -234,6 +234,9 @@ Sandbox::Sandbox(const std::string &name)
 Sandbox::~Sandbox()
 {
 	kill_vmm();
+	// Hooks and settlers of this sandbox that no record names (a test of a killed hook): by pid.
+	for (pid_t pid : hook_processes())
+		::kill(pid, SIGKILL);
 	// Everything still in this sandbox's cgroups was started by this test (a launcher's VMM child, say).
 	for (const std::string &tree : {sandbox_, overhead_root_, prefix_ + "/vmm-overhead-" + instance()})
 		for (pid_t pid : processes_in(cgroup_root + "/pids" + tree))
@@ -277,6 +280,12 @@ std::string Sandbox::overhead_path() const
 void Sandbox::use_overhead_root()
 {
 	overhead_in_root_ = true;
+	write_config();
+}
+
+void Sandbox::share_record_dir(const Sandbox &other)
+{
+	record_dir_ = other.record_dir_;
 	write_config();
 }
 
@@ -390,10 +399,13 @@ std::string Sandbox::state() const
 	       "}";
 }
 
-HookRun Sandbox::run(const std::string &stage, const std::string &state_json, bool close_stdin) const
+namespace {
+
+// Forks the hook with the state on a pipe; its stderr is returned, stdin is closed after the write when
+// close_stdin (else in_write holds it).
+RunningHook start_hook(const std::string &exe, const std::string &config, const std::string &state_json,
+		       bool close_stdin, int &in_write)
 {
-	std::string exe = build_path("hooks/vmm-cgroup-" + stage);
-	std::string config = dir_ + "/config.json";
 	const char *args[] = {exe.c_str(), "--config", config.c_str(), nullptr};
 	int in[2], err[2];
 	if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
@@ -413,21 +425,51 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json, bo
 	// A hook stops reading at its input limit: that is EPIPE here, not a reason to die.
 	::signal(SIGPIPE, SIG_IGN);
 	(void)!::write(in[1], state_json.data(), state_json.size());
-	if (close_stdin)
+	in_write = in[1];
+	if (close_stdin) {
 		::close(in[1]);
+		in_write = -1;
+	}
+	return {pid, err[0]};
+}
+
+HookRun finish_hook(RunningHook &hook, int in_write)
+{
 	HookRun result;
 	char buf[4096];
 	ssize_t n;
-	while ((n = ::read(err[0], buf, sizeof(buf))) > 0)
+	while ((n = ::read(hook.err_fd, buf, sizeof(buf))) > 0)
 		result.err.append(buf, static_cast<std::size_t>(n));
-	::close(err[0]);
+	::close(hook.err_fd);
 	int status = 0;
-	::waitpid(pid, &status, 0);
-	disown(pid);
-	if (!close_stdin)
-		::close(in[1]);
+	::waitpid(hook.pid, &status, 0);
+	disown(hook.pid);
+	if (in_write >= 0)
+		::close(in_write);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	hook = {};
 	return result;
+}
+
+} // namespace
+
+HookRun Sandbox::run(const std::string &stage, const std::string &state_json, bool close_stdin) const
+{
+	int in_write = -1;
+	RunningHook hook = start_hook(build_path("hooks/vmm-cgroup-" + stage), config_path(), state_json,
+				      close_stdin, in_write);
+	return finish_hook(hook, in_write);
+}
+
+RunningHook Sandbox::spawn(const std::string &stage, const std::string &state_json) const
+{
+	int in_write = -1;
+	return start_hook(build_path("hooks/vmm-cgroup-" + stage), config_path(), state_json, true, in_write);
+}
+
+HookRun Sandbox::finish(RunningHook &hook) const
+{
+	return finish_hook(hook, -1);
 }
 
 nlohmann::json Sandbox::record() const
@@ -476,6 +518,23 @@ bool Sandbox::overhead_gone() const
 		if (fs::exists(cgroup_root + "/" + c + overhead_path()))
 			return false;
 	return true;
+}
+
+std::vector<pid_t> Sandbox::hook_processes() const
+{
+	std::vector<pid_t> pids;
+	std::string needle = config_path();
+	std::error_code ec;
+	for (const auto &entry : fs::directory_iterator("/proc", ec)) {
+		std::string name = entry.path().filename();
+		if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+			continue;
+		std::string cmdline = read_text(entry.path() / "cmdline");
+		std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+		if (cmdline.find(" --config " + needle) != std::string::npos)
+			pids.push_back(std::stoi(name));
+	}
+	return pids;
 }
 
 } // namespace vmmcg::test

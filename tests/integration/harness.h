@@ -26,6 +26,12 @@ struct HookRun {
 // Where each hierarchy a thread is in says it is: "cpu" -> "/a/b", as parse_proc_cgroup gives it.
 using Placement = std::map<std::string, std::string, std::less<>>;
 
+// A hook started and not waited for yet (Sandbox::spawn).
+struct RunningHook {
+	pid_t pid = 0;
+	int err_fd = -1; // its stderr
+};
+
 struct ThreadPlacement {
 	pid_t tid;
 	std::string name;
@@ -35,8 +41,9 @@ struct ThreadPlacement {
 class Sandbox
 {
 public:
-	// name: unique within the test run; it becomes the container id (prefixed).
-	explicit Sandbox(const std::string &name);
+	// name: unique within the test run; it becomes the container id (prefixed), unless id is given
+	// (two containers of the same id, with different bundles and cgroups).
+	explicit Sandbox(const std::string &name, const std::string &id = {});
 	~Sandbox();
 	Sandbox(const Sandbox &) = delete;
 	Sandbox &operator=(const Sandbox &) = delete;
@@ -50,6 +57,9 @@ public:
 	void use_overhead_root();
 	const std::string &overhead_root() const { return overhead_root_; }
 	const std::string &record_dir() const { return record_dir_; }
+	// Uses other's record directory, as two containers on one node do.
+	void share_record_dir(const Sandbox &other);
+	std::string config_path() const { return dir_ + "/config.json"; }
 	std::string bundle_dir() const { return dir_ + "/bundle"; }
 	std::string record_file() const { return record_dir_ + "/" + instance() + ".json"; }
 
@@ -70,6 +80,9 @@ public:
 	// close_stdin false: the state pipe stays open until the hook has ended, as a runtime that never
 	// closes it would leave it.
 	HookRun run(const std::string &stage, const std::string &state_json, bool close_stdin = true) const;
+	// The same, without waiting: the caller ends it with finish() (or kills it first).
+	RunningHook spawn(const std::string &stage, const std::string &state_json) const;
+	HookRun finish(RunningHook &hook) const;
 	HookRun create_runtime() const { return run("create-runtime", state()); }
 	HookRun poststart() const { return run("poststart", state()); }
 	HookRun poststop() const { return run("poststop", state()); }
@@ -83,6 +96,9 @@ public:
 	std::vector<ThreadPlacement> threads() const;
 	// True when no cgroup <overhead_root>/<id> exists in any hierarchy.
 	bool overhead_gone() const;
+	// Processes of this sandbox's hooks still running: hooks and settlers (their command line names this
+	// sandbox's configuration file).
+	std::vector<pid_t> hook_processes() const;
 
 	// The hierarchies the VMM's overhead leaves S in (the default overhead_controllers), and the others.
 	static const std::vector<std::string> &cpu_controllers();   // cpu, cpuset

@@ -21,15 +21,20 @@ HOOKS_D=/usr/share/containers/oci/hooks.d
 IMAGE=localhost/vmmcg-node-vmm
 CPUS=1.5
 LIMIT="150000 100000" # what --cpus 1.5 is in cpu.max
+# The hooks' derived cap on S/overhead: a quarter of the container's 1.5 CPUs (at least 250m).
+OVERHEAD_CAP="37500 100000"
 VCPUS=4
 IO_THREADS=2
-VMM=(/bin/test-vmm --vcpus "$VCPUS" --io-threads "$IO_THREADS")
+# --no-kvm: a TCG guest has no /dev/kvm; the configuration's vcpu_proof "names" lets the thread names count.
+VMM=(/bin/test-vmm --vcpus "$VCPUS" --io-threads "$IO_THREADS" --no-kvm)
+# podman's bundle of a container (its StaticDir, vfs storage), which the runtime passes to the hooks
+BUNDLES=/var/lib/containers/storage/vfs-containers
 TRIGGER=/tmp/vmmcg-node-go # a launcher in the container waits for it (created through /proc/<pid>/root)
 
 CASE=boot
 RUNTIME=crun
 MANAGER=systemd
-ID= S= PID= SETTLER= REMOVED=1
+ID= S= PID= SETTLER= REMOVED=1 INSTANCE=
 LAST_ID_FILE=/run/vmmcg-node-last-id # the last container started, for the journal case
 QUEUE=/run/vmmcg-node-queue          # the next case to run, for the workers
 OUT= RC=0
@@ -99,9 +104,19 @@ hook_processes() {
 		say "$(readlink "$link/exe" | sed 's|.*/||') pid ${link#/proc/} (cgroup $(cgroup_of "$link"), cwd $(s "$(readlink "$link/cwd")"))"
 	done
 }
+# instance_of ID: the hooks' name of the container (common/layout.cpp instance_name): the id, "-", and the
+# FNV-1a 64 hash of its bundle path in 16 hex digits. It names the record, <RECORDS>/<instance>.json.
+instance_of() {
+	local b="$BUNDLES/$1/userdata" h=-3750763034362895579 i c # h: the FNV offset basis as a signed 64-bit
+	for ((i = 0; i < ${#b}; i++)); do
+		printf -v c '%d' "'${b:i:1}"
+		h=$(((h ^ (c & 255)) * 1099511628211))
+	done
+	printf '%s-%016x' "$1" "$h"
+}
 # note_settler: SETTLER gets the pid the record names while there is a record.
 note_settler() {
-	get "$RECORDS/$ID.json"
+	get "$RECORDS/$INSTANCE.json"
 	[[ $REPLY =~ \"settler\":\{\"pid\":([0-9]+) ]] && SETTLER=${BASH_REMATCH[1]}
 }
 
@@ -193,7 +208,8 @@ check_placement() {
 	fi
 }
 
-# limit_problems LIMIT: S/vcpu has the container's limit; S, S/overhead and S's ancestors cap nothing.
+# limit_problems LIMIT: S/vcpu has the container's limit; S/overhead the hooks' derived cap (OVERHEAD_CAP,
+# from the limit at createRuntime); S and S's ancestors cap nothing.
 limit_problems() {
 	local a
 	PROBLEMS=
@@ -202,7 +218,7 @@ limit_problems() {
 	get "$CG$S/cpu.max"
 	[ "${REPLY%% *}" = max ] || PROBLEMS+="S cpu.max '$REPLY', expected 'max ...': the overhead is capped with the vCPUs; "
 	get "$CG$S/overhead/cpu.max"
-	[ "${REPLY%% *}" = max ] || PROBLEMS+="S/overhead cpu.max '$REPLY', expected 'max ...'; "
+	[ "$REPLY" = "$OVERHEAD_CAP" ] || PROBLEMS+="S/overhead cpu.max '$REPLY', expected the derived cap '$OVERHEAD_CAP'; "
 	a=${S%/*}
 	while [ -n "$a" ]; do
 		get "$CG$a/cpu.max"
@@ -268,10 +284,11 @@ start() {
 		shift
 	done
 	[ $# -gt 0 ] && shift && vmm=("$@")
-	ID= S= PID= SETTLER= REMOVED=1
+	ID= S= PID= SETTLER= REMOVED=1 INSTANCE=
 	pm run -d --name "vmmcg-node-$CASE" --network none --annotation io.vmm-cgroup-hooks.enable=true \
 		--cpus "$CPUS" "${opts[@]}" "$IMAGE" "${vmm[@]}"
 	ID=$(printf '%s' "$OUT" | tail -n1)
+	INSTANCE=$(instance_of "$ID")
 	if [ "$RC" != 0 ] || [[ ! $ID =~ ^[0-9a-f]{64}$ ]]; then
 		fail run "podman --runtime $RUNTIME --cgroup-manager $MANAGER run --cpus $CPUS ${opts[*]} exited $RC: $(printf '%s' "$OUT" | short)"
 		return 1
@@ -315,7 +332,7 @@ finish() {
 		info "cleanup: killing the VMM pid $PID left running"
 		kill -9 "$PID"
 	fi
-	ID= S= PID= SETTLER= REMOVED=1
+	ID= S= PID= SETTLER= REMOVED=1 INSTANCE=
 }
 
 wait_gone() { # PID SECONDS: the process is gone
@@ -335,7 +352,7 @@ wait_gone() { # PID SECONDS: the process is gone
 case_run() {
 	start run || return
 	started
-	if [ -f "$RECORDS/$ID.json" ]; then pass record "$RECORDS/$ID.json"; else fail record "no $RECORDS/$ID.json (there: $(ls -a "$RECORDS" 2>&1 | flat))"; fi
+	check_record
 	check_settler_gone
 	pm pause "$ID"
 	expect_ok pause "podman pause"
@@ -349,6 +366,22 @@ case_run() {
 	check_left_nothing stop-left-nothing
 	remove rm
 	check_left_nothing left-nothing S
+}
+
+# check_record: the record <instance>.json of the container, version 2, with its instance name, bundle and
+# phase "created".
+check_record() {
+	local r=$RECORDS/$INSTANCE.json bad=
+	if [ ! -f "$r" ]; then
+		fail record "no $r (there: $(ls -a "$RECORDS" 2>&1 | flat))"
+		return
+	fi
+	get "$r"
+	[[ $REPLY =~ \"version\":2[,}] ]] || bad+="no version 2; "
+	[[ $REPLY == *"\"name\":\"$INSTANCE\""* ]] || bad+="no name $INSTANCE; "
+	[[ $REPLY == *"\"bundle\":\"$BUNDLES/$ID/userdata\""* ]] || bad+="no bundle $BUNDLES/$ID/userdata; "
+	[[ $REPLY == *'"phase":"created"'* ]] || bad+="not phase created; "
+	if [ -z "$bad" ]; then pass record "$r: version 2, name, bundle, phase created"; else fail record "$r: ${bad% }: $(printf '%s' "$REPLY" | short 600)"; fi
 }
 
 check_settler_gone() {
@@ -527,7 +560,7 @@ case_journal() {
 case_settler_unit() {
 	RUNTIME=runc
 	local unit=vmmcg-node-caller.service settler= p exe
-	ID= S= PID= REMOVED=1
+	ID= S= PID= REMOVED=1 INSTANCE=
 	cmd systemd-run --quiet --unit "$unit" -p RemainAfterExit=yes -p TimeoutStopSec=5 podman --runtime runc run -d \
 		--name vmmcg-node-settler-unit --network none --annotation io.vmm-cgroup-hooks.enable=true --cpus "$CPUS" \
 		"$IMAGE" /bin/sh -c "while [ ! -e $TRIGGER ]; do sleep 0.2; done; exec ${VMM[*]}"
@@ -542,6 +575,7 @@ case_settler_unit() {
 		return
 	fi
 	REMOVED=0
+	INSTANCE=$(instance_of "$ID")
 	echo "$ID" > "$LAST_ID_FILE"
 	S=$(expected_s "$ID")
 	pass run "podman --runtime runc run in $unit: id ${ID:0:12}, S=$S"

@@ -365,6 +365,8 @@ def install_hooks(build, work):
     plan = json.loads(run(["meson", "introspect", "--installed", twin]))
     copied = 0
     for built in plan:
+        if not os.path.isabs(built):
+            continue  # an install_symlink (the hooks' man page aliases): meson install makes it
         if os.path.exists(built):
             continue  # made at configure time with prefix /usr (the hooks.d files)
         source = os.path.join(build, os.path.relpath(built, twin))
@@ -481,7 +483,11 @@ def build_initramfs(path, kernel_dir, destdir, params, build):
             else:
                 with open(host, "rb") as f:
                     cpio.file(f"payload/{rel}", f.read(), os.stat(host).st_mode & 0o7777)
-    config = {"vmm_names": ["test-vmm"]}
+    # Beside the stand-in's name, what a node without KVM vCPUs and with podman needs: vcpu_proof "names"
+    # (the TCG guest has no /dev/kvm, test-vmm runs with --no-kvm and holds no KVM vCPU fds), and opt_in
+    # "annotation" (podman registers the hooks through oci-hooks.d and enables them by the container's
+    # annotation; podman's root user owns the node).
+    config = {"vmm_names": ["test-vmm"], "vcpu_proof": "names", "opt_in": "annotation"}
     cpio.file("payload" + CONFIG_PATH, (json.dumps(config) + "\n").encode(), 0o644)
     lib = "payload/usr/local/lib/vmmcg-node"
     with open(os.path.join(HERE, "guest.sh"), "rb") as f:

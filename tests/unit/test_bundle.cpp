@@ -33,6 +33,25 @@ json with_cpu(const json &cpu)
 
 TEST_SUITE("bundle")
 {
+	TEST_CASE("process.args[0] and whether the container has a pid namespace of its own")
+	{
+		BundleConfig plain =
+			parse_bundle_config(R"({"process":{"args":["/usr/bin/qemu-system-x86_64","-m","1"]},
+			"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}})");
+		CHECK(plain.program == "/usr/bin/qemu-system-x86_64");
+		CHECK_FALSE(plain.host_pid);
+		// Joining another container's pid namespace (a pod's) is still a namespace of its own.
+		CHECK_FALSE(parse_bundle_config(
+				    R"({"linux":{"namespaces":[{"type":"pid","path":"/proc/1/ns/pid"}]}})")
+				    .host_pid);
+		CHECK(parse_bundle_config(R"({"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]}})")
+			      .host_pid);
+		CHECK(parse_bundle_config(R"({"linux":{}})").host_pid);
+		CHECK(parse_bundle_config("{}").program.empty());
+		CHECK_INPUT_ERROR(parse_bundle_config(R"({"process":{"args":[1]}})"), "'args[0]'");
+		CHECK_INPUT_ERROR(parse_bundle_config(R"({"linux":{"namespaces":{}}})"), "'namespaces'");
+	}
+
 	TEST_CASE("cgroupsPath: empty is none")
 	{
 		CgroupsPath path = parse_cgroups_path("");

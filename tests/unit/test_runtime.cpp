@@ -159,15 +159,14 @@ TEST_SUITE("runtime")
 							     "linux", "hooks"});
 		for (const char *key : {"ociVersion", "process", "root", "linux"})
 			CHECK(spec[key] == before[key]);
-		CHECK(keys(spec["annotations"]) ==
-		      std::vector<std::string>{"z", "a", std::string(enable_annotation)});
-		CHECK(spec["annotations"][std::string(enable_annotation)] == "true");
+		CHECK(spec["annotations"] ==
+		      before["annotations"]); // no enable annotation: the gate argument
 		CHECK(keys(spec["hooks"]) ==
 		      std::vector<std::string>{"createRuntime", "poststart", "poststop"});
 		const Spec &entry = spec["hooks"]["createRuntime"][0];
 		CHECK(entry["path"] == "/h/vmm-cgroup-create-runtime");
-		CHECK(entry["args"] ==
-		      Spec::array({"/h/vmm-cgroup-create-runtime", "--config", "/etc/x.json"}));
+		CHECK(entry["args"] == Spec::array({"/h/vmm-cgroup-create-runtime", "--config", "/etc/x.json",
+						    std::string(gate_argument)}));
 		CHECK(entry["timeout"] == 7);
 		CHECK(entry["env"] == Spec::array({"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}));
 		CHECK(spec["hooks"]["poststart"][0]["path"] == "/h/vmm-cgroup-poststart");
@@ -200,23 +199,43 @@ TEST_SUITE("runtime")
 		CHECK(spec["hooks"]["poststop"][1]["path"] == "/later");
 	}
 
-	TEST_CASE("add_hooks: the gate argument, no configuration")
+	TEST_CASE("add_hooks: no configuration, the gate argument alone")
 	{
 		HookSettings s = settings();
 		s.config.reset();
-		s.gate_argument = true;
 		Spec spec = parse_spec(R"({"annotations":{"a":"b"}})");
 		CHECK(add_hooks(spec, s));
+		for (const char *stage : {"createRuntime", "poststart", "poststop"}) {
+			CAPTURE(stage);
+			const Spec &args = spec["hooks"][stage][0]["args"];
+			REQUIRE(args.size() == 2);
+			CHECK(args[1] == std::string(gate_argument));
+		}
 		CHECK(spec["hooks"]["poststart"][0]["args"] ==
-		      Spec::array({"/h/vmm-cgroup-poststart", std::string(gate_argument)}));
+		      Spec::array({"/h/vmm-cgroup-poststart", "--gate=runtime"}));
 		CHECK(spec["annotations"] == Spec::parse(R"({"a":"b"})"));
 	}
 
-	TEST_CASE("add_hooks: an annotation set to something else is overridden")
+	TEST_CASE("add_hooks: the container's enable annotation is neither set nor changed")
 	{
-		Spec spec = parse_spec(R"({"annotations":{"io.vmm-cgroup-hooks.enable":"false"}})");
+		Spec off = parse_spec(R"({"annotations":{"io.vmm-cgroup-hooks.enable":"false"}})");
+		CHECK(add_hooks(off, settings()));
+		CHECK(off["annotations"] == Spec::parse(R"({"io.vmm-cgroup-hooks.enable":"false"})"));
+		Spec none = parse_spec(R"({"process":{"args":["qemu"]}})");
+		CHECK(add_hooks(none, settings()));
+		CHECK_FALSE(none.contains("annotations"));
+		// Only the hooks changed: a spec that has them already is left as it is.
+		CHECK_FALSE(add_hooks(none, settings()));
+	}
+
+	TEST_CASE("add_hooks: an entry of an older wrapper (no gate argument) is brought up to date")
+	{
+		Spec spec =
+			parse_spec(R"({"hooks":{"poststart":[{"path":"/h/vmm-cgroup-poststart","args":)"
+				   R"(["/h/vmm-cgroup-poststart","--config","/etc/x.json"],"timeout":7}]}})");
 		CHECK(add_hooks(spec, settings()));
-		CHECK(spec["annotations"]["io.vmm-cgroup-hooks.enable"] == "true");
+		REQUIRE(spec["hooks"]["poststart"].size() == 1);
+		CHECK(spec["hooks"]["poststart"][0]["args"].back() == std::string(gate_argument));
 	}
 
 	TEST_CASE("add_hooks: wrong types are refused")
@@ -230,6 +249,7 @@ TEST_SUITE("runtime")
 		Spec null_hooks = parse_spec(R"({"hooks":null,"annotations":null})");
 		CHECK(add_hooks(null_hooks, settings()));
 		CHECK(null_hooks["hooks"]["poststop"].size() == 1);
+		CHECK(null_hooks["annotations"].is_null());
 	}
 
 	TEST_CASE("parse_wrapper_config")

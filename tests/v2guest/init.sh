@@ -16,7 +16,9 @@
 export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 
-# Written by the driver: VMMCG_RUN (hooks|manual), VMMCG_PROBES (0|1), VMMCG_CASES: any of
+# Written by the driver: VMMCG_RUN (hooks|manual), VMMCG_PROBES (0|1), VMMCG_INSTANCES ("<id>:<instance>"
+# pairs: the hooks' name of each case's container, the id and a hash of the bundle path, which names the
+# record file), VMMCG_CASES: any of
 #   split         split mode, the VMM's vCPU threads exist before createRuntime
 #   sandbox-only  sandbox-only mode
 #   split-late    split mode, the vCPU threads appear LATE_VCPU_DELAY_MS after the VMM starts: poststart
@@ -24,13 +26,16 @@ export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 VMMCG_RUN=hooks
 VMMCG_PROBES=0
 VMMCG_CASES="split sandbox-only"
+VMMCG_INSTANCES=""
 [ -r /etc/vmmcg-v2-params ] && . /etc/vmmcg-v2-params
 
 # ---------------------------------------------------------------------------------------------------------
 # Everything the hooks are given, in one place. Keys the lead may rename are only here.
 CG=/sys/fs/cgroup
 TEST_VMM=/tmp/test-vmm
-TEST_VMM_ARGS="--vcpus 4 --io-threads 2 --spin"
+# --no-kvm: the TCG guest has no /dev/kvm, so the stand-in holds no KVM fds (the hooks are told to trust the
+# thread names: vcpu_proof "names" below).
+TEST_VMM_ARGS="--vcpus 4 --io-threads 2 --spin --no-kvm"
 LATE_VCPU_DELAY_MS=2000
 VCPUS=4
 OTHER_THREADS=3                        # the unnamed main thread and IO iothread0..1
@@ -40,11 +45,23 @@ BUNDLE=/bundle-dir
 LIMIT_CPU_MAX="50000 100000"           # what "the runtime" writes on S: quota 50000, period 100000
 LIMIT_CPU_WEIGHT=200
 LIMIT_CPUSET_CPUS=1
+# The hooks' derived cap on S/overhead: 25% of S's 0.5 CPU is 125m, under the 250m floor: 250m.
+OVERHEAD_CAP_CPU_MAX="25000 100000"
 sandbox_name() { echo "vmmcg-v2-sandbox-$1"; }    # S, below the cgroup2 root; $1 = mode
 container_id() { echo "vmmcg-v2-$1"; }
 
+# Two keys differ from the hooks' defaults, as for any node without KVM vCPUs and with a container author
+# who owns the node: vcpu_proof "names" (the stand-in holds no KVM vCPU fds here), and opt_in "annotation"
+# (no runtime wrapper adds --gate=runtime: the annotation enables the hooks, as under podman).
 hook_config_json() { # mode
-	printf '{"mode":"%s","vmm_names":["test-vmm"],"record_dir":"%s"}\n' "$1" "$RECORD_DIR"
+	printf '{"mode":"%s","vmm_names":["test-vmm"],"record_dir":"%s","vcpu_proof":"names","opt_in":"annotation"}\n' \
+		"$1" "$RECORD_DIR"
+}
+instance_name() { # id -> the record's name, as the driver computed it
+	for pair in $VMMCG_INSTANCES; do
+		[ "${pair%%:*}" = "$1" ] && { echo "${pair#*:}"; return; }
+	done
+	echo "$1-(no instance name from the driver)"
 }
 bundle_config_json() { # mode
 	printf '{"ociVersion":"1.0.2","process":{"args":["test-vmm"]},"root":{"path":"rootfs"},'
@@ -231,6 +248,7 @@ manual_create_runtime() { # S
 	for file in cpu.max cpu.weight cpuset.cpus; do
 		echo "$(first_line "$1/$file")" > "$1/vcpu/$file" || return 1
 	done
+	echo "$OVERHEAD_CAP_CPU_MAX" > "$1/overhead/cpu.max" || return 1
 }
 manual_poststart() { # S
 	for t in /proc/$VMM_PID/task/*; do
@@ -275,7 +293,8 @@ run_case() { # mode: split | sandbox-only | split-late
 	S=$CG/$(sandbox_name "$mode")
 	s=$(rel "$S")
 	id=$(container_id "$mode")
-	info "case $mode: S = $s, id $id, placement by $VMMCG_RUN"
+	record=$RECORD_DIR/$(instance_name "$id").json
+	info "case $mode: S = $s, id $id, record $record, placement by $VMMCG_RUN"
 
 	# What the runtime does: S with the container's limits, the container's process in it.
 	if ! mkdir "$S" || ! echo "$LIMIT_CPU_MAX" > "$S/cpu.max" || ! echo "$LIMIT_CPU_WEIGHT" > "$S/cpu.weight" ||
@@ -307,8 +326,8 @@ run_case() { # mode: split | sandbox-only | split-late
 		check "$mode-vcpu-cpu.max" "$s/vcpu/cpu.max" "$(first_line "$S/vcpu/cpu.max")" "$LIMIT_CPU_MAX"
 		check "$mode-vcpu-cpu.weight" "$s/vcpu/cpu.weight" "$(first_line "$S/vcpu/cpu.weight")" "$LIMIT_CPU_WEIGHT"
 		check "$mode-vcpu-cpuset.cpus" "$s/vcpu/cpuset.cpus" "$(first_line "$S/vcpu/cpuset.cpus")" "$LIMIT_CPUSET_CPUS"
-		check "$mode-overhead-cpu.max" "$s/overhead/cpu.max (no overhead limits configured)" \
-			"$(first_line "$S/overhead/cpu.max")" "max 100000"
+		check "$mode-overhead-cpu.max" "$s/overhead/cpu.max (the derived cap: no overhead limits configured)" \
+			"$(first_line "$S/overhead/cpu.max")" "$OVERHEAD_CAP_CPU_MAX"
 		check "$mode-S-cpu.max-kept-until-placed" "$s/cpu.max after createRuntime" "$(first_line "$S/cpu.max")" "$LIMIT_CPU_MAX"
 		[ -z "$late" ] && check_threads "$mode-created-threads-still-in-S" "$s" "$s"
 	else
@@ -316,8 +335,14 @@ run_case() { # mode: split | sandbox-only | split-late
 		check "$mode-S-type" "$s/cgroup.type" "$(first_line "$S/cgroup.type")" domain
 	fi
 	if [ "$VMMCG_RUN" = hooks ]; then
-		[ -e "$RECORD_DIR/$id.json" ] && got=yes || got=no
-		check "$mode-record-written" "$RECORD_DIR/$id.json exists" "$got" yes
+		[ -e "$record" ] && got=yes || got=no
+		check "$mode-record-written" "$record exists (records: $(ls "$RECORD_DIR" | tr '\n' ' '))" "$got" yes
+		got=""
+		for field in "\"name\": *\"$(instance_name "$id")\"" "\"bundle\": *\"$BUNDLE\"" \
+			"\"phase\": *\"created\"" "\"version\": *2"; do
+			grep -Eq "$field" "$record" 2>/dev/null || got="$got missing $field;"
+		done
+		check "$mode-record-fields" "$record: name, bundle, phase, version" "$got" ""
 	fi
 
 	# poststart
@@ -354,8 +379,8 @@ run_case() { # mode: split | sandbox-only | split-late
 	check "$mode-poststop-S-cpu.max" "$s/cpu.max restored" "$(first_line "$S/cpu.max")" "$LIMIT_CPU_MAX"
 	check "$mode-poststop-S-cpu.weight" "$s/cpu.weight" "$(first_line "$S/cpu.weight")" "$LIMIT_CPU_WEIGHT"
 	if [ "$VMMCG_RUN" = hooks ]; then
-		[ -e "$RECORD_DIR/$id.json" ] && got=yes || got=no
-		check "$mode-record-removed" "$RECORD_DIR/$id.json exists" "$got" no
+		[ -e "$record" ] && got=yes || got=no
+		check "$mode-record-removed" "$record exists" "$got" no
 		# Idempotent: a second poststop, as podman runs it (no pid), has nothing to do.
 		run_hook "$mode" poststop stopped "" "$mode-poststop-again-exit"
 		check "$mode-poststop-again-no-children" "children of $s" "$(children_of "$S")" ""

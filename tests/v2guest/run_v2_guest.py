@@ -30,6 +30,16 @@ KERNEL_META = "linux-image-amd64"
 KERNEL_NAME = re.compile(r"^linux-image-(6\.1\.\d+-\d+-amd64)$")
 HOOKS = ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop")
 DEFAULT_CASES = "split sandbox-only split-late"
+GUEST_BUNDLE = "/bundle-dir"  # init.sh's BUNDLE; each case's id is init.sh's container_id: vmmcg-v2-<case>
+
+
+def instance_name(cid, bundle):
+    """The hooks' instance name (common/layout.cpp; tests/e2e/e2e_lib.py has the same): the id and the FNV-1a
+    64 hash of the bundle path. It names the record file the guest checks."""
+    h = 0xcbf29ce484222325
+    for byte in bundle.encode():
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{cid}-{h:016x}"
 CMDLINE = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all"
 
 # Built in (=y) in the kernel, or the guest cannot boot or test: no modules are loaded in the guest.
@@ -358,9 +368,12 @@ def main():
 
         vmlinuz, config = get_kernel(cache)
         check_kernel_config(config)
+        cases = options.cases or DEFAULT_CASES
+        instances = " ".join(f"vmmcg-v2-{c}:{instance_name(f'vmmcg-v2-{c}', GUEST_BUNDLE)}" for c in cases.split())
         params = (f"VMMCG_RUN={'manual' if options.manual else 'hooks'}\n"
                   f"VMMCG_PROBES={1 if options.manual or options.probes else 0}\n"
-                  f"VMMCG_CASES='{options.cases or DEFAULT_CASES}'\n")
+                  f"VMMCG_CASES='{cases}'\n"
+                  f"VMMCG_INSTANCES='{instances}'\n")
         initrd = os.path.join(work, "initrd.gz")
         nlibs, size = build_initramfs(initrd, executables, params, not options.no_strip)
         log(f"initramfs: {len(executables)} executables, {nlibs} libraries, {size // 1024} KiB")

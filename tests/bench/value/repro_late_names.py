@@ -49,7 +49,7 @@ def main():
                 name = f"repro-{flow}-{i}"
                 cid = f"{bench.prefix}-{name}"
                 sandbox = bench.make_sandbox(name, None)
-                state = bench.container_state(cid, sandbox)
+                state = bench.container_state(cid, sandbox, late_vmm)
                 c = run_value.Container(bench, sandbox, [late_vmm, str(args.vcpus), str(args.name_delay_ms)])
                 bench.live[cid] = (state, True)
                 try:

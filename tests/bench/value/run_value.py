@@ -242,12 +242,17 @@ class Qmp:
 class ValueBench(run_bench.Bench):
     def __init__(self, args):
         # What run_bench's Bench reads of its arguments: the hooks' configuration on top of its own.
-        args.config_json = json.dumps({"vmm_names": ["qemu-system-*", "test-vmm"], **json.loads(args.config_json)})
+        # The hooks' defaults (O beside S, enabled by --gate=runtime as the runtime wrapper adds them) but for:
+        # vcpu_proof "names" (no_kvm: the guest runs under TCG, whose vCPU threads hold no KVM vCPU fds; the
+        # test VMM of part 2 runs with --no-kvm alike), and cpuacct moved with cpu and cpuset, so that the
+        # kernel's own accounting (cpuacct.usage) shows O's CPU apart from S's. It changes no scheduling.
+        args.no_kvm = True
+        args.config_json = json.dumps({"vmm_names": ["qemu-system-*", "test-vmm"],
+                                       "overhead_controllers": list(CONTROLLERS), **json.loads(args.config_json)})
         args.callgrind, args.io_threads = None, 2
         super().__init__(args)
         self.prefix = f"vmmcg-value-{os.getpid()}"
         self.parent = "/" + self.prefix
-        self.overhead_root = f"/{self.prefix}-overhead"
         self.run_dir = f"/run/{self.prefix}"
         self.stderr_path = os.path.join(self.run_dir, "stderr")
         build = os.path.abspath(args.build_dir)
@@ -325,28 +330,36 @@ class ValueBench(run_bench.Bench):
         for controller in CONTROLLERS:
             self.remove_cgroup_tree(controller, sandbox)
 
-    def container_state(self, cid, sandbox):
-        bundle = os.path.join(self.run_dir, "bundle-" + cid)
+    def bundle(self, cid):
+        return os.path.join(self.run_dir, "bundle-" + cid)
+
+    def overhead(self, cid):
+        """O, beside S as the hooks put it by default: <parent>/vmm-overhead-<instance>."""
+        return f"{self.parent}/vmm-overhead-{run_bench.instance_name(cid, self.bundle(cid))}"
+
+    def container_state(self, cid, sandbox, program):
+        """The bundle's config.json (the program, which decides whether poststart may hand over to a
+        settler; no enable annotation: --gate=runtime enables the hooks) and the OCI state."""
+        bundle = self.bundle(cid)
         os.makedirs(bundle, exist_ok=True)
         write(os.path.join(bundle, "config.json"), json.dumps({
-            "ociVersion": "1.0.2", "annotations": {"io.vmm-cgroup-hooks.enable": "true"},
-            "linux": {"cgroupsPath": sandbox}}))
-        return {"ociVersion": "1.0.2", "id": cid, "bundle": bundle,
-                "annotations": {"io.vmm-cgroup-hooks.enable": "true"}}
+            "ociVersion": "1.0.2", "process": {"args": [program]}, "linux": {"cgroupsPath": sandbox}}))
+        return {"ociVersion": "1.0.2", "id": cid, "bundle": bundle, "annotations": {}}
 
     def hook(self, stage, state, config=None):
         """Runs one built hook with the state on stdin (run_bench's launcher); its wall time in ns."""
         saved = self.config
         self.config = config or self.config
         try:
-            ns, _rss, _cpu = self.timed(self.argv("hooks", stage, state["id"], state.get("pid")), state)
+            ns, _rss, _cpu = self.timed(self.argv("hooks", stage, None, None, state.get("pid")), state)
         finally:
             self.config = saved
         return ns
 
     def record(self, cid):
         try:
-            return json.loads(read(os.path.join(self.run_dir, "records", cid + ".json")))
+            name = run_bench.instance_name(cid, self.bundle(cid))
+            return json.loads(read(os.path.join(self.run_dir, "records", name + ".json")))
         except FileNotFoundError:
             return None
 
@@ -459,8 +472,8 @@ class ValueBench(run_bench.Bench):
         cid = f"{self.prefix}-{name}"
         split, hooks = mode == "split", mode != "no-limit"
         sandbox = self.make_sandbox(name, None if mode == "no-limit" else self.args.limit)
-        overhead = f"{self.overhead_root}/{cid}"
-        state = self.container_state(cid, sandbox)
+        overhead = self.overhead(cid)
+        state = self.container_state(cid, sandbox, self.qemu)
         config = self.sandbox_only_config if mode == "sandbox-only" else None
         qmp_path = os.path.join(self.work, f"qmp-{name}.sock")
         console = Console()
@@ -615,9 +628,9 @@ class ValueBench(run_bench.Bench):
         cid = f"{self.prefix}-{name}"
         vcpus = self.args.tp_vcpus
         sandbox = self.make_sandbox(name, None)
-        overhead = f"{self.overhead_root}/{cid}"
-        state = self.container_state(cid, sandbox)
-        argv = [self.test_vmm, "--vcpus", str(vcpus), "--io-threads", "2",
+        overhead = self.overhead(cid)
+        state = self.container_state(cid, sandbox, self.test_vmm)
+        argv = [self.test_vmm, "--vcpus", str(vcpus), "--io-threads", "2", "--no-kvm",
                 *(["--vcpu-delay-ms", str(self.args.late_vcpu_ms)] if flow == "crun-late-vcpus" else [])]
         container = Container(self, sandbox, argv)
         pid = container.pid
@@ -727,9 +740,9 @@ class ValueBench(run_bench.Bench):
         cid = f"{self.prefix}-{name}"
         vcpus = self.args.tp_vcpus
         sandbox = self.make_sandbox(name, None)
-        overhead = f"{self.overhead_root}/{cid}"
-        state = self.container_state(cid, sandbox)
-        container = Container(self, sandbox, [self.test_vmm, "--vcpus", str(vcpus), "--io-threads", "2"])
+        overhead = self.overhead(cid)
+        state = self.container_state(cid, sandbox, self.test_vmm)
+        container = Container(self, sandbox, [self.test_vmm, "--vcpus", str(vcpus), "--io-threads", "2", "--no-kvm"])
         pid = container.pid
         self.listener.watch(pid)
         self.live[cid] = (state, True)

@@ -18,9 +18,11 @@ mount -t cgroup2 none /sys/fs/cgroup
 CG=/sys/fs/cgroup
 echo "+cpu +cpuset" > $CG/cgroup.subtree_control
 mkdir -p /run/vmm-cgroup-hooks /etc/vmm-cgroup-hooks /bundle
+# The hooks' defaults but for vcpu_proof "names": the inner QEMU runs under TCG, its vCPU threads hold no KVM
+# vCPU fds. They run with --gate=runtime, as the runtime wrapper adds them.
 for mode in split sandbox-only; do
-	printf '{"mode":"%s","vmm_names":["qemu-system-*"],"record_dir":"/run/vmm-cgroup-hooks"}\n' "$mode" \
-		> /etc/vmm-cgroup-hooks/$mode.json
+	printf '{"mode":"%s","vmm_names":["qemu-system-*"],"record_dir":"/run/vmm-cgroup-hooks","vcpu_proof":"names"}\n' \
+		"$mode" > /etc/vmm-cgroup-hooks/$mode.json
 done
 
 state() { # id status pid
@@ -28,7 +30,7 @@ state() { # id status pid
 		"$1" "$2" "${3:+\"pid\":$3,}"
 }
 hook() { # stage mode id status pid
-	state "$3" "$4" "$5" | "vmm-cgroup-$1" --config "/etc/vmm-cgroup-hooks/$2.json" 2>/tmp/hook.err ||
+	state "$3" "$4" "$5" | "vmm-cgroup-$1" --config "/etc/vmm-cgroup-hooks/$2.json" --gate=runtime 2>/tmp/hook.err ||
 		echo "VALUE2-FAIL $1 $3: $(tr '\n' ' ' < /tmp/hook.err)"
 }
 stats() { # when S
@@ -46,7 +48,8 @@ for rep in $(seq 1 "$REPS"); do
 		S=$CG/$id
 		mkdir "$S"
 		[ "$mode" != no-limit ] && echo "$QUOTA $PERIOD" > "$S/cpu.max"
-		printf '{"ociVersion":"1.0.2","annotations":{"io.vmm-cgroup-hooks.enable":"true"},"linux":{"cgroupsPath":"/%s"}}\n' \
+		# the program: poststart may hand over to a settler only for a VMM or a launcher
+		printf '{"ociVersion":"1.0.2","process":{"args":["qemu-system-x86_64"]},"linux":{"cgroupsPath":"/%s"}}\n' \
 			"$id" > /bundle/config.json
 		rm -f /tmp/go /tmp/qmp.sock
 		mkfifo /tmp/go
@@ -63,10 +66,11 @@ for rep in $(seq 1 "$REPS"); do
 		[ "$mode" != no-limit ] && hook poststart "$cfg" "$id" running $pid
 		if [ "$mode" = split ]; then
 			n=0
-			until grep -q '"settler":null' /run/vmm-cgroup-hooks/$id.json 2>/dev/null &&
-				grep -q '"vcpus":\[[0-9]' /run/vmm-cgroup-hooks/$id.json; do
+			# the record is <id>-<hash of the bundle path>.json (the hooks' instance name)
+			until record=$(ls /run/vmm-cgroup-hooks/$id-*.json 2>/dev/null) &&
+				grep -q '"settler":null' "$record" 2>/dev/null && grep -q '"vcpus":\[[0-9]' "$record"; do
 				n=$((n + 1))
-				[ $n -gt 600 ] && { echo "VALUE2-FAIL $id: not placed: $(cat /run/vmm-cgroup-hooks/$id.json)"; break; }
+				[ $n -gt 600 ] && { echo "VALUE2-FAIL $id: not placed: $(cat /run/vmm-cgroup-hooks/* 2>&1)"; break; }
 				sleep 0.1
 			done
 		fi

@@ -1,0 +1,66 @@
+#include "systemd.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "text.h"
+
+#ifndef VMMCG_LIBEXEC_DIR
+#define VMMCG_LIBEXEC_DIR "/usr/libexec/vmm-cgroup-hooks"
+#endif
+
+namespace vmmcg {
+
+namespace {
+
+// Runs the helper with these arguments, no shell, stdio inherited; true on exit 0. Bounded by the helper's
+// own D-Bus timeout.
+bool run_helper(const char *command, const std::string &a, const std::string &b = {})
+{
+	std::string helper = std::string(VMMCG_LIBEXEC_DIR) + "/vmm-cgroup-systemd";
+	const char *argv[] = {helper.c_str(), command, a.c_str(), b.empty() ? nullptr : b.c_str(), nullptr};
+	pid_t child = ::fork();
+	if (child < 0)
+		return false;
+	if (child == 0) {
+		::execv(helper.c_str(), const_cast<char **>(argv));
+		::_exit(127);
+	}
+	int status = 0;
+	while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+	}
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (!ok)
+		spdlog::warn("{} {} {}: failed (status {})", helper, command, printable(a), status);
+	return ok;
+}
+
+} // namespace
+
+bool systemd_running()
+{
+	return ::access("/run/systemd/system", F_OK) == 0;
+}
+
+std::optional<std::string> unit_of_cgroup(std::string_view cgroup)
+{
+	std::string_view name = cgroup.substr(cgroup.rfind('/') + 1);
+	for (std::string_view suffix : {".scope", ".service"})
+		if (name.size() > suffix.size() && name.ends_with(suffix))
+			return std::string(name);
+	return std::nullopt;
+}
+
+bool set_unit_cpu_quota_infinity(const std::string &unit)
+{
+	return run_helper("cpu-quota-infinity", unit);
+}
+
+bool move_to_own_scope(pid_t pid, const std::string &name)
+{
+	return run_helper("own-scope", std::to_string(pid), name);
+}
+
+} // namespace vmmcg

@@ -1,0 +1,179 @@
+#include "watcher.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "backend.h"
+#include "placement.h"
+#include "proc_events.h"
+#include "settler.h"
+#include "systemd.h"
+
+namespace vmmcg {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long a burst of thread events (QEMU's worker pool) is gathered before one pass places them all.
+constexpr auto debounce = 20ms;
+// The check of the container's limit, and the poll where there are no events.
+constexpr auto tick = 1s;
+
+class Watcher
+{
+public:
+	Watcher(const Config &config, const Record &base, const ProcessRef &container, ProcessRef self)
+		: config_(config), name_(base.name), id_(base.id), container_(container), self_(self),
+		  events_(ProcEvents::open())
+	{
+		watched_ = {container.pid};
+		if (events_)
+			events_->watch(watched_);
+	}
+
+	int run();
+
+private:
+	// The record as it is now, when it still names this process: poststop may have removed it.
+	std::optional<Record> current() const;
+	void write(Record record) const;
+	// Waits up to `up_to`; true when an event about the watched thread groups came (or events were lost).
+	bool wait(std::chrono::nanoseconds up_to);
+	SettleResult settle(Record &record);
+	void watch(Record &record, const ProcessRef &vmm);
+	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus);
+
+	Config config_;
+	std::string name_, id_;
+	ProcessRef container_, self_;
+	std::optional<ProcEvents> events_;
+	std::vector<pid_t> watched_;
+};
+
+std::optional<Record> Watcher::current() const
+{
+	auto record = read_record(config_.record_dir, name_, id_);
+	if (!record || (record->settler != self_ && record->watcher != self_))
+		return std::nullopt;
+	return record;
+}
+
+void Watcher::write(Record record) const
+{
+	if (current())
+		write_record(config_.record_dir, record);
+}
+
+bool Watcher::wait(std::chrono::nanoseconds up_to)
+{
+	if (!events_) {
+		std::this_thread::sleep_for(up_to);
+		return false;
+	}
+	bool lost = false;
+	auto events = events_->wait(std::chrono::duration_cast<std::chrono::milliseconds>(up_to), lost);
+	// A launcher's children: the VMM may be one of them (at most ProcEvents::max_watched thread groups).
+	bool grew = false;
+	for (const auto &event : events)
+		if (event.kind == ProcEvent::Kind::fork && event.pid == event.tgid &&
+		    std::find(watched_.begin(), watched_.end(), event.parent_tgid) != watched_.end() &&
+		    watched_.size() < ProcEvents::max_watched) {
+			watched_.push_back(event.tgid);
+			grew = true;
+		}
+	if (grew)
+		events_->watch(watched_);
+	return lost || !events.empty();
+}
+
+SettleResult Watcher::settle(Record &record)
+{
+	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
+	auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.settle_timeout_ms);
+	PlacementLoop loop(*backend, ProcFs(), PlacementOptions::from(config_), container_);
+	return loop.run(until, [this](std::chrono::nanoseconds nap) { wait(nap); });
+}
+
+// One pass over a placed VMM; true when the vCPUs it found differ from `vcpus` (then updated).
+bool Watcher::pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus)
+{
+	PlacementLoop loop(backend, ProcFs(), PlacementOptions::from(config_), container_);
+	loop.set_vmm(vmm);
+	SettleResult result = loop.run(std::chrono::steady_clock::now() + 200ms);
+	if (!result.vmm || result.vcpus == vcpus)
+		return false;
+	spdlog::info("watcher: VMM pid {} has {} vCPU threads now (was {}): placed", vmm.pid,
+		     result.vcpus.size(), vcpus.size());
+	vcpus = result.vcpus;
+	return true;
+}
+
+void Watcher::watch(Record &record, const ProcessRef &vmm)
+{
+	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
+	watched_ = {vmm.pid};
+	if (events_)
+		events_->watch(watched_);
+	ProcFs proc;
+	auto next_check = std::chrono::steady_clock::now() + tick;
+	while (proc.alive(vmm)) {
+		bool woken = wait(std::max<std::chrono::nanoseconds>(
+			next_check - std::chrono::steady_clock::now(), 0ns));
+		if (woken)
+			wait(debounce);
+		bool changed = (woken || !events_) && pass(*backend, vmm, record.vcpus);
+		if (std::chrono::steady_clock::now() >= next_check) {
+			changed |= backend->follow_limits(OverheadPolicy::from(config_));
+			next_check = std::chrono::steady_clock::now() + tick;
+		}
+		if (changed)
+			write(record);
+		if (!current())
+			return; // poststop removed the record: nothing left to watch for
+	}
+}
+
+int Watcher::run()
+{
+	std::optional<Record> record = current();
+	if (!record)
+		return 0;
+	if (systemd_running())
+		move_to_own_scope(self_.pid, name_); // not to die with the engine's unit
+	SettleResult settled = settle(*record);
+	record = current();
+	if (!record)
+		return 0;
+	std::unique_ptr<Backend> backend = make_backend(record->cgroups);
+	log_settled(settled, "settler");
+	store_placement(*record, *backend, settled);
+	bool watching = config_.watch_vmm && settled.vmm && !settled.vcpus.empty();
+	record->settler.reset();
+	record->watcher = watching ? std::optional(self_) : std::nullopt;
+	write_record(config_.record_dir, *record);
+	if (watching)
+		watch(*record, *settled.vmm);
+	return 0;
+}
+
+} // namespace
+
+int settle_and_watch(const Config &config, const Record &base, const ProcessRef &container, int go_fd)
+{
+	wait_for_go(go_fd);
+	auto self = ProcFs().process(::getpid());
+	if (!self)
+		return 0;
+	return Watcher(config, base, container, *self).run();
+}
+
+} // namespace vmmcg

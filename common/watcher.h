@@ -1,0 +1,20 @@
+// The settler and watcher: poststart's work carried on in a detached process (settler.h starts it). It
+// places the VMM until the placement is complete or settle_timeout_ms passes (the settler), then, for as
+// long as the VMM runs, watches it (the watcher): a thread that appears or renames itself (a hot-plugged
+// vCPU, KVM's worker threads, a vCPU that named itself late) is placed within milliseconds, woken by the
+// process events connector (proc_events.h), or within a second where that is refused; and once a second
+// it checks that the container's CPU limit is still where the split put it (an in-place resize, systemd
+// writing a unit's CPUQuota= back on daemon-reload). poststop ends it.
+#pragma once
+
+#include "config.h"
+#include "procfs.h"
+#include "record.h"
+
+namespace vmmcg {
+
+// The detached process's work. `base` is the record as poststart wrote it before letting go; go_fd reaches
+// EOF once poststart has written the record naming this process (or died: then it ends at once).
+int settle_and_watch(const Config &config, const Record &base, const ProcessRef &container, int go_fd);
+
+} // namespace vmmcg

@@ -1,0 +1,71 @@
+// The watcher: after placement, new threads of a placed VMM are placed by themselves (a hot-plugged vCPU),
+// and the process events it sleeps on.
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+#include "proc_events.h"
+
+using namespace vmmcg::test;
+
+TEST_SUITE("watcher")
+{
+	TEST_CASE("the process events connector reports this process's new thread, and nothing of others")
+	{
+		auto events = vmmcg::ProcEvents::open();
+		REQUIRE_MESSAGE(events, "the proc connector is refused here (needs CAP_NET_ADMIN)");
+		REQUIRE(events->watch({::getpid()}));
+		pid_t tid = 0;
+		std::thread([&] { tid = ::gettid(); }).join();
+		bool lost = false, seen = false;
+		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+		while (!seen && std::chrono::steady_clock::now() < deadline)
+			for (const auto &event : events->wait(std::chrono::milliseconds(200), lost))
+				seen |= event.kind == vmmcg::ProcEvent::Kind::fork && event.pid == tid &&
+					event.tgid == ::getpid();
+		CHECK(seen);
+		// The filter passes only the watched thread groups: the fork that made a child is ours and is
+		// reported, but nothing the child does after (its exec, its threads, their names).
+		REQUIRE(events->watch({::getpid()}));
+		Sandbox sb("events-other");
+		pid_t other = sb.start_test_vmm({"--vcpus", "2"});
+		std::size_t of_child = 0;
+		for (const auto &event : events->wait(std::chrono::milliseconds(300), lost))
+			if (event.tgid == other && event.parent_tgid != ::getpid())
+				++of_child;
+		CHECK(of_child == 0);
+	}
+
+	TEST_CASE("a vCPU hot-plugged after placement is placed within a second, with no command")
+	{
+		Sandbox sb("hotplug");
+		sb.start_test_vmm({"--vcpus", "2", "--hotplug-ms", "1500"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		auto record = sb.record();
+		REQUIRE_FALSE(record["watcher"].is_null());
+		// The new vCPU is made by the main thread, in O: the watcher moves it to S.
+		auto placed = [&] {
+			std::size_t vcpus = 0;
+			for (const auto &t : sb.threads()) {
+				if (!is_vcpu_name(t.name))
+					continue;
+				++vcpus;
+				for (const auto &c : Sandbox::cpu_controllers())
+					if (t.where.at(c) != sb.sandbox_path())
+						return false;
+			}
+			return vcpus == 3;
+		};
+		CHECK(wait_until(placed, 1500 + 3000));
+		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 2000));
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+}
