@@ -4,9 +4,10 @@
     python3 tests/deploy/test_deploy.py --build-dir BUILD [--source-root DIR]
 
 No Kubernetes runs here, and Debian's kubectl needs a server even for a dry run: the manifests are parsed
-(PyYAML) and checked field by field against what the rest of the tree says (the entry script's path and
-variables, the Containerfile, the installer's prefix layout, the hooks' default overhead cap, the
-label the RuntimeClass selects). Then deploy/kubernetes/vmm-cgroup-deploy runs as the DaemonSet runs it,
+(PyYAML), validated against the API schema of each kind (npm's kubernetes-models, validate.mjs; types,
+required fields, enumerations), and checked field by field against what the rest of the tree says (the
+entry script's path and variables, the Containerfile, the hooks' default overhead cap, the label the
+RuntimeClass selects, the service account's rights). Then deploy/kubernetes/vmm-cgroup-deploy runs as the DaemonSet runs it,
 `run` until SIGTERM, against a host root in a temporary directory: the built hooks, wrapper and
 vmm-cgroup-install; Debian's containerd config.toml or a CRI-O drop-in set from tests/data; systemctl and
 kubectl replaced by stubs that record their arguments. Needs no root. Exit 1 names each problem.
@@ -33,6 +34,8 @@ except ImportError:  # a python3 of its own (pyenv) without PyYAML: Debian's has
     sys.exit("test_deploy: PyYAML missing (python3-yaml)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS_ENV = "VMMCG_K8S_MODELS"
+DEFAULT_MODELS = "/var/cache/vmmcg-k8s-models"  # npm's kubernetes-models, installed there by scripts/setup
 EXECUTABLES = ["vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop",
                "vmm-cgroup-runtime"]
 STUB = """#!/bin/sh
@@ -149,6 +152,23 @@ def check_manifests(root):
     check("debug-threads=on" in " ".join(pod["spec"]["containers"][0]["command"]),
           "vm-pod.yaml: QEMU without debug-threads")
     return env
+
+
+def validate_schema(root):
+    """Every object of the manifests against the API schema of its kind (tests/deploy/validate.mjs)."""
+    d = os.path.join(root, "deploy", "kubernetes")
+    objects = [o for name in sorted(os.listdir(d)) if name.endswith(".yaml")
+               for o in load(os.path.join(d, name)) if o["kind"] != "Kustomization"]
+    models = os.environ.get(MODELS_ENV, DEFAULT_MODELS)
+    if not check(shutil.which("node"), "node not found (scripts/setup installs Node.js)"):
+        return
+    p = subprocess.run(["node", os.path.join(HERE, "validate.mjs"), models], input=json.dumps(objects),
+                       capture_output=True, text=True, timeout=60)
+    for line in p.stdout.splitlines():
+        check(line.startswith("ok "), f"schema: {line}")
+    check(p.returncode == 0 and len(p.stdout.splitlines()) == len(objects),
+          f"schema: validate.mjs exit {p.returncode}: {p.stderr.strip()}")
+    print(f"{'PASS' if p.returncode == 0 else 'FAIL'} schema ({len(objects)} objects, kubernetes-models)")
 
 
 class Host:
@@ -305,6 +325,7 @@ def main():
     root, build = os.path.abspath(args.source_root), os.path.abspath(args.build_dir)
     start = time.monotonic()
     env = check_manifests(root)
+    validate_schema(root)
     if env:
         for case in (case_containerd, case_crio):
             count = len(problems)
