@@ -39,6 +39,14 @@ unsigned bounded(const Field &field, unsigned max)
 	return static_cast<unsigned>(field.non_negative(max));
 }
 
+unsigned bounded(const Field &field, unsigned min, unsigned max)
+{
+	unsigned value = bounded(field, max);
+	if (value < min)
+		field.fail("must be at least " + std::to_string(min));
+	return value;
+}
+
 std::string cpu_list(const Field &field, const char *kind)
 {
 	std::string list = field.string();
@@ -136,11 +144,7 @@ const Schema<Config, 26> config_keys = {{
 	{"launcher_names", Presence::not_null,
 	 [](const Field &f, Config &c) { c.launcher_names = f.strings(true); }},
 	{"max_settlers", Presence::not_null,
-	 [](const Field &f, Config &c) {
-		 c.max_settlers = bounded(f, 65536);
-		 if (c.max_settlers == 0)
-			 f.fail("must be at least 1");
-	 }},
+	 [](const Field &f, Config &c) { c.max_settlers = bounded(f, 1, 65536); }},
 	{"overhead_parent", Presence::not_null,
 	 [](const Field &f, Config &c) {
 		 c.overhead_parent = one_of(f, {"sandbox", "root"}) == "root" ? OverheadParent::root
@@ -155,11 +159,7 @@ const Schema<Config, 26> config_keys = {{
 		 c.vcpu_proof = one_of(f, {"kvm", "names"}) == "kvm" ? VcpuProof::kvm : VcpuProof::names;
 	 }},
 	{"max_vmm_threads", Presence::not_null,
-	 [](const Field &f, Config &c) {
-		 c.max_vmm_threads = bounded(f, 65536);
-		 if (c.max_vmm_threads == 0)
-			 f.fail("must be at least 1");
-	 }},
+	 [](const Field &f, Config &c) { c.max_vmm_threads = bounded(f, 1, 65536); }},
 	{"overhead_root", Presence::not_null,
 	 [](const Field &f, Config &c) { c.overhead_root = overhead_root(f); }},
 	{"overhead_controllers", Presence::not_null,

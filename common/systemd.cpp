@@ -25,7 +25,9 @@ bool run_helper(const char *command, const std::string &a, const std::string &b 
 	if (child < 0)
 		return false;
 	if (child == 0) {
-		::execv(helper.c_str(), const_cast<char **>(argv));
+		// An empty environment: nothing of the caller's (DBUS_SYSTEM_BUS_ADDRESS) steers the helper.
+		char *no_environment[] = {nullptr};
+		::execve(helper.c_str(), const_cast<char **>(argv), no_environment);
 		::_exit(127);
 	}
 	int status = 0;

@@ -1,7 +1,7 @@
 // Where systemd owns a unit's cgroup attributes, they are changed through systemd, not behind its back: a
 // daemon-reload or a set-property writes systemd's own view back (runc hands a container's CPU limit to
 // systemd as CPUQuota= on its scope). The hooks are static executables; libsystemd's sd-bus serves in a
-// small helper executable (systemd/vmm-cgroup-systemd.cpp) the hooks run only on systemd hosts, only when
+// small helper executable (hooks/vmm_cgroup_systemd.cpp) the hooks run only on systemd hosts, only when
 // systemd must be told something.
 #pragma once
 

@@ -1,10 +1,10 @@
 // vmm-cgroup-systemd: what the hooks ask systemd, over D-Bus with libsystemd's sd-bus. The hooks are static
 // executables and run this helper only on systemd hosts, only when systemd must be told (common/systemd.h).
 //
-//   vmm-cgroup-systemd cpu-quota-infinity UNIT   SetUnitProperties(UNIT, runtime,
-//   CPUQuotaPerSecUSec=infinity) vmm-cgroup-systemd own-scope PID NAME
-//   StartTransientUnit(vmm-cgroup-hooks-NAME.scope) holding PID, in
-//                                                vmm-cgroup-hooks.slice, CPUQuota=20%, removed when it exits
+// cpu-quota-infinity UNIT: SetUnitProperties(UNIT, runtime, CPUQuotaPerSecUSec=infinity).
+// own-scope PID NAME: StartTransientUnit(vmm-cgroup-hooks-NAME.scope) holding PID, in
+// vmm-cgroup-hooks.slice, CPUQuota=20%, removed when it exits.
+//
 // Exit status 0 when systemd did it, 1 when it refused or could not be reached, 2 for bad arguments.
 #include <systemd/sd-bus.h>
 

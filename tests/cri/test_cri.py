@@ -153,6 +153,19 @@ class Session:
         """Hook processes of this run still running (the settler among them): they carry its --config."""
         return L.hook_processes(self.hook_config)
 
+    def watcher_pids(self):
+        """The watchers the records name: the one hook process each placed VMM keeps while it runs."""
+        pids = []
+        for name in os.listdir(self.record_dir) if os.path.isdir(self.record_dir) else []:
+            try:
+                with open(os.path.join(self.record_dir, name)) as f:
+                    watcher = json.load(f).get("watcher")
+            except (OSError, ValueError):
+                continue
+            if isinstance(watcher, dict):
+                pids.append(watcher.get("pid"))
+        return sorted(pids)
+
     def close(self):
         problems = []
         if self.containerd:
@@ -394,9 +407,11 @@ def check_split(session, pid, s, o, what):
             hint = (" (vCPU threads left in O: created after the settler counted the placement complete, "
                     "settle_quiet_ms after the youngest thread; a hooks bug, see tests/cri/README.md)")
         raise C.Failure(f"{what}: {len(bad)} misplaced thread/hierarchy pairs, first: {bad[0]}{hint}")
-    if not L.wait_until(lambda: not session.hook_pids(), SETTLER_EXIT_TIMEOUT):
-        raise C.Failure(f"{what}: hook processes still running {SETTLER_EXIT_TIMEOUT}s after placement: "
-                        f"{session.hook_pids()}")
+    # Once placed, the hook processes left are the records' watchers (one per placed VMM), nothing else.
+    if not L.wait_until(lambda: session.watcher_pids() and sorted(session.hook_pids()) == session.watcher_pids(),
+                        SETTLER_EXIT_TIMEOUT):
+        raise C.Failure(f"{what}: {SETTLER_EXIT_TIMEOUT}s after placement, the hook processes running "
+                        f"{session.hook_pids()} are not the records' watchers {session.watcher_pids()}")
     bad, tolerated = placement_problems(layout, pid)
     if bad:
         raise C.Failure(f"{what}: placement changed after the hooks finished: {bad[0]}")

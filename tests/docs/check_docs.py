@@ -38,6 +38,8 @@ def table(text, name):
 
 def bound(reader):
     """The range a reader enforces, as the docs write it ("0..16", "2..262144"), when it is a plain one."""
+    if m := re.search(r"bounded\(f,\s*(\d+),\s*(\d+)\)", reader):
+        return f"{m.group(1)}..{m.group(2)}"
     if m := re.search(r"bounded\(f,\s*(\d+)\)", reader):
         return f"0..{m.group(1)}"
     if m := re.search(r"non_negative\((\d+)\)", reader):

@@ -1084,6 +1084,15 @@ class Scenario:
                 return bad or ["placement not stable"]
             time.sleep(0.1)
 
+    def record_watcher(self):
+        """The pid of the watcher the record names, or None (no record, or no watcher)."""
+        try:
+            with open(self.record_path()) as f:
+                watcher = json.load(f).get("watcher")
+        except (OSError, ValueError):
+            return None
+        return watcher.get("pid") if isinstance(watcher, dict) else None
+
     def hook_pids(self):
         """Hook processes of this scenario still running (the settler among them): they carry its --config."""
         return hook_processes(self.config)

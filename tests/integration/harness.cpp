@@ -307,13 +307,19 @@ void Sandbox::set_cgroups_path(const std::string &path)
 	write_config();
 }
 
+void Sandbox::set_opt_in(const std::string &opt_in)
+{
+	opt_in_ = opt_in;
+	write_config();
+}
+
 void Sandbox::write_config() const
 {
-	std::string config =
-		R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
-		R"(","opt_in":"annotation","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],)"
-		R"("settle_timeout_ms":10000)" +
-		(overhead_in_root_ ? R"(,"overhead_parent":"root")" : "");
+	std::string config = R"({"overhead_root":")" + overhead_root_ + R"(","record_dir":")" + record_dir_ +
+			     R"(","opt_in":")" + opt_in_ +
+			     R"(","log_syslog":false,"vmm_names":["test-vmm","qemu-system-*"],)"
+			     R"("settle_timeout_ms":10000)" +
+			     (overhead_in_root_ ? R"(,"overhead_parent":"root")" : "");
 	if (!config_members_.empty())
 		config += "," + config_members_;
 	write_text(dir_ + "/config.json", config + "}");
@@ -404,9 +410,10 @@ namespace {
 // Forks the hook with the state on a pipe; its stderr is returned, stdin is closed after the write when
 // close_stdin (else in_write holds it).
 RunningHook start_hook(const std::string &exe, const std::string &config, const std::string &state_json,
-		       bool close_stdin, int &in_write)
+		       bool close_stdin, int &in_write, bool gate)
 {
-	const char *args[] = {exe.c_str(), "--config", config.c_str(), nullptr};
+	const char *args[] = {exe.c_str(), "--config", config.c_str(), gate ? "--gate=runtime" : nullptr,
+			      nullptr};
 	int in[2], err[2];
 	if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
 		throw std::runtime_error("pipe failed");
@@ -457,14 +464,15 @@ HookRun Sandbox::run(const std::string &stage, const std::string &state_json, bo
 {
 	int in_write = -1;
 	RunningHook hook = start_hook(build_path("hooks/vmm-cgroup-" + stage), config_path(), state_json,
-				      close_stdin, in_write);
+				      close_stdin, in_write, gate_);
 	return finish_hook(hook, in_write);
 }
 
 RunningHook Sandbox::spawn(const std::string &stage, const std::string &state_json) const
 {
 	int in_write = -1;
-	return start_hook(build_path("hooks/vmm-cgroup-" + stage), config_path(), state_json, true, in_write);
+	return start_hook(build_path("hooks/vmm-cgroup-" + stage), config_path(), state_json, true, in_write,
+			  gate_);
 }
 
 HookRun Sandbox::finish(RunningHook &hook) const

@@ -71,6 +71,10 @@ public:
 
 	// Extra configuration keys, merged into the hook configuration file.
 	void configure(const std::string &json_object_members);
+	// The configuration's opt_in (default "annotation"), and whether the hooks run with --gate=runtime,
+	// as the runtime wrapper's do (default: no).
+	void set_opt_in(const std::string &opt_in);
+	void set_runtime_gate(bool gate) { gate_ = gate; }
 	// The bundle's annotations (default: enable=true).
 	void annotate(const std::string &json_object);
 	// The bundle's linux.cgroupsPath (default: S).
@@ -117,6 +121,8 @@ private:
 	std::string cgroups_path_;
 	std::string annotations_ = R"({"io.vmm-cgroup-hooks.enable":"true"})";
 	bool overhead_in_root_ = false;
+	std::string opt_in_ = "annotation";
+	bool gate_ = false;
 	std::string program_ = "/bin/true"; // process.args[0] of the bundle
 	pid_t vmm_ = 0;
 };

@@ -400,6 +400,28 @@ TEST_SUITE("hostile")
 // 1. Nothing moves without a VMM; what a VMM's overhead may use is bounded where the node accounts for it.
 TEST_SUITE("hostile")
 {
+	TEST_CASE("opt_in runtime: the enable annotation alone makes nothing; the runtime's gate does")
+	{
+		Sandbox sb("optin");
+		sb.set_opt_in("runtime");
+		sb.start_test_vmm({"--vcpus", "2"});
+		HookRun ignored = sb.create_runtime();
+		CHECK_MESSAGE(ignored.status == 0, ignored.err);
+		CHECK(ignored.err.find("ignored") != std::string::npos);
+		CHECK_FALSE(std::filesystem::exists(sb.record_file()));
+		CHECK(sb.overhead_gone());
+		CHECK(sb.poststart().status == 0);
+		check_nothing_moved(sb);
+		// The same container through the node owner's handler: split.
+		sb.set_runtime_gate(true);
+		HookRun created = sb.create_runtime();
+		REQUIRE_MESSAGE(created.status == 0, created.err);
+		CHECK(std::filesystem::exists(sb.record_file()));
+		CHECK_FALSE(sb.overhead_gone());
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
 	TEST_CASE("CPU-limit escape: an impostor named like a VMM, without KVM fds, moves nothing")
 	{
 		Sandbox sb("impostor");

@@ -434,7 +434,12 @@ case_update() {
 	before=$(limits_text)
 	pm update --cpus 1 "$ID"
 	expect_ok update "podman update --cpus 1"
-	sleep 1
+	# The watcher checks S's limit once a second: up to 3 s for it to move the new one to the vCPUs.
+	local i
+	for i in $(seq 30); do
+		[ "$(cpu_max "$S/vcpu")" = "100000 100000" ] && [ "$(cpu_max "$S" | cut -d' ' -f1)" = max ] && break
+		sleep 0.1
+	done
 	evidence "podman update --cpus 1: cpu.max before: $before; after: $(limits_text)"
 	local v
 	v=$(cpu_max "$S/vcpu")

@@ -344,7 +344,10 @@ def get_image(cache, rebuild=False):
 
 # What every image has (libc6, libstdc++6 and libgcc-s1 come with apt): a hook may need no other library.
 GUEST_LIBRARIES = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux", "libstdc++.so",
-                   "libgcc_s.so")
+                   "libgcc_s.so",
+                   # the systemd helper's libsystemd0 and what it links: every Debian image with systemd has them
+                   "libsystemd.so", "libcap.so", "libgcrypt.so", "liblzma.so", "libzstd.so", "liblz4.so",
+                   "libgpg-error.so")
 
 
 def install_hooks(build, work):

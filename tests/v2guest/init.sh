@@ -66,7 +66,7 @@ instance_name() { # id -> the record's name, as the driver computed it
 bundle_config_json() { # mode
 	printf '{"ociVersion":"1.0.2","process":{"args":["test-vmm"]},"root":{"path":"rootfs"},'
 	printf '"annotations":{"io.vmm-cgroup-hooks.enable":"true"},'
-	printf '"linux":{"cgroupsPath":"/%s","resources":{"cpu":{"quota":50000,"period":100000}}}}\n' "$(sandbox_name "$1")"
+	printf '"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}],"cgroupsPath":"/%s","resources":{"cpu":{"quota":50000,"period":100000}}}}\n' "$(sandbox_name "$1")"
 }
 state_json() { # mode status pid ("" leaves pid out, as podman's poststop does)
 	pidfield=""
@@ -208,6 +208,23 @@ settlers() {
 		comm=""; read -r comm < "$d/comm" 2>/dev/null
 		case "$comm" in vmm-cgroup-*) echo "${d##*/}" ;; esac
 	done
+}
+# The watcher the record names (its pid), or nothing.
+record_watcher() { # record
+	sed -n 's/.*"watcher": *{"pid": *\([0-9]*\).*/\1/p' "$1" 2>/dev/null
+}
+# Once placed, the hook processes left are the record's watcher alone (the settler that became it).
+wait_only_watcher() { # name record tenths-of-a-second
+	i=0
+	while [ $i -lt "$3" ]; do
+		w=$(record_watcher "$2")
+		[ -n "$w" ] && [ "$(settlers | tr '\n' ' ')" = "$w " ] && break
+		sleep 0.1; i=$((i + 1))
+	done
+	left=$(settlers | tr '\n' ' ')
+	w=$(record_watcher "$2")
+	check "$1" "hook processes running once placed (want the record's watcher, '$w')" "$left" "${w:+$w }"
+	[ -n "$w" ] || check "$1-named" "the record names a watcher" no yes
 }
 wait_settlers_gone() { # name tenths-of-a-second
 	i=0
@@ -356,7 +373,7 @@ run_case() { # mode: split | sandbox-only | split-late
 		wait_threads "$mode-placed" "$s/vcpu" "$s/overhead" 150
 		# The settler lifts S's limit after it has placed the vCPU threads: allow it a moment.
 		wait_eq "$mode-S-relaxed" "$s/cpu.max after poststart" "$S/cpu.max" "max 100000" 50
-		[ "$VMMCG_RUN" = hooks ] && wait_settlers_gone "$mode-settler-exited" 200
+		[ "$VMMCG_RUN" = hooks ] && wait_only_watcher "$mode-only-watcher" "$record" 200
 		check "$mode-vcpu-limit-kept" "$s/vcpu/cpu.max after poststart" "$(first_line "$S/vcpu/cpu.max")" "$LIMIT_CPU_MAX"
 		check_throttled "$mode-vcpu-throttled" "$S/vcpu" yes
 		check_throttled "$mode-overhead-not-throttled" "$S/overhead" no
@@ -381,6 +398,7 @@ run_case() { # mode: split | sandbox-only | split-late
 	if [ "$VMMCG_RUN" = hooks ]; then
 		[ -e "$record" ] && got=yes || got=no
 		check "$mode-record-removed" "$record exists" "$got" no
+		wait_settlers_gone "$mode-poststop-watcher-gone" 50
 		# Idempotent: a second poststop, as podman runs it (no pid), has nothing to do.
 		run_hook "$mode" poststop stopped "" "$mode-poststop-again-exit"
 		check "$mode-poststop-again-no-children" "children of $s" "$(children_of "$S")" ""
