@@ -3,8 +3,8 @@
 
     python3 tests/package/test_package.py [--source-root DIR] [--work-dir DIR] [--keep-installed]
 
-As root on Debian 12 with dpkg-dev, debhelper, lintian, ccache and the Build-Depends of debian/control
-(scripts/setup installs them). Steps, each printed with its time:
+As root on Debian 12 with dpkg-dev, debhelper, lintian, ccache, the Build-Depends of debian/control,
+podman, runc and mmdebstrap (scripts/setup installs them). Steps, each printed with its time:
 
 1. build: the source tree is copied (git's tracked and untracked, not ignored, files; without git every
    file but build trees) to WORK/vmm-cgroup-hooks-VERSION and `dpkg-buildpackage -b -us -uc` runs there,
@@ -25,12 +25,20 @@ As root on Debian 12 with dpkg-dev, debhelper, lintian, ccache and the Build-Dep
    --version on to the runtime) --wrapper-help naming its hook directory /usr/libexec/vmm-cgroup-hooks.
 4. dpkg --purge, always (also when a step failed): the package is unknown to dpkg and no path of it that
    was not there before the install remains.
+5. image: the DaemonSet's image built from the .deb with deploy/kubernetes/Containerfile (podman with runc,
+   a store of its own in /var/cache/vmmcg-pkg-tests/podman; the base is Debian 12's minbase made once with
+   mmdebstrap, and the image's apt-get installs kubectl: Debian's mirror is needed there), then its entry
+   script's install and uninstall run in it against a host root directory with Debian's containerd
+   config.toml: the host gets the package's hooks and wrapper in /opt/vmm-cgroup-hooks and the handler,
+   and after the uninstall the original file and nothing else of it. The engine is not restarted
+   (RESTART_ENGINE=false) and no node is labelled: tests/deploy covers those steps with stubs.
 
 Fails (exit 1) naming each problem; fails, not skips, when it cannot run (not root, a tool missing, the
 package installed already, a file of the package already on the disk). It never leaves the package installed.
 """
 import argparse
 import fcntl
+import filecmp
 import glob
 import gzip
 import json
@@ -52,8 +60,11 @@ DOC = f"/usr/share/doc/{PACKAGE}"
 DEFAULT_WORK = "/tmp/vmmcg-pkg-build"
 CCACHE_ENV = "VMMCG_PKG_CCACHE"
 DEFAULT_CCACHE = "/var/cache/vmmcg-pkg-tests/ccache"
+# A podman store of the suite's own: the base image (mmdebstrap, Debian 12 minbase) is kept there.
+PODMAN_ROOT = "/var/cache/vmmcg-pkg-tests/podman"
+PODMAN_RUNROOT = "/run/vmmcg-pkg-tests-podman"
 TOOLS = ["dpkg-buildpackage", "dpkg-checkbuilddeps", "dpkg-architecture", "dh", "lintian", "dpkg", "dpkg-deb",
-         "ccache"]
+         "ccache", "podman", "runc", "mmdebstrap"]
 # Written by dh for every package (the lintian overrides: debian/*.lintian-overrides); not the project's to
 # document.
 DEBIAN_FILES = {f"{DOC}/copyright", f"{DOC}/changelog.gz", f"/usr/share/lintian/overrides/{PACKAGE}"}
@@ -338,6 +349,70 @@ def check_purged(contents, before):
     return problems
 
 
+def podman(*args, check=True, log_file=None):
+    return run(["podman", "--root", PODMAN_ROOT, "--runroot", PODMAN_RUNROOT, "--runtime", "runc", *args],
+               check=check, log_file=log_file)
+
+
+def check_image(root, deb, work):
+    """The DaemonSet's image built from the .deb with deploy/kubernetes/Containerfile, and its entry script's
+    install and uninstall run in it against a host root directory."""
+    problems = []
+    base = "localhost/vmmcg-debian-base:bookworm"
+    exists = subprocess.run(["podman", "--root", PODMAN_ROOT, "--runroot", PODMAN_RUNROOT, "image", "exists",
+                             base], capture_output=True)
+    if exists.returncode != 0:  # once: Debian 12's minbase from the mirror, kept in the suite's store
+        tar = os.path.join(work, "base.tar")
+        run(["mmdebstrap", "--variant=minbase", "--quiet", "bookworm", tar], log_file=tar + ".log")
+        podman("import", "-q", tar, base)
+        os.remove(tar)
+    context = os.path.join(work, "image")
+    os.makedirs(context)
+    shutil.copy2(deb, context)
+    shutil.copy2(os.path.join(root, "deploy", "kubernetes", "vmm-cgroup-deploy"), context)
+    image = "localhost/vmm-cgroup-hooks-deploy:test"
+    try:
+        podman("build", "--pull=never", "--build-arg", f"BASE={base}", "-t", image,
+               "-f", os.path.join(root, "deploy", "kubernetes", "Containerfile"), context,
+               log_file=os.path.join(work, "image-build.log"))
+        host = os.path.join(work, "host")
+        config = os.path.join(host, "etc", "containerd", "config.toml")
+        original = os.path.join(root, "tests", "data", "containerd", "debian-config.toml")
+        os.makedirs(os.path.dirname(config))
+        shutil.copy2(original, config)
+        os.makedirs(os.path.join(host, "usr", "bin"))
+        with open(os.path.join(host, "usr", "bin", "runc"), "w") as f:  # the runtime the installer looks for
+            f.write("#!/bin/sh\n")
+        os.chmod(os.path.join(host, "usr", "bin", "runc"), 0o755)
+        unpacked = os.path.join(work, "unpacked")
+        run(["dpkg-deb", "-x", deb, unpacked])
+
+        def entry(command):
+            # podman's fixed limits are above what this host lets runc set (as in tests/e2e)
+            podman("run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit",
+                   "nproc=32768:32768", "-v", f"{host}:/host", "-e", "ENGINE=containerd",
+                   "-e", "RESTART_ENGINE=false", image, command, log_file=os.path.join(work, f"image-{command}.log"))
+
+        entry("install")
+        copies = os.path.join(host, "opt", "vmm-cgroup-hooks", "libexec", "vmm-cgroup-hooks")
+        for name in ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop",
+                     "vmm-cgroup-runtime"):
+            if not filecmp.cmp(os.path.join(copies, name), unpacked + f"{LIBEXEC}/{name}", shallow=False):
+                problems.append(f"image install: {name} on the host is not the package's")
+        wrapper = '"/opt/vmm-cgroup-hooks/libexec/vmm-cgroup-hooks/vmm-cgroup-runtime"'
+        if f"BinaryName = {wrapper}" not in open(config).read():
+            problems.append("image install: config.toml has no handler with the copied wrapper")
+        entry("uninstall")
+        if not filecmp.cmp(config, original, shallow=False):
+            problems.append("image uninstall: config.toml is not the original")
+        for left in ("etc/containerd/config.toml.vmmcg-backup", "etc/vmm-cgroup-hooks", "opt/vmm-cgroup-hooks"):
+            if os.path.lexists(os.path.join(host, left)):
+                problems.append(f"image uninstall: /{left} left on the host root")
+    finally:
+        podman("rmi", "-f", image, check=False)
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source-root", default=os.path.dirname(os.path.dirname(HERE)))
@@ -372,6 +447,8 @@ def main():
                 if p.returncode != 0:
                     problems.append(f"dpkg --purge: exit {p.returncode}: {p.stderr.strip()}")
                 problems += check_purged(contents, before)
+        with Step("image (deploy/kubernetes/Containerfile, vmm-cgroup-deploy install and uninstall)"):
+            problems += check_image(root, deb, args.work_dir)
     except Failure as e:
         problems.append(str(e))
     except Exception as e:  # a bug here, or a file of the package not as expected: named, not a traceback
