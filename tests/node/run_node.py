@@ -48,7 +48,7 @@ NOTHING_LEFT = ["left-nothing"]
 STARTED = ["run", "placement", "limits"]
 PER_RUNTIME = {
     # podman run --cpus 1.5, placement thread by thread, podman pause/unpause, podman stop, podman rm
-    "run": STARTED + ["record", "settler-gone", "pause", "paused-frozen", "unpause", "unpaused-thawed",
+    "run": STARTED + ["record", "only-watcher", "pause", "paused-frozen", "unpause", "unpaused-thawed",
                       "unpaused-placement", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
     # podman update --cpus 1: an in-place resize; then podman rm -f of the running container
     "update": STARTED + ["update", "update-vcpu-limit", "update-S-uncapped", "update-placement", "rm-f"]
@@ -57,8 +57,8 @@ PER_RUNTIME = {
     "reload": STARTED + ["daemon-reload", "daemon-reload-S-uncapped", "daemon-reload-vcpu-limit",
                          "daemon-reload-placement", "set-property", "set-property-S-uncapped",
                          "set-property-vcpu-limit", "set-property-placement", "rm-f"] + NOTHING_LEFT,
-    # --pid host: the runtime's kill-all over S's threaded children
-    "pidhost": STARTED + ["stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
+    # --pid host: not split on v2 (the runtime's kill-all would read S's threaded children); stop and rm work
+    "pidhost": ["run", "not-split", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
     "kill": STARTED + ["kill", "exited", "kill-left-nothing", "rm"] + NOTHING_LEFT,
     # the VMM exits by itself (its launcher shell ends the container after it)
     "exit": STARTED + ["vmm-exited", "exited", "exit-left-nothing", "rm"] + NOTHING_LEFT,
