@@ -441,6 +441,17 @@ def main():
             with Step("dpkg -i"):
                 run(["dpkg", "-i", deb], log_file=os.path.join(args.work_dir, "dpkg-install.log"))
                 problems += check_installed(root, deb, ver, contents)
+            # The podman end-to-end suite, once, against what the package installed (no build tree).
+            with Step("e2e against the installed package (tests/e2e/test_e2e.py --prefix /usr)"):
+                e2e = subprocess.run([sys.executable, os.path.join(root, "tests", "e2e", "test_e2e.py"),
+                                      "--prefix", "/usr"], capture_output=True, text=True, timeout=900)
+                for line in e2e.stdout.splitlines():
+                    if line.startswith(("PASS", "FAIL")):
+                        log(f"  e2e: {line}")
+                if e2e.returncode != 0:
+                    problems.append(f"the e2e suite against the installed package: exit {e2e.returncode}: "
+                                    + " ".join(line for line in e2e.stdout.splitlines()
+                                               if line.startswith("FAIL"))[:2000])
         finally:
             with Step("dpkg --purge"):
                 p = subprocess.run(["dpkg", "--purge", PACKAGE], capture_output=True, text=True)
