@@ -43,19 +43,16 @@ StageInfo info_of(Stage stage)
 	switch (stage) {
 	case Stage::create_runtime:
 		return {"createRuntime", "vmm-cgroup-create-runtime",
-			"creates the overhead cgroup (v1) or the threaded children of the container's cgroup "
-			"(v2),\n"
-			"applies the overhead limits and writes the record"};
+			"creates the overhead cgroup (v1) or the threaded children of the container's\n"
+			"cgroup (v2), applies the overhead limits and writes the record"};
 	case Stage::poststart:
 		return {"poststart", "vmm-cgroup-poststart",
-			"finds the VMM and its vCPU threads and moves them into place, or hands over to a "
-			"detached,\n"
-			"time-bounded settler when they are not there yet"};
+			"finds the VMM and its vCPU threads and moves them into place, or hands over to\n"
+			"a detached settler, which then watches the VMM for as long as it runs"};
 	case Stage::poststop:
 		return {"poststop", "vmm-cgroup-poststop",
-			"ends a settler still running, moves what remains to the parent, removes what the "
-			"project\n"
-			"created and restores the container's cgroup; idempotent"};
+			"ends a settler or watcher still running, moves what remains back, removes what\n"
+			"the project created and restores the container's cgroup; idempotent"};
 	}
 	return {"?", "?", ""};
 }
@@ -63,17 +60,23 @@ StageInfo info_of(Stage stage)
 void print_help(const StageInfo &info)
 {
 	std::printf(
-		"Usage: %s [--config PATH]\n\n"
-		"The %s OCI hook of vmm-cgroup-hooks: %s.\n"
+		"Usage: %s [--config PATH | --config=PATH] [--gate=runtime]\n"
+		"       %s --help | -h | --version\n\n"
+		"The %s OCI hook of vmm-cgroup-hooks:\n%s.\n"
 		"Reads the OCI state on standard input and the bundle's config.json.\n\n"
 		"Options:\n"
-		"  --config PATH  the configuration (default %s; built-in defaults when it is absent)\n"
-		"  --help         this text\n"
-		"  --version      the version\n\n"
+		"  --config PATH   the configuration (default %s;\n"
+		"                  the built-in defaults when that file is absent; a file named\n"
+		"                  here must exist)\n"
+		"  --gate=runtime  the node owner's runtime handler asks for the split (the runtime\n"
+		"                  wrapper adds it); without it only the enable annotation can, where\n"
+		"                  the configuration's opt_in is \"annotation\"\n"
+		"  --help, -h      this text\n"
+		"  --version       the version\n\n"
 		"Exit status: 0 done or nothing to do, 1 the host refused something or something could not\n"
 		"be cleaned, 2 bad input (state, config.json, configuration, annotations, arguments).\n"
 		"See vmm-cgroup-hooks(8) and vmm-cgroup-hooks.json(5).\n",
-		info.executable, info.name, info.summary, VMMCG_DEFAULT_CONFIG);
+		info.executable, info.executable, info.name, info.summary, VMMCG_DEFAULT_CONFIG);
 }
 
 struct Arguments {
@@ -88,8 +91,12 @@ Arguments parse_arguments(int argc, char **argv)
 	Arguments args;
 	for (int i = 1; i < argc; ++i) {
 		std::string_view arg = argv[i];
-		if (arg == "--config" && i + 1 < argc)
+		if (arg == "--config" && i + 1 >= argc)
+			throw InputError("argument '--config' needs a path");
+		else if (arg == "--config")
 			args.config = argv[++i];
+		else if (arg == "--config=")
+			throw InputError("argument '--config=' needs a path");
 		else if (arg.starts_with("--config="))
 			args.config = std::string(arg.substr(9));
 		else if (arg == "--help" || arg == "-h")
@@ -100,7 +107,7 @@ Arguments parse_arguments(int argc, char **argv)
 			args.runtime_gate = true;
 		else
 			throw InputError("argument '" + printable(arg) +
-					 "': unknown (usage: [--config PATH], --help)");
+					 "': unknown (usage: [--config PATH] [--gate=runtime], or --help)");
 	}
 	return args;
 }
