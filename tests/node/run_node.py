@@ -380,6 +380,13 @@ def install_hooks(build, work):
         copied += 1
     destdir = os.path.join(work, "destdir")
     run(["meson", "install", "-C", twin, "--no-rebuild", "--quiet", "--strip", "--destdir", destdir])
+    # systemd's pkg-config puts units in /lib/systemd/system (Debian 12): the guest's /lib is a symbolic link
+    # to usr/lib (merged /usr), onto which the initramfs' cp -a cannot copy a directory
+    for top in ("lib", "bin", "sbin"):
+        outside = os.path.join(destdir, top)
+        if os.path.isdir(outside) and not os.path.islink(outside):
+            shutil.copytree(outside, os.path.join(destdir, "usr", top), symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(outside)
     installed = sorted(os.path.relpath(os.path.join(d, f), destdir) for d, _, fs in os.walk(destdir) for f in fs)
     for needed in ("usr/share/containers/oci/hooks.d", "usr/libexec/vmm-cgroup-hooks"):
         if not any(p.startswith(needed + "/") for p in installed):
