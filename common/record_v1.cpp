@@ -28,11 +28,12 @@ cgroup_v1::Hierarchy hierarchy_from(const Field &target)
 	cgroup_v1::Hierarchy h;
 	h.mount = path_of(target, "mount");
 	std::string controllers = target.at("controllers").string();
-	for (std::string_view name : split(controllers, ','))
-		if (!name.empty())
-			h.controllers.emplace_back(name);
-	if (h.controllers.empty())
-		target.at("controllers").fail("names no controller");
+	for (std::string_view name : split(controllers, ',')) {
+		if (name != "cpu" && name != "cpuacct" && name != "cpuset")
+			target.at("controllers")
+				.fail("'" + printable(name) + "' is not a controller the hooks use");
+		h.controllers.emplace_back(name);
+	}
 	h.proc_key = h.controllers.front();
 	h.sandbox = path_of(target, "sandbox");
 	h.overhead = path_of(target, "overhead");
