@@ -94,7 +94,8 @@ class Session:
 
     def _setup(self, build_dir):
         if self.host.mode == "v2":
-            raise C.Failure("cgroup v2 host: the wrapper's `update` handling (S/vcpu) is not built yet")
+            raise C.Failure("cgroup v2 host: this suite's expectations are the v1 and hybrid layout's (v2 with "
+                            "an engine is the node suite's)")
         if not L.kvm_usable():
             raise C.Failure("/dev/kvm is not usable: the CRI suite runs a QEMU/KVM VM")
         self.wrapper = os.path.join(build_dir, "runtime", "vmm-cgroup-runtime")
@@ -151,6 +152,8 @@ class Session:
 
     def hook_pids(self):
         """Hook processes of this run still running (the settler among them): they carry its --config."""
+        if not getattr(self, "hook_config", None):
+            return []  # a setup that failed before the configuration was written: no hook ran
         return L.hook_processes(self.hook_config)
 
     def watcher_pids(self):
