@@ -92,7 +92,10 @@ CgroupLayout cgroups_from(const nlohmann::json &doc)
 Record record_from_v1_json(const nlohmann::json &doc)
 {
 	Record record;
-	record.id = need_field(doc, "id", what).string();
+	Field id = need_field(doc, "id", what);
+	record.id = id.string();
+	if (!is_valid_container_id(record.id))
+		id.fail("not a container id");
 	record.name = record.id; // its file was <id>.json
 	auto mode = parse_mode(need_field(doc, "mode", what).string());
 	auto host = parse_host_mode(need_field(doc, "host", what).string());
@@ -101,8 +104,11 @@ Record record_from_v1_json(const nlohmann::json &doc)
 	record.mode = *mode;
 	record.host = *host;
 	record.cgroups = cgroups_from(doc);
-	if (auto socket = get_string(doc, "qmp_socket", what))
+	if (auto socket = get_string(doc, "qmp_socket", what)) {
+		if (!is_clean_absolute(*socket) || *socket == "/")
+			throw InputError("record: field 'qmp_socket': not a clean absolute path");
 		record.qmp_socket = *socket;
+	}
 	record.vmm = process_from(doc, "vmm");
 	Field vcpus = need_field(doc, "vcpus", what);
 	for (std::size_t i = 0; i < vcpus.list().size(); ++i)
