@@ -249,15 +249,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         Root = "{runc_root}"
         SystemdCgroup = false
 
-    # The handler of the RuntimeClass: the wrapper as runc's binary.
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmm]
-      runtime_type = "io.containerd.runc.v2"
-      pod_annotations = ["io.vmm-cgroup-hooks.*"]
-      container_annotations = ["io.vmm-cgroup-hooks.*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmm.options]
-        BinaryName = "{wrapper}"
-        Root = "{runc_root}"
-        SystemdCgroup = false
+# The handler of the RuntimeClass ("vmm", the wrapper as runc's binary) is not here: vmm-cgroup-install adds
+# it, and containerd is restarted on what it wrote.
 """
 
 
@@ -280,10 +273,11 @@ def processes_with_arg(arg):
 
 
 class Containerd:
-    """containerd with its own root, state, sockets and config.toml below workdir; the wrapper's runtime.json
-    reaches the wrapper through the environment (VMMCG_RUNTIME_CONFIG), which the shim and runc inherit."""
+    """containerd with its own root, state, sockets and config.toml (below workdir, or at config); the
+    wrapper's runtime.json reaches the wrapper through the environment (VMMCG_RUNTIME_CONFIG), which the shim
+    and runc inherit."""
 
-    def __init__(self, workdir, wrapper, runtime_config, pause_image, log_level="info"):
+    def __init__(self, workdir, runtime_config, pause_image, log_level="info", config=None):
         self.dir = workdir
         d = lambda *p: os.path.join(workdir, *p)  # noqa: E731
         self.root, self.state, self.runc_root = d("root"), d("state"), d("runc")
@@ -291,13 +285,15 @@ class Containerd:
         self.log_path = d("containerd.log")
         for sub in ("root", "state", "runc", "opt", "cni/bin", "cni/conf", "fifo"):
             os.makedirs(d(sub), exist_ok=True)
-        self.config = d("config.toml")
+        self.config = config or d("config.toml")
+        os.makedirs(os.path.dirname(self.config), exist_ok=True)
         with open(self.config, "w") as f:
             f.write(CONFIG_TOML.format(root=self.root, state=self.state, socket=self.socket, opt=d("opt"),
                                        log_level=log_level, pause_image=pause_image, cni_bin=d("cni/bin"),
-                                       cni_conf=d("cni/conf"), runc_root=self.runc_root, wrapper=wrapper))
-        self.env = {"PATH": PATH_ENV.split("=", 1)[1], "VMMCG_RUNTIME_CONFIG": runtime_config,
-                    "LANG": "C.UTF-8", "HOME": workdir}
+                                       cni_conf=d("cni/conf"), runc_root=self.runc_root))
+        self.env = {"PATH": PATH_ENV.split("=", 1)[1], "LANG": "C.UTF-8", "HOME": workdir}
+        if runtime_config:
+            self.env["VMMCG_RUNTIME_CONFIG"] = runtime_config
         self.proc = None
         self.cri = None
         self.shim_sockets = set()
@@ -317,6 +313,14 @@ class Containerd:
                 if time.monotonic() > deadline:
                     raise Failure(f"containerd's CRI did not answer within {timeout}s: {self.log_tail()}")
                 time.sleep(0.2)
+
+    def restart(self, runtime_config=None):
+        """Stops this containerd (by pid) and starts it again on its config.toml, as `systemctl restart
+        containerd` does after an install; runtime_config: the wrapper's runtime.json from now on."""
+        self.stop()
+        if runtime_config:
+            self.env["VMMCG_RUNTIME_CONFIG"] = runtime_config
+        return self.start()
 
     def log_tail(self, lines=15, grep=None):
         try:

@@ -11,10 +11,13 @@ qemu-system-x86_64, busybox-static, gcc, and a built tree (BUILD/runtime/vmm-cgr
 Setup: a work dir /tmp/vmmcg-cri-<run>; the CRI's api.proto compiled there; two OCI image archives built from
 host files (a static pause binary; the e2e suite's QEMU root file system) and imported with `ctr images
 import`; the hooks' configuration (split mode, a record dir of this run, otherwise the hooks' defaults: O beside
-S, enabled only by the wrapper's --gate=runtime); the wrapper's
-runtime.json (runc, the built hooks, that configuration), named to the wrapper by VMMCG_RUNTIME_CONFIG in
-containerd's environment; containerd with its own config.toml (handlers `runc`, the default, and `vmm`, whose
-BinaryName is the wrapper), root, state, sockets and runc root.
+S, enabled only by the wrapper's --gate=runtime); containerd with its own config.toml (in a host root
+directory, work/host/etc/containerd; the handler `runc` only), root, state, sockets and runc root, started on it;
+then the node owner's step, for real: `vmm-cgroup-install install --engine containerd --root work/host` adds
+the handler `vmm` (BinaryName the built wrapper) to that config.toml and writes the wrapper's runtime.json
+(runc, the built hooks, that configuration), which VMMCG_RUNTIME_CONFIG names to the wrapper in containerd's
+environment; and containerd is restarted on the result. The case installer-uninstall undoes it and restarts
+containerd again: the node's own config.toml, byte for byte, and handler `vmm` refused.
 
 Each case prints `PASS <name>` or `FAIL <name>: <reason>` (details on stderr); the exit status is 1 when any
 failed. Everything is removed at the end, also on failure: pods and containers (CRI, ctr), containerd (by
@@ -106,8 +109,10 @@ class Session:
         # The hooks' stderr (runc shows it only when a hook fails): each hook the wrapper adds is a shell
         # script of the same name that execs the built hook with its stderr appended to hooks.log, which a
         # failing case shows.
+        # They are where vmm-cgroup-install puts the wrapper's hook_dir for --prefix: PREFIX/libexec/...
         self.hook_log = os.path.join(self.dir, "hooks.log")
-        self.hook_dir = os.path.join(self.dir, "hooks")
+        self.install_prefix = os.path.join(self.dir, "prefix")
+        self.hook_dir = os.path.join(self.install_prefix, "libexec", "vmm-cgroup-hooks")
         os.makedirs(self.hook_dir)
         for name in HOOK_NAMES:
             script = os.path.join(self.hook_dir, name)
@@ -121,8 +126,14 @@ class Session:
                                           record_dir=self.record_dir,
                                           settle_timeout_ms=30000, log_syslog=False, log_level="debug",
                                           allowed_annotations=["mode", "qmp-socket"])
-        self.runtime_config = L.write_config(os.path.join(self.dir, "runtime.json"), runtime="/usr/bin/runc",
-                                             hook_dir=self.hook_dir, hook_config=self.hook_config)
+        self.installer = os.path.join(build_dir, "install", "vmm-cgroup-install")
+        if not os.access(self.installer, os.X_OK):
+            raise C.Failure(f"{self.installer}: not built (ninja -C {build_dir})")
+        # The node's files: host/etc/containerd/config.toml (the suite's, without the handler) and what
+        # vmm-cgroup-install --root host writes there: the handler, and the wrapper's runtime.json.
+        self.host_root = os.path.join(self.dir, "host")
+        self.containerd_config = os.path.join(self.host_root, "etc", "containerd", "config.toml")
+        self.runtime_config = os.path.join(self.host_root, "etc", "vmm-cgroup-hooks", "runtime.json")
         t0 = time.monotonic()
         self.pause_image = f"localhost/{self.prefix}pause:1"
         self.qemu_image = f"localhost/{self.prefix}qemu:1"
@@ -131,10 +142,20 @@ class Session:
         rootfs = C.make_rootfs.build(os.path.join(self.dir, "qemu-rootfs"))
         qemu = C.oci_archive(rootfs, self.qemu_image, os.path.join(self.dir, "qemu.tar"))
         L.log(f"images built in {time.monotonic() - t0:.1f}s ({os.path.getsize(qemu) >> 20} MiB QEMU archive)")
-        self.containerd = C.Containerd(os.path.join(self.dir, "ctd"), self.wrapper, self.runtime_config,
-                                       self.pause_image)
+        self.containerd = C.Containerd(os.path.join(self.dir, "ctd"), None, self.pause_image,
+                                       config=self.containerd_config)
         version = self.containerd.start()
         L.log(f"containerd: {version.runtime_name} {version.runtime_version}, CRI {version.runtime_api_version}")
+        with open(self.containerd_config) as f:
+            self.node_config = f.read()
+        self.install_engine("install")
+        for path in (self.runtime_config, self.containerd_config + ".vmmcg-backup"):
+            if not os.path.isfile(path):
+                raise C.Failure(f"vmm-cgroup-install did not write {path}")
+        t0 = time.monotonic()
+        self.containerd.restart(self.runtime_config)
+        L.log(f"vmm-cgroup-install: handler vmm added; containerd restarted on it in "
+              f"{time.monotonic() - t0:.1f}s")
         t0 = time.monotonic()
         self.containerd.import_image(pause)
         self.containerd.import_image(qemu)
@@ -145,6 +166,16 @@ class Session:
             if not self.cri.call("ImageStatus", image=self.cri.pb.ImageSpec(image=image)).image.id:
                 raise C.Failure(f"the CRI does not see the imported image {image}")
         L.log(f"images imported in {time.monotonic() - t0:.1f}s")
+
+    def install_engine(self, verb):
+        """vmm-cgroup-install VERB for containerd on the host root, as a node owner or the DaemonSet runs
+        it: the built wrapper, runc, the suite's hook configuration and hook directory."""
+        r = L.run([self.installer, verb, "--engine", "containerd", "--root", self.host_root,
+                   "--wrapper", self.wrapper, "--runtime", "/usr/bin/runc", "--hook-config", self.hook_config,
+                   "--prefix", self.install_prefix], check=False)
+        if r.returncode != 0:
+            raise C.Failure(f"vmm-cgroup-install {verb}: exit {r.returncode}: {r.stderr.strip()}")
+        return r.stderr
 
     @property
     def cri(self):
@@ -661,6 +692,29 @@ def ctr_run(session, cid):
         raise C.Failure(f"ctr run: left after task and container delete: {'; '.join(left)}")
 
 
+def uninstall_case(session):
+    """vmm-cgroup-install uninstall, then containerd restarted: config.toml is the node's own again, byte for
+    byte, the backup and runtime.json are gone, and a pod of RuntimeClass handler vmm is refused."""
+    said = session.install_engine("uninstall")
+    with open(session.containerd_config) as f:
+        if f.read() != session.node_config:
+            raise C.Failure(f"config.toml after uninstall is not the node's own: {said.strip()}")
+    for path in (session.runtime_config, session.containerd_config + ".vmmcg-backup"):
+        if os.path.lexists(path):
+            raise C.Failure(f"uninstall left {path}")
+    session.containerd.restart()
+    pod = Pod(session, "after-uninstall", "vmm")
+    try:
+        sid = pod.run_sandbox()
+    except C.Failure as e:
+        if "vmm" not in str(e):
+            raise C.Failure(f"a pod of handler vmm failed, but not for its handler: {e}")
+        L.log(f"after uninstall, handler vmm is refused: {str(e).splitlines()[0][:160]}")
+        return
+    pod.force_remove()
+    raise C.Failure(f"after uninstall and a restart, a pod of handler vmm still ran ({sid})")
+
+
 def final_case(session):
     """After every case, and containerd stopped: no shim, no shim socket, no mount, nothing of the hooks."""
     ctd = session.containerd
@@ -772,6 +826,7 @@ def cases(session):
         ("vmm-handler-pod", lambda: vmm_pod_case(session)),
         ("default-handler-gate", lambda: gate_case(session)),
         ("ctr-run-runc-binary", lambda: ctr_run_case(session)),
+        ("installer-uninstall", lambda: uninstall_case(session)),
         ("nothing-left", lambda: final_case(session)),
     ]
 
