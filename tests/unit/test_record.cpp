@@ -238,17 +238,20 @@ TEST_SUITE("record")
 					.replace(json::parse(v1_format_v2_host).dump().find("\"saved\":{"), 9,
 						 "\"saved\":{\"x\":\"1\",")),
 			"'x'");
-		// What version 2 refuses, version 1 refuses too: the fuzzer read a version 1 record with an id
-		// that version 2's reader refuses as its name, so the hook could not read back what it rewrote.
+		// What version 2 refuses, version 1 refuses too: the fuzzer read a version 1 record with an
+		// id that version 2's reader refuses as its name, so the hook could not read back what it
+		// rewrote.
 		auto edited_v1 = [](const char *text, const std::function<void(json &)> &edit) {
 			json doc = json::parse(text);
 			edit(doc);
 			return doc.dump();
 		};
-		CHECK_INPUT_ERROR(record_from_json(edited_v1(v1_format_v1_host, [](json &d) { d["id"] = "a/b"; })),
-				  "'id'");
-		CHECK_INPUT_ERROR(record_from_json(edited_v1(v1_format_v1_host, [](json &d) { d["id"] = ""; })),
-				  "'id'");
+		CHECK_INPUT_ERROR(
+			record_from_json(edited_v1(v1_format_v1_host, [](json &d) { d["id"] = "a/b"; })),
+			"'id'");
+		CHECK_INPUT_ERROR(
+			record_from_json(edited_v1(v1_format_v1_host, [](json &d) { d["id"] = ""; })),
+			"'id'");
 		CHECK_INPUT_ERROR(record_from_json(edited_v1(v1_format_v2_host,
 							     [](json &d) { d["qmp_socket"] = "run/qmp"; })),
 				  "'qmp_socket'");
