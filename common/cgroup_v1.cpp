@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -248,10 +250,16 @@ bool V1Backend::move_process(const ProcessRef &vmm, const ProcCgroups &where)
 // Processes in O other than the VMM (children it forked after it was moved) go back to S: only the VMM's
 // own threads run outside the container's CPU limit. A listed pid may have exited since the list was read
 // and been taken by a process of the host: only a process still in O is moved.
+// One line per hierarchy and pass however many there are: a container that forks a thousand children
+// must not write a thousand log lines a pass.
 void V1Backend::return_strays(const ProcFs &proc, const ProcessRef &vmm)
 {
+	constexpr std::size_t shown = 8;
 	for (auto &sorting : mover_->sortings()) {
 		std::error_code ec;
+		std::vector<pid_t> moved;
+		std::vector<pid_t> failed;
+		std::error_code first_error;
 		for (pid_t pid : sorting.mount.read_ids(sorting.overhead, "cgroup.procs", ec)) {
 			if (pid == vmm.pid)
 				continue;
@@ -262,11 +270,24 @@ void V1Backend::return_strays(const ProcFs &proc, const ProcessRef &vmm)
 				continue;
 			std::error_code move_ec =
 				sorting.mount.write_file(sorting.vcpu, "cgroup.procs", std::to_string(pid));
-			spdlog::warn("process {} in {} is not the VMM: {}", pid,
-				     sorting.mount.describe(sorting.overhead),
-				     move_ec ? "could not move it to S: " + move_ec.message()
-					     : std::string("moved to S"));
+			if (move_ec && !first_error)
+				first_error = move_ec;
+			(move_ec ? failed : moved).push_back(pid);
 		}
+		auto listed = [&](const std::vector<pid_t> &pids) {
+			std::string text;
+			for (std::size_t i = 0; i < pids.size() && i < shown; ++i)
+				text += (i ? " " : "") + std::to_string(pids[i]);
+			return pids.size() > shown ? text + " …" : text;
+		};
+		if (!moved.empty())
+			spdlog::warn("{} process(es) in {} not the VMM: moved to S (pid {})", moved.size(),
+				     sorting.mount.describe(sorting.overhead), listed(moved));
+		if (!failed.empty())
+			spdlog::warn(
+				"{} process(es) in {} not the VMM: could not move them to S: {} (pid {})",
+				failed.size(), sorting.mount.describe(sorting.overhead),
+				first_error.message(), listed(failed));
 	}
 }
 
