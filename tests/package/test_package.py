@@ -28,9 +28,11 @@ podman, runc and mmdebstrap (scripts/setup installs them). Steps, each printed w
 5. image: the DaemonSet's image built from the .deb with deploy/kubernetes/Containerfile (podman with runc,
    a store of its own in /var/cache/vmmcg-pkg-tests/podman; the base is Debian 12's minbase made once with
    mmdebstrap, and the image's apt-get installs kubectl: Debian's mirror is needed there), then its entry
-   script's install and uninstall run in it against a host root directory with Debian's containerd
-   config.toml: the host gets the package's hooks and wrapper in /opt/vmm-cgroup-hooks and the handler,
-   and after the uninstall the original file and nothing else of it. The engine is not restarted
+   script's install and uninstall run in it against a host root directory (the files of that Debian 12
+   minbase, with Debian's containerd config.toml): the host gets the package's hooks, wrapper and systemd
+   helper (which starts with the host's own libsystemd) in /opt/vmm-cgroup-hooks and the handler, and after
+   the uninstall the original file and nothing else of it; then again on that root without libsystemd:
+   the helper is not copied, a line says so, the rest is installed and uninstalled. The engine is not restarted
    (RESTART_ENGINE=false) and no node is labelled: tests/deploy covers those steps with stubs.
 
 Fails (exit 1) naming each problem; fails, not skips, when it cannot run (not root, a tool missing, the
@@ -375,39 +377,73 @@ def check_image(root, deb, work):
         podman("build", "--pull=never", "--build-arg", f"BASE={base}", "-t", image,
                "-f", os.path.join(root, "deploy", "kubernetes", "Containerfile"), context,
                log_file=os.path.join(work, "image-build.log"))
+        # The host root: Debian 12's minbase (the base image's files, so that the systemd helper can be run
+        # with a host's own loader and libsystemd), Debian's containerd config.toml, a runc to be found.
         host = os.path.join(work, "host")
+        os.makedirs(host)
+        holder = podman("create", "--pull=never", base, "/bin/true").strip()
+        try:
+            exported = os.path.join(work, "host.tar")
+            podman("export", "-o", exported, holder)
+        finally:
+            podman("rm", "-f", holder, check=False)
+        run(["tar", "-x", "-f", exported, "-C", host, "--exclude=dev/*"])
+        os.remove(exported)
         config = os.path.join(host, "etc", "containerd", "config.toml")
         original = os.path.join(root, "tests", "data", "containerd", "debian-config.toml")
         os.makedirs(os.path.dirname(config))
         shutil.copy2(original, config)
-        os.makedirs(os.path.join(host, "usr", "bin"))
         with open(os.path.join(host, "usr", "bin", "runc"), "w") as f:  # the runtime the installer looks for
             f.write("#!/bin/sh\n")
         os.chmod(os.path.join(host, "usr", "bin", "runc"), 0o755)
         unpacked = os.path.join(work, "unpacked")
         run(["dpkg-deb", "-x", deb, unpacked])
+        copies = os.path.join(host, "opt", "vmm-cgroup-hooks", "libexec", "vmm-cgroup-hooks")
+        helper = os.path.join(copies, "vmm-cgroup-systemd")
 
-        def entry(command):
+        def entry(command, tag):
             # podman's fixed limits are above what this host lets runc set (as in tests/e2e)
+            log_file = os.path.join(work, f"image-{command}-{tag}.log")
             podman("run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit",
                    "nproc=32768:32768", "-v", f"{host}:/host", "-e", "ENGINE=containerd",
-                   "-e", "RESTART_ENGINE=false", image, command, log_file=os.path.join(work, f"image-{command}.log"))
+                   "-e", "RESTART_ENGINE=false", image, command, log_file=log_file)
+            with open(log_file) as f:
+                return f.read()
 
-        entry("install")
-        copies = os.path.join(host, "opt", "vmm-cgroup-hooks", "libexec", "vmm-cgroup-hooks")
+        def uninstall(tag):
+            entry("uninstall", tag)
+            if not filecmp.cmp(config, original, shallow=False):
+                problems.append(f"image uninstall ({tag}): config.toml is not the original")
+            for left in ("etc/containerd/config.toml.vmmcg-backup", "etc/vmm-cgroup-hooks",
+                         "opt/vmm-cgroup-hooks"):
+                if os.path.lexists(os.path.join(host, left)):
+                    problems.append(f"image uninstall ({tag}): /{left} left on the host root")
+
+        entry("install", "debian-host")
         for name in ("vmm-cgroup-create-runtime", "vmm-cgroup-poststart", "vmm-cgroup-poststop",
-                     "vmm-cgroup-runtime"):
-            if not filecmp.cmp(os.path.join(copies, name), unpacked + f"{LIBEXEC}/{name}", shallow=False):
+                     "vmm-cgroup-runtime", "vmm-cgroup-systemd"):
+            copy = os.path.join(copies, name)
+            if not os.path.exists(copy):
+                problems.append(f"image install: {name} was not copied to a Debian 12 host")
+            elif not filecmp.cmp(copy, unpacked + f"{LIBEXEC}/{name}", shallow=False):
                 problems.append(f"image install: {name} on the host is not the package's")
         wrapper = '"/opt/vmm-cgroup-hooks/libexec/vmm-cgroup-hooks/vmm-cgroup-runtime"'
         if f"BinaryName = {wrapper}" not in open(config).read():
             problems.append("image install: config.toml has no handler with the copied wrapper")
-        entry("uninstall")
-        if not filecmp.cmp(config, original, shallow=False):
-            problems.append("image uninstall: config.toml is not the original")
-        for left in ("etc/containerd/config.toml.vmmcg-backup", "etc/vmm-cgroup-hooks", "opt/vmm-cgroup-hooks"):
-            if os.path.lexists(os.path.join(host, left)):
-                problems.append(f"image uninstall: /{left} left on the host root")
+        uninstall("debian-host")
+
+        # A host whose libraries the helper cannot start with (here: no libsystemd at all): the hooks and
+        # the wrapper are copied, the helper is not, and the pod's log says so.
+        for lib in glob.glob(os.path.join(host, "usr", "lib", "*", "libsystemd.so.0*")):
+            os.remove(lib)
+        said = entry("install", "no-libsystemd")
+        if os.path.lexists(helper) or glob.glob(os.path.join(copies, ".vmm-cgroup-systemd*")):
+            problems.append("image install: the helper was copied to a host it cannot start on")
+        if "vmm-cgroup-systemd not copied" not in said:
+            problems.append("image install: no line says that the helper was not copied")
+        if not os.path.exists(os.path.join(copies, "vmm-cgroup-poststart")):
+            problems.append("image install: without the helper, the hooks were not copied either")
+        uninstall("no-libsystemd")
     finally:
         podman("rmi", "-f", image, check=False)
     return problems
