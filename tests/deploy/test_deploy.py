@@ -180,7 +180,7 @@ class Host:
         self.root = os.path.join(self.dir, "host")
         self.package = os.path.join(self.dir, "package")
         os.makedirs(self.package)
-        for name in EXECUTABLES:
+        for name in EXECUTABLES + ["vmm-cgroup-systemd"]:
             src = os.path.join(build, "runtime" if name == "vmm-cgroup-runtime" else "hooks", name)
             shutil.copy2(src, self.package)
         self.log = os.path.join(self.dir, "calls.log")
@@ -237,6 +237,11 @@ class Host:
                   filecmp.cmp(path, os.path.join(self.package, exe), shallow=False),
                   f"{name}: {path} is not a copy of the package's {exe}, mode 0755")
         check(not [f for f in os.listdir(self.target) if f.startswith(".")], f"{name}: a temporary file left")
+        # this host root has no dynamic linker or libsystemd: the helper cannot start there (the package
+        # suite's Debian root keeps it)
+        check(not os.path.lexists(os.path.join(self.target, "vmm-cgroup-systemd")) and
+              "vmm-cgroup-systemd not copied" in self.output(),
+              f"{name}: the systemd helper copied to a host root it cannot start on: {self.output()}")
         with open(self.host_path("/etc/vmm-cgroup-hooks/runtime.json")) as f:
             runtime = json.load(f)
         check(runtime.get("hook_dir") == self.prefix + "/libexec/vmm-cgroup-hooks",
