@@ -4,7 +4,6 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,17 +73,14 @@ void redirect_stdio()
 		::close(null);
 }
 
-// In the first child: a new session, then the settler itself in a second child, so that it is reparented
-// when this one exits after reporting its pid.
-[[noreturn]] void run_detached(UniqueFd &pid_write, UniqueFd &go_read, const UniqueFd &slot,
-			       const Config &config, const std::function<int(int go_fd)> &work)
+// In the child: a new session (it is no group leader, so setsid succeeds), then the work. One fork, not the
+// daemon's two: the hook exits right after the hand-over, and its child is then reparented (to the
+// runtime's subreaper, the shim, or init) as a grandchild would be; waiting for a first child to fork and
+// exit cost poststart most of a millisecond. It never had a terminal to reacquire: stdio is /dev/null.
+[[noreturn]] void run_detached(UniqueFd &go_read, const UniqueFd &slot, const Config &config,
+			       const std::function<int(int go_fd)> &work)
 {
 	::setsid();
-	pid_t grandchild = ::fork();
-	if (grandchild != 0) {
-		(void)!::write(pid_write.get(), &grandchild, sizeof(grandchild));
-		std::_Exit(grandchild < 0 ? 1 : 0);
-	}
 	redirect_stdio();
 	close_other_fds(go_read.get(), slot.get());
 	drop_stderr_logging();
@@ -106,30 +102,17 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &con
 	UniqueFd slot = take_slot(config);
 	if (!slot.valid())
 		return std::nullopt;
-	int pid_pipe[2], go_pipe[2];
-	if (::pipe2(pid_pipe, O_CLOEXEC) != 0)
+	int go_pipe[2];
+	if (::pipe2(go_pipe, O_CLOEXEC) != 0)
 		return std::nullopt;
-	if (::pipe2(go_pipe, O_CLOEXEC) != 0) {
-		::close(pid_pipe[0]);
-		::close(pid_pipe[1]);
-		return std::nullopt;
-	}
-	UniqueFd pid_read(pid_pipe[0]), pid_write(pid_pipe[1]), go_read(go_pipe[0]), go_write(go_pipe[1]);
+	UniqueFd go_read(go_pipe[0]), go_write(go_pipe[1]);
 
-	pid_t child = ::fork();
-	if (child < 0)
+	pid_t settler = ::fork();
+	if (settler < 0)
 		return std::nullopt;
-	if (child == 0)
-		run_detached(pid_write, go_read, slot, config, work);
-	pid_write.reset();
+	if (settler == 0)
+		run_detached(go_read, slot, config, work);
 	go_read.reset();
-	int status = 0;
-	while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-	}
-	pid_t settler = 0;
-	ssize_t n = ::read(pid_read.get(), &settler, sizeof(settler));
-	if (n != sizeof(settler) || settler <= 0)
-		return std::nullopt;
 	auto ref = proc.process(settler);
 	if (!ref) // it already finished: nothing to track
 		ref = ProcessRef{settler, 0};

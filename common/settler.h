@@ -10,9 +10,9 @@
 
 namespace vmmcg {
 
-// Starts `work` in a detached grandchild (double fork, setsid, stdio on /dev/null, no other inherited fd),
-// as containers/oci-seccomp-bpf-hook does: the runtime waits for the hook's stdout and stderr to close, and
-// must not wait for the settler. `work` gets a "go" fd (settler_go_fd) that reaches EOF once the caller
+// Starts `work` in a detached child (its own session, stdio on /dev/null, no other inherited fd, reparented
+// when the hook exits): the runtime waits for the hook's stdout and stderr to close, and must not wait for
+// the settler. `work` gets a "go" fd (settler_go_fd) that reaches EOF once the caller
 // called let_go() on the returned handle (or exited): it waits on it before it writes the record, so that
 // its write lands after the caller's. Returns the settler, or std::nullopt if it could not be started.
 class SettlerHandle
