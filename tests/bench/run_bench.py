@@ -258,6 +258,9 @@ class Bench:
     def argv(self, impl, stage, sandbox, name, pid):
         if impl == "hooks":
             hook = [self.hooks[stage], "--config", self.config, GATE]
+            if self.args.strace:  # the hook's own system calls only: -f would wait for the watcher
+                out = os.path.join(self.args.strace, f"strace.{stage}")
+                return [shutil.which("strace"), "-C", "-w", "-S", "time", "-T", "-o", out, *hook]
             if not self.args.callgrind:
                 return hook
             out = os.path.join(self.args.callgrind, f"callgrind.{stage}")
@@ -386,6 +389,25 @@ def profile(bench, args):
                 break
 
 
+def syscall_profile(bench, args):
+    """One run of the hooks under strace -c -w: per stage, the system calls that take its wall time."""
+    os.makedirs(args.strace, exist_ok=True)
+    bench.run_once("hooks", args.vcpus[0], 0)
+    for stage in STAGES:
+        out = os.path.join(args.strace, f"strace.{stage}")
+        text = read(out).splitlines()
+        at = next(i for i, line in enumerate(text) if line.startswith("% time"))
+        calls, summary = text[:at], text[at:]
+        print(f"\n{stage} ({out}, wall time in each call, strace's own cost included):")
+        print("\n".join("  " + line for line in summary[:14]))
+        if len(summary) > 14:
+            print("  " + summary[-1])
+        took = lambda line: float(re.search(r"<([\d.]+)>$", line).group(1)) if re.search(r"<[\d.]+>$", line) else 0
+        print("  the slowest calls:")
+        for line in sorted(calls, key=took, reverse=True)[:5]:
+            print("    " + (line if len(line) < 150 else line[:110] + " … " + line[-30:]))
+
+
 def short_name(name):
     """A demangled name without template arguments, parameters and namespaces of the standard library."""
     out, depth = [], 0
@@ -459,6 +481,9 @@ def main():
     parser.add_argument("--callgrind", metavar="DIR",
                         help="instead of timing: one run of the hooks at 8 vCPUs under valgrind's callgrind, its "
                              "profiles written to DIR, and where each stage's instructions go")
+    parser.add_argument("--strace", metavar="DIR",
+                        help="instead of timing: one run of the hooks (at the first of --vcpus) under "
+                             "strace -c -w, the summaries written to DIR and printed: where the wall time goes")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run_bench.py: needs root (it makes cgroups)")
@@ -469,6 +494,11 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         bench.setup()
+        if args.strace:
+            if not shutil.which("strace"):
+                raise BenchError("strace not found: apt-get install strace")
+            syscall_profile(bench, args)
+            return
         if args.callgrind:
             if not shutil.which("valgrind"):
                 raise BenchError("valgrind not found: apt-get install valgrind")
