@@ -21,68 +21,112 @@ namespace vmmcg {
 
 namespace {
 
-// SIGKILL through a pidfd, and a wait for the exit on it (readable once the process has ended): no
-// sleep, and no signal to a process that took the pid meanwhile, since the pidfd is checked to be the
-// recorded process (its start time) after it is opened. False where pidfd_open is refused (kernels
-// before 5.3): the caller signals by pid.
-bool kill_by_pidfd(const ProcFs &proc, const ProcessRef &process)
+// SIGKILL through a pidfd, whose exit can then be waited for on it (readable once the process has
+// ended): no sleep, and no signal to a process that took the pid meanwhile, since the pidfd is checked to
+// be the recorded process (its start time) after it is opened. Where pidfd_open is refused (kernels before
+// 5.3) the signal goes by pid and the wait polls /proc.
+class Stopping
 {
-	UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
-	if (!fd.valid())
-		return false;
-	if (!proc.alive(process))
-		return true; // the pid is another process's now: the recorded one has ended
-	if (::syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0) != 0)
-		return false;
-	struct pollfd pfd {
-		fd.get(), POLLIN, 0
-	};
-	while (::poll(&pfd, 1, 1000) < 0 && errno == EINTR) {
+public:
+	explicit Stopping(const std::optional<ProcessRef> &process)
+	{
+		ProcFs proc;
+		if (!process || !proc.alive(*process))
+			return;
+		process_ = *process;
+		fd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, process->pid, 0)));
+		if (fd_.valid() && !proc.alive(*process)) {
+			process_.reset(); // the pid is another process's now: the recorded one has ended
+			return;
+		}
+		if (!fd_.valid() || ::syscall(SYS_pidfd_send_signal, fd_.get(), SIGKILL, nullptr, 0) != 0) {
+			fd_.reset();
+			::kill(process->pid, SIGKILL);
+		}
 	}
-	return true;
-}
+
+	// Waits until the process has ended (at most about a second).
+	void finish()
+	{
+		if (!process_)
+			return;
+		if (fd_.valid()) {
+			struct pollfd pfd {
+				fd_.get(), POLLIN, 0
+			};
+			while (::poll(&pfd, 1, 1000) < 0 && errno == EINTR) {
+			}
+		} else {
+			ProcFs proc;
+			for (int i = 0; i < 200 && proc.alive(*process_); ++i)
+				std::this_thread::sleep_for(std::chrono::milliseconds(5));
+		}
+		spdlog::info("stopped settler pid {}", process_->pid);
+		process_.reset();
+	}
+
+	// Not waited for: the signal is on its way.
+	void let_go()
+	{
+		if (process_)
+			spdlog::info("stopped watcher pid {} (SIGKILL, its VMM has ended)", process_->pid);
+		process_.reset();
+	}
+
+private:
+	std::optional<ProcessRef> process_;
+	UniqueFd fd_;
+};
 
 } // namespace
 
 void stop_settler(const std::optional<ProcessRef> &settler)
 {
-	ProcFs proc;
-	if (!settler || !proc.alive(*settler))
-		return;
-	if (!kill_by_pidfd(proc, *settler)) {
-		::kill(settler->pid, SIGKILL);
-		for (int i = 0; i < 200 && proc.alive(*settler); ++i)
-			std::this_thread::sleep_for(std::chrono::milliseconds(5));
+	Stopping(settler).finish();
+}
+
+SandboxPresence sandbox_presence(const Record &record)
+{
+	SandboxPresence presence;
+	auto look = [&](const std::string &mount, const std::string &sandbox) {
+		try {
+			presence.exists = CgroupMount::open(mount).exists(sandbox) || presence.exists;
+		} catch (const std::exception &e) {
+			if (presence.refused.empty())
+				presence.refused = e.what();
+		}
+	};
+	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups)) {
+		presence.known = true;
+		look(v2->mount, v2->sandbox);
+	} else if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
+		presence.known = !v1->hierarchies.empty();
+		for (const auto &h : v1->hierarchies)
+			look(h.mount, h.sandbox);
 	}
-	spdlog::info("stopped settler pid {}", settler->pid);
+	return presence;
 }
 
 bool container_gone(const Record &record)
 {
 	if (record.container && ProcFs().alive(*record.container))
 		return false;
-	auto sandbox_gone = [](const std::string &mount, const std::string &sandbox) {
-		try {
-			return !CgroupMount::open(mount).exists(sandbox);
-		} catch (const std::exception &) {
-			return false;
-		}
-	};
-	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups))
-		return sandbox_gone(v2->mount, v2->sandbox);
-	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
-		for (const auto &h : v1->hierarchies)
-			if (!sandbox_gone(h.mount, h.sandbox))
-				return false;
-		return !v1->hierarchies.empty();
-	}
-	return false;
+	return sandbox_presence(record).gone();
 }
 
 std::size_t clean_up(const std::string &record_dir, Record &record)
 {
-	stop_settler(record.settler);
-	stop_settler(record.watcher);
+	// Both are SIGKILLed at once. A settler, and the watcher of a VMM that still runs (or none known),
+	// may be moving threads: their exit is waited for before the cgroups are torn down. The watcher of a
+	// VMM that has ended is not waited for (its exit cost poststop half a millisecond): it has no thread
+	// left to move, its own clean-up of an orphan is this one (idempotent), and its record writes are
+	// replace_record's, which cannot bring back a record removed below.
+	Stopping settler(record.settler), watcher(record.watcher);
+	settler.finish();
+	if (!record.vmm || ProcFs().alive(*record.vmm))
+		watcher.finish();
+	else
+		watcher.let_go();
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
 	std::size_t failures = backend ? backend->teardown() : 0;
 	if (std::error_code ec = remove_record(record_dir, record.name)) {

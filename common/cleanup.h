@@ -15,6 +15,18 @@ namespace vmmcg {
 // are removed.
 void stop_settler(const std::optional<ProcessRef> &settler);
 
+// Whether the runtime still has the container's sandbox cgroup S, as the record names it.
+struct SandboxPresence {
+	bool known = false;  // the record names S (split mode)
+	bool exists = false; // S exists in at least one hierarchy
+	// The first recorded mount that could not be opened as a cgroup file system: nothing can be told
+	// there.
+	std::string refused;
+	// S is gone in every hierarchy, and that could be told everywhere.
+	bool gone() const { return known && !exists && refused.empty(); }
+};
+SandboxPresence sandbox_presence(const Record &record);
+
 // The container of a record is gone: its process is dead and the runtime has removed S (in every
 // hierarchy, on v1). False where that cannot be told (a mount that cannot be opened).
 bool container_gone(const Record &record);

@@ -319,9 +319,14 @@ bool put_record(const std::string &dir, const Record &record, unsigned rename_fl
 	try {
 		write_all(fd.get(), record_to_json(record), temp);
 		fd.reset();
-		if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), rename_flags) == 0)
+		if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), rename_flags) == 0) {
+			if (rename_flags & RENAME_EXCHANGE)
+				::unlink(temp.c_str()); // now the record as it was
 			return true;
-		if (errno != EEXIST)
+		}
+		// EEXIST: RENAME_NOREPLACE found a record; ENOENT: RENAME_EXCHANGE found none (or poststop's
+		// removal took the temp file too)
+		if (errno != EEXIST && !(errno == ENOENT && (rename_flags & RENAME_EXCHANGE)))
 			throw_errno("renaming " + temp + " to " + path);
 	} catch (...) {
 		::unlink(temp.c_str());
@@ -352,6 +357,11 @@ std::optional<Record> read_record_file(const std::string &path, const std::strin
 void write_record(const std::string &dir, const Record &record)
 {
 	put_record(dir, record, 0);
+}
+
+bool replace_record(const std::string &dir, const Record &record)
+{
+	return put_record(dir, record, RENAME_EXCHANGE);
 }
 
 namespace {

@@ -52,6 +52,10 @@ std::string record_path(const std::string &dir, const std::string &name);
 // Writes <dir>/<record.name>.json, replacing it. Creates dir (0700) when missing. Throws std::system_error
 // with the path.
 void write_record(const std::string &dir, const Record &record);
+// Rewrites the record only where it still is, in one step (RENAME_EXCHANGE): false, and nothing left, when
+// it has been removed. The settler and the watcher write with this, so that a write of theirs racing
+// poststop's removal can never bring the record back.
+bool replace_record(const std::string &dir, const Record &record);
 // The first write of a container's record: false, and nothing written, when one exists already (an
 // instance of the same name is there, or a stale one: the caller decides).
 bool create_record(const std::string &dir, const Record &record);

@@ -72,7 +72,7 @@ std::optional<Record> Watcher::current() const
 void Watcher::write(Record record) const
 {
 	if (current())
-		write_record(config_.record_dir, record);
+		replace_record(config_.record_dir, record);
 }
 
 bool Watcher::wait(std::chrono::nanoseconds up_to)
@@ -186,13 +186,14 @@ int Watcher::run()
 	// Named as the watcher until it ends, also when it only waits to see whether poststop comes.
 	record->settler.reset();
 	record->watcher = self_;
-	write_record(config_.record_dir, *record);
+	if (!replace_record(config_.record_dir, *record))
+		return 0; // poststop removed it meanwhile
 	if (watching)
 		watch(*record, *settled.vmm);
 	clean_up_if_orphaned();
 	if (std::optional<Record> last = current()) {
 		last->watcher.reset();
-		write_record(config_.record_dir, *last);
+		replace_record(config_.record_dir, *last);
 	}
 	return 0;
 }

@@ -41,35 +41,24 @@ bool holds_tasks(const std::optional<CgroupMount> &mount, const std::string &cgr
 	return mount && !mount->read_ids(cgroup, file, ec).empty();
 }
 
-// The mount, or nullopt with the reason in facts: a record may name a path that is no cgroup mount.
-std::optional<CgroupMount> open_recorded(const std::string &path, GcFacts &facts)
+// Whether S, O or S's threaded children hold a task (a mount that cannot be opened holds none that can be
+// seen: sandbox_presence has said why, and gc leaves such a record alone).
+bool tasks_inside(const Record &record)
 {
-	try {
-		return CgroupMount::open(path);
-	} catch (const std::exception &e) {
-		if (facts.mount_refused.empty())
-			facts.mount_refused = e.what();
-		return std::nullopt;
+	bool inside = false;
+	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups))
+		for (const auto &h : v1->hierarchies) {
+			auto mount = try_open(h.mount);
+			inside = inside || holds_tasks(mount, h.sandbox, "tasks") ||
+				 holds_tasks(mount, h.overhead, "tasks");
+		}
+	if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups)) {
+		auto mount = try_open(v2->mount);
+		inside = holds_tasks(mount, v2->sandbox, "cgroup.procs");
+		for (const auto &cgroup : {v2->sandbox, v2->vcpu(), v2->overhead()})
+			inside = inside || holds_tasks(mount, cgroup, "cgroup.threads");
 	}
-}
-
-void v1_facts(const cgroup_v1::Layout &layout, GcFacts &facts)
-{
-	for (const auto &h : layout.hierarchies) {
-		auto mount = open_recorded(h.mount, facts);
-		facts.sandbox_exists = facts.sandbox_exists || (mount && mount->exists(h.sandbox));
-		facts.tasks_inside = facts.tasks_inside || holds_tasks(mount, h.sandbox, "tasks") ||
-				     holds_tasks(mount, h.overhead, "tasks");
-	}
-}
-
-void v2_facts(const cgroup_v2::Layout &layout, GcFacts &facts)
-{
-	auto mount = open_recorded(layout.mount, facts);
-	facts.sandbox_exists = mount && mount->exists(layout.sandbox);
-	facts.tasks_inside = holds_tasks(mount, layout.sandbox, "cgroup.procs");
-	for (const auto &cgroup : {layout.sandbox, layout.vcpu(), layout.overhead()})
-		facts.tasks_inside = facts.tasks_inside || holds_tasks(mount, cgroup, "cgroup.threads");
+	return inside;
 }
 
 // The executable of every settler and watcher: they are forks of poststart, which never execs.
@@ -131,13 +120,12 @@ GcFacts facts_of(const Record &record, const ProcFs &proc, const Claims &claims)
 			facts.shared_claim = claim;
 			break;
 		}
-	if (const auto *v1 = std::get_if<cgroup_v1::Layout>(&record.cgroups)) {
-		facts.cgroups_known = true;
-		v1_facts(*v1, facts);
-	} else if (const auto *v2 = std::get_if<cgroup_v2::Layout>(&record.cgroups)) {
-		facts.cgroups_known = true;
-		v2_facts(*v2, facts);
-	}
+	SandboxPresence sandbox = sandbox_presence(record);
+	facts.cgroups_known = std::holds_alternative<cgroup_v1::Layout>(record.cgroups) ||
+			      std::holds_alternative<cgroup_v2::Layout>(record.cgroups);
+	facts.sandbox_exists = sandbox.exists;
+	facts.mount_refused = sandbox.refused;
+	facts.tasks_inside = tasks_inside(record);
 	return facts;
 }
 

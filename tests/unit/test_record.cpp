@@ -441,6 +441,22 @@ TEST_SUITE("record")
 		CHECK(record_names(dir.path()) == std::vector<std::string>{"abc", record.name});
 	}
 
+	TEST_CASE("replace_record: rewrites a record that is there, never brings back one that was removed")
+	{
+		unit::TempDir dir;
+		Record record = v2_record();
+		CHECK_FALSE(replace_record(dir.path(), record)); // none yet: nothing is made
+		CHECK(entries(dir.path()).empty());
+		REQUIRE(create_record(dir.path(), record));
+		record.vcpus = {5, 6};
+		CHECK(replace_record(dir.path(), record));
+		CHECK(read_record(dir.path(), record.name, record.id)->vcpus == std::vector<pid_t>{5, 6});
+		CHECK(entries(dir.path()) == std::set<std::string>{record.name + ".json"}); // no temp file
+		CHECK_FALSE(remove_record(dir.path(), record.name));                        // poststop
+		CHECK_FALSE(replace_record(dir.path(), record)); // a watcher's late write
+		CHECK(entries(dir.path()).empty());
+	}
+
 	TEST_CASE("read_record: a version 1 record is found by the id when there is none of the name")
 	{
 		unit::TempDir dir;
