@@ -56,10 +56,12 @@ TEST_SUITE("watcher")
 		CHECK(std::filesystem::exists(sb.record_file()));
 		CHECK_FALSE(sb.overhead_gone());
 		REQUIRE(sb.remove_sandbox());
+		// The watcher looks once a second, at idle priority: on a loaded machine (CI's) its turn may
+		// come seconds late. 30 s is half its 60 s window; a pass comes as soon as it gets the CPU.
 		CHECK(wait_until(
 			[&] { return !std::filesystem::exists(sb.record_file()) && sb.overhead_gone(); },
-			5000));
-		CHECK(wait_until([&] { return sb.hook_processes().empty(); }, 3000));
+			30000));
+		CHECK(wait_until([&] { return sb.hook_processes().empty(); }, 10000));
 		CHECK(sb.poststop().status == 0); // late, and idempotent
 	}
 
@@ -85,8 +87,11 @@ TEST_SUITE("watcher")
 			}
 			return vcpus == 3;
 		};
-		CHECK(wait_until(placed, 1500 + 3000));
-		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 2000));
+		// Placed by the event of its creation, or by the 1 s tick at the latest; the bound is
+		// generous because the watcher runs at idle priority and CI's machine is loaded (how fast:
+		// the value benchmark's figures).
+		CHECK(wait_until(placed, 1500 + 10000));
+		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 5000));
 		sb.kill_vmm();
 		CHECK(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());
