@@ -76,10 +76,13 @@ private:
 	std::error_code write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid);
 	// After a v1 move: the tid is still a thread of the VMM, or the task it now names goes back to where
 	// it was born (its thread group's or its parent's cgroup). True when the move was the VMM's.
-	bool check_owner(Sorting &sorting, const ProcFs &proc, pid_t vmm, pid_t tid);
+	bool check_owner(Sorting &sorting, const ProcFs &proc, pid_t tid);
+	// The tid names a thread of the VMM (its /proc task directory, held open through task_dir_).
+	bool is_vmm_thread(pid_t tid) const;
 
 	std::vector<Sorting> sortings_;
 	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file
+	UniqueFd task_dir_;                            // /proc/<vmm>/task of the pass under way
 };
 
 // ENOENT or ESRCH: the thread, process or cgroup exited or was removed meanwhile.
