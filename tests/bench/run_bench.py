@@ -258,7 +258,7 @@ class Bench:
     def argv(self, impl, stage, sandbox, name, pid):
         if impl == "hooks":
             hook = [self.hooks[stage], "--config", self.config, GATE]
-            if self.args.strace:  # the hook's own system calls only: -f would wait for the watcher
+            if getattr(self.args, "strace", None):  # the hook's own system calls only: -f would wait for the watcher
                 out = os.path.join(self.args.strace, f"strace.{stage}")
                 return [shutil.which("strace"), "-C", "-w", "-S", "time", "-T", "-o", out, *hook]
             if not self.args.callgrind:

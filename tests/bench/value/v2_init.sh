@@ -48,8 +48,9 @@ for rep in $(seq 1 "$REPS"); do
 		S=$CG/$id
 		mkdir "$S"
 		[ "$mode" != no-limit ] && echo "$QUOTA $PERIOD" > "$S/cpu.max"
-		# the program: poststart may hand over to a settler only for a VMM or a launcher
-		printf '{"ociVersion":"1.0.2","process":{"args":["qemu-system-x86_64"]},"linux":{"cgroupsPath":"/%s"}}\n' \
+		# the program: poststart may hand over to a settler only for a VMM or a launcher; a pid namespace
+		# of its own, as a container has (on v2 one in the host's is not split: runc#3821)
+		printf '{"ociVersion":"1.0.2","process":{"args":["qemu-system-x86_64"]},"linux":{"cgroupsPath":"/%s","namespaces":[{"type":"pid"}]}}\n' \
 			"$id" > /bundle/config.json
 		rm -f /tmp/go /tmp/qmp.sock
 		mkfifo /tmp/go
