@@ -13,6 +13,7 @@
 
 #include "backend.h"
 #include "cleanup.h"
+#include "hook.h"
 #include "placement.h"
 #include "proc_events.h"
 #include "settler.h"
@@ -28,6 +29,15 @@ using namespace std::chrono_literals;
 constexpr auto debounce = 20ms;
 // The check of the container's limit, and the poll where there are no events.
 constexpr auto tick = 1s;
+
+// The settler's alarm(2) bounds its settling (settle_timeout_ms and a stage's bound); a watcher lives as long
+// as its VMM, so from there on the alarm is a watchdog re-armed before each step instead: a step (a wait of
+// at most a tick, a pass of at most 200 ms, a check of the limits) that hangs for a stage's bound ends it.
+// Before this, every watcher died of SIGALRM settle_timeout_ms + 20 s after poststart.
+void rearm_watchdog()
+{
+	::alarm(stage_bound_seconds + 2);
+}
 
 class Watcher
 {
@@ -128,6 +138,7 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 	ProcFs proc;
 	auto next_check = std::chrono::steady_clock::now() + tick;
 	while (proc.alive(vmm)) {
+		rearm_watchdog();
 		bool woken = wait(std::max<std::chrono::nanoseconds>(
 			next_check - std::chrono::steady_clock::now(), 0ns));
 		if (woken)
@@ -151,6 +162,7 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 void Watcher::clean_up_if_orphaned()
 {
 	for (int second = 0; second < 60; ++second) {
+		rearm_watchdog();
 		std::optional<Record> record = current();
 		if (!record)
 			return; // poststop ran
@@ -186,11 +198,13 @@ int Watcher::run()
 	// Named as the watcher until it ends, also when it only waits to see whether poststop comes.
 	record->settler.reset();
 	record->watcher = self_;
+	rearm_watchdog();
 	if (!replace_record(config_.record_dir, *record))
 		return 0; // poststop removed it meanwhile
 	if (watching)
 		watch(*record, *settled.vmm);
 	clean_up_if_orphaned();
+	rearm_watchdog();
 	if (std::optional<Record> last = current()) {
 		last->watcher.reset();
 		replace_record(config_.record_dir, *last);

@@ -65,6 +65,28 @@ TEST_SUITE("watcher")
 		CHECK(sb.poststop().status == 0); // late, and idempotent
 	}
 
+	TEST_CASE("the watcher outlives the settler's alarm: a vCPU plugged 24 s after poststart is placed")
+	{
+		// The settler's alarm is settle_timeout_ms + the stage bound (20 s): with 1 s here, 21 s.
+		// Every watcher used to die of it (SIGALRM), however long its VMM ran.
+		Sandbox sb("outlive");
+		sb.configure(R"("settle_timeout_ms":1000)");
+		sb.start_test_vmm({"--vcpus", "2", "--hotplug-ms", "24000"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		auto watcher = sb.record()["watcher"];
+		REQUIRE(watcher.is_object());
+		vmmcg::ProcessRef ref{watcher["pid"].get<pid_t>(),
+				      watcher["start_time"].get<std::uint64_t>()};
+		std::this_thread::sleep_for(std::chrono::seconds(23));
+		CHECK(vmmcg::ProcFs().alive(ref));
+		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 1000 + 10000));
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
 	TEST_CASE("a vCPU hot-plugged after placement is placed within a second, with no command")
 	{
 		Sandbox sb("hotplug");
