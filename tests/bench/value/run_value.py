@@ -916,8 +916,8 @@ def report_value(runs, args):
 def report_placement(runs, waits, args):
     print(f"\nPart 2: time to placement, test VMM with {args.tp_vcpus} vCPU threads + 2 I/O threads, "
           f"{args.tp_runs} runs a flow; ms, p50 / p99 / max. 'in place' is polled every {args.poll_ms} ms; "
-          f"exec and thread creation are the kernel's event times. 'complete': the settler exits (or "
-          f"poststart returns), after settle_quiet_ms.")
+          f"exec and thread creation are the kernel's event times. 'complete': the record calls the placement "
+          f"complete (the settler goes on as the watcher), or poststart returns; after settle_quiet_ms.")
     print("  runc: poststart before exec, the VMM exec'd right after it returns; runc-late: exec'd "
           f"{args.late_range[0]}-{args.late_range[1]} s after; crun: poststart right after exec; "
           f"crun-late-vcpus: the same, vCPUs created {args.late_vcpu_ms} ms after exec.\n")
