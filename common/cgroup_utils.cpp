@@ -165,13 +165,17 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 	// two system calls can take it. check_owner's undo (back to where the task was born) is right for
 	// such a newborn, not for an older task that was moved since (an exec'd process of the container is
 	// born outside and moved in by the runtime).
-	if (sorting.check_owner && !is_vmm_thread(thread.tid))
+	// (Not again when the previous hierarchy's check after its write has just found it the VMM's: no
+	// system call lies between the two.)
+	if (sorting.check_owner && verified_tid_ != thread.tid && !is_vmm_thread(thread.tid))
 		return false;
 	std::error_code ec = write_thread(sorting, want, thread.tid);
 	if (is_gone(ec))
 		return false;
 	if (!ec && sorting.check_owner && !check_owner(sorting, proc, thread.tid))
 		return false;
+	if (!ec && sorting.check_owner)
+		verified_tid_ = thread.tid;
 	if (ec == std::errc::invalid_argument && sorting.einval_is_transient) {
 		++moves.moved;
 		moves.retry = true;
@@ -229,6 +233,7 @@ Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadI
 			moves.retry = true; // the rest in a later pass, or by the settler
 			break;
 		}
+		verified_tid_ = 0;
 		for (std::size_t i = 0; i < sortings_.size(); ++i) {
 			if (!place_thread(sortings_[i], members[i], proc, vmm, thread, moves)) {
 				moves.gone.push_back(thread.tid);

@@ -83,6 +83,7 @@ private:
 	std::vector<Sorting> sortings_;
 	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file
 	UniqueFd task_dir_;                            // /proc/<vmm>/task of the pass under way
+	pid_t verified_tid_ = 0; // the thread just found the VMM's after its write in the previous hierarchy
 };
 
 // ENOENT or ESRCH: the thread, process or cgroup exited or was removed meanwhile.
