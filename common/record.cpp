@@ -324,6 +324,16 @@ bool put_record(const std::string &dir, const Record &record, unsigned rename_fl
 				::unlink(temp.c_str()); // now the record as it was
 			return true;
 		}
+		// A record_dir on a file system without RENAME_EXCHANGE: replaced where it is, not atomically
+		// with that check (the window a late write has there is the one of that check).
+		if (errno == EINVAL && (rename_flags & RENAME_EXCHANGE)) {
+			if (::access(path.c_str(), F_OK) != 0) {
+				::unlink(temp.c_str());
+				return false;
+			}
+			if (::rename(temp.c_str(), path.c_str()) == 0)
+				return true;
+		}
 		// EEXIST: RENAME_NOREPLACE found a record; ENOENT: RENAME_EXCHANGE found none (or poststop's
 		// removal took the temp file too)
 		if (errno != EEXIST && !(errno == ENOENT && (rename_flags & RENAME_EXCHANGE)))

@@ -94,7 +94,8 @@ std::string outside_its_cgroups(const Record &record, const ProcFs &proc)
 }
 
 // As poststart stores it, into the record as it is now (a watcher may have rewritten it meanwhile), and
-// only while it is still this container's: poststop may have removed it.
+// only while it is still this container's: poststop may have removed it, also between this read and the
+// write (replace_record then writes nothing).
 void save_placement(const Config &config, const Record &placed)
 {
 	std::optional<Record> now = read_record(config.record_dir, placed.name, placed.id);
@@ -103,7 +104,7 @@ void save_placement(const Config &config, const Record &placed)
 	now->vmm = placed.vmm;
 	now->vcpus = placed.vcpus;
 	now->vcpu_source = placed.vcpu_source;
-	write_record(config.record_dir, *now);
+	replace_record(config.record_dir, *now);
 }
 
 std::string placed_text(const SettleResult &result)
