@@ -123,4 +123,16 @@ std::optional<std::string> read_input_file(const std::string &path, std::size_t 
 	return text;
 }
 
+void write_all(int fd, std::string_view text, const std::string &context)
+{
+	while (!text.empty()) {
+		ssize_t n = ::write(fd, text.data(), text.size());
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			throw_errno(context);
+		text.remove_prefix(static_cast<std::size_t>(n));
+	}
+}
+
 } // namespace vmmcg

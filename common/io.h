@@ -1,10 +1,12 @@
-// Bounded reads: every input the hooks read has a size limit, and one loop reads them all.
+// Bounded reads: every input the hooks read has a size limit, and one loop reads them all. And the one
+// loop that writes a whole buffer.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace vmmcg {
@@ -29,5 +31,9 @@ std::string read_file(const std::string &path, std::size_t limit, std::error_cod
 // "<path>: larger than N bytes", "<path>: not a regular file", "<path>: a symbolic link" or
 // "<path>: cannot be read: <reason>". nullopt when it does not exist and missing_ok is set.
 std::optional<std::string> read_input_file(const std::string &path, std::size_t limit, bool missing_ok);
+
+// Writes all of text to fd (short writes and EINTR retried). Throws std::system_error with `context` (the
+// caller's wording: "writing <path>") and errno.
+void write_all(int fd, std::string_view text, const std::string &context);
 
 } // namespace vmmcg

@@ -251,19 +251,6 @@ std::string temp_prefix(const std::string &id)
 	return "." + id + ".json.";
 }
 
-void write_all(int fd, const std::string &text, const std::string &path)
-{
-	std::size_t done = 0;
-	while (done < text.size()) {
-		ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			throw_errno("writing " + path);
-		done += static_cast<std::size_t>(n);
-	}
-}
-
 // ".<id>.json.<pid>": only digits after the prefix, or another container's temp file (id "abc.json" has
 // ".abc.json.json.<pid>") would match.
 bool is_temp_file_of(std::string_view name, const std::string &prefix)
@@ -317,7 +304,7 @@ bool put_record(const std::string &dir, const Record &record, unsigned rename_fl
 	if (!fd.valid())
 		throw_errno("creating " + temp);
 	try {
-		write_all(fd.get(), record_to_json(record), temp);
+		write_all(fd.get(), record_to_json(record), "writing " + temp);
 		fd.reset();
 		if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), rename_flags) == 0) {
 			if (rename_flags & RENAME_EXCHANGE)
@@ -390,7 +377,7 @@ std::optional<bool> link_new_record(const std::string &dir, const Record &record
 		return std::nullopt;
 	if (!fd.valid())
 		throw_errno("creating a record in " + dir);
-	write_all(fd.get(), record_to_json(record), path);
+	write_all(fd.get(), record_to_json(record), "writing " + path);
 	std::string self = "/proc/self/fd/" + std::to_string(fd.get());
 	if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0)
 		return true;

@@ -30,19 +30,6 @@ std::string base_name(const std::string &host_path)
 	return host_path.substr(host_path.rfind('/') + 1);
 }
 
-void write_all(int fd, const std::string &text, const std::string &what)
-{
-	std::size_t done = 0;
-	while (done < text.size()) {
-		ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			throw_errno(what + ": write");
-		done += static_cast<std::size_t>(n);
-	}
-}
-
 } // namespace
 
 HostRoot::HostRoot(const std::string &root) : root_(root)
@@ -163,7 +150,7 @@ void HostRoot::write(const std::string &host_path, const std::string &text, mode
 	if (!out.valid())
 		throw_errno(shown(host_path) + ": create " + temp);
 	try {
-		write_all(out.get(), text, shown(host_path));
+		write_all(out.get(), text, shown(host_path) + ": write");
 		if (::fchown(out.get(), uid, gid) != 0 && errno != EPERM)
 			throw_errno(shown(host_path) + ": fchown");
 		if (::fchmod(out.get(), mode) != 0)

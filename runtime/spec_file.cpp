@@ -36,19 +36,6 @@ UniqueFd open_spec(const SpecFile &file)
 	return fd;
 }
 
-// Writes all of text to fd; EINTR retried.
-void write_all(int fd, std::string_view text, const std::string &where)
-{
-	while (!text.empty()) {
-		ssize_t n = ::write(fd, text.data(), text.size());
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			throw_errno("writing " + where);
-		text.remove_prefix(static_cast<std::size_t>(n));
-	}
-}
-
 std::string temp_name()
 {
 	return std::string(".") + spec_name + ".vmmcg-" + std::to_string(::getpid());
@@ -95,7 +82,7 @@ void replace_spec_file(const SpecFile &file, std::string_view text)
 	const std::string name = temp_name();
 	UniqueFd fd = create_temp(file, name);
 	try {
-		write_all(fd.get(), text, file.bundle + "/" + name);
+		write_all(fd.get(), text, "writing " + file.bundle + "/" + name);
 		if (::close(fd.release()) != 0)
 			throw_errno("closing " + file.bundle + "/" + name);
 		if (::renameat(file.dir.get(), name.c_str(), file.dir.get(), spec_name) != 0)
