@@ -507,12 +507,12 @@ bool Sandbox::settled() const
 	return r["settler"].is_null() && !r["vcpus"].empty();
 }
 
-std::optional<ProcessRef> Sandbox::settler() const
+std::optional<ProcessRef> Sandbox::recorded_process(const char *key) const
 {
 	auto r = record();
-	if (r["settler"].is_null())
+	if (r[key].is_null())
 		return std::nullopt;
-	return ProcessRef{r["settler"]["pid"], r["settler"]["start_time"]};
+	return ProcessRef{r[key]["pid"], r[key]["start_time"]};
 }
 
 std::vector<ThreadPlacement> Sandbox::threads() const

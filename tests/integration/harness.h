@@ -95,10 +95,11 @@ public:
 	HookRun poststop() const { return run("poststop", state()); }
 
 	// The record createRuntime wrote (throws if there is none); settled(): no settler running any more
-	// and vCPU threads recorded; settler(): the settler in the record, if there is one.
+	// and vCPU threads recorded; settler(), watcher(): the one the record names, if it names one.
 	nlohmann::json record() const;
 	bool settled() const;
-	std::optional<ProcessRef> settler() const;
+	std::optional<ProcessRef> settler() const { return recorded_process("settler"); }
+	std::optional<ProcessRef> watcher() const { return recorded_process("watcher"); }
 
 	std::vector<ThreadPlacement> threads() const;
 	// True when no cgroup <overhead_root>/<id> exists in any hierarchy.
@@ -112,6 +113,7 @@ public:
 	static const std::vector<std::string> &other_controllers(); // cpuacct, memory, pids, devices, ...
 
 private:
+	std::optional<ProcessRef> recorded_process(const char *key) const;
 	void write_config() const;
 
 	std::string id_;

@@ -390,9 +390,9 @@ TEST_SUITE("integration-ctl")
 		check_split(live);
 		// The engine was killed: its container's process is gone, and poststop never ran. Its watcher
 		// outlives the VMM while S is there (poststop may yet come): gc stops it.
-		REQUIRE(engine.record()["watcher"].is_object());
-		ProcessRef engine_watcher{engine.record()["watcher"]["pid"],
-					  engine.record()["watcher"]["start_time"]};
+		auto recorded_watcher = engine.watcher();
+		REQUIRE(recorded_watcher);
+		ProcessRef engine_watcher = *recorded_watcher;
 		engine.kill_vmm();
 		// createRuntime killed midway: the record still says creating.
 		std::string half_record = half.record_file();

@@ -75,10 +75,9 @@ TEST_SUITE("watcher")
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
-		auto watcher = sb.record()["watcher"];
-		REQUIRE(watcher.is_object());
-		vmmcg::ProcessRef ref{watcher["pid"].get<pid_t>(),
-				      watcher["start_time"].get<std::uint64_t>()};
+		auto watcher = sb.watcher();
+		REQUIRE(watcher);
+		vmmcg::ProcessRef ref = *watcher;
 		std::this_thread::sleep_for(std::chrono::seconds(23));
 		CHECK(vmmcg::ProcFs().alive(ref));
 		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 1000 + 10000));
