@@ -161,21 +161,18 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 	if (*it->second == want)
 		return true;
 	// v1: membership was read before the first write of the pass, which may be thousands of writes
-	// ago; the tid is checked again right before its own write, so that only a task born between these
-	// two system calls can take it. check_owner's undo (back to where the task was born) is right for
-	// such a newborn, not for an older task that was moved since (an exec'd process of the container is
-	// born outside and moved in by the runtime).
-	// (Not again when the previous hierarchy's check after its write has just found it the VMM's: no
-	// system call lies between the two.)
-	if (sorting.check_owner && verified_tid_ != thread.tid && !is_vmm_thread(thread.tid))
+	// ago; the tid is checked again right before the thread's first write, so that only a task born
+	// between these two system calls can take it. The undo after its last write (back to where the task
+	// was born) is right for such a newborn, not for an older task that was moved since (an exec'd
+	// process of the container is born outside and moved in by the runtime).
+	if (sorting.check_owner && !checked_before_ && !is_vmm_thread(thread.tid))
 		return false;
+	checked_before_ = true;
 	std::error_code ec = write_thread(sorting, want, thread.tid);
 	if (is_gone(ec))
 		return false;
-	if (!ec && sorting.check_owner && !check_owner(sorting, proc, thread.tid))
-		return false;
 	if (!ec && sorting.check_owner)
-		verified_tid_ = thread.tid;
+		written_.push_back(&sorting);
 	if (ec == std::errc::invalid_argument && sorting.einval_is_transient) {
 		++moves.moved;
 		moves.retry = true;
@@ -197,9 +194,9 @@ bool ThreadMover::is_vmm_thread(pid_t tid) const
 	return task_dir_.valid() && ::faccessat(task_dir_.get(), std::to_string(tid).c_str(), F_OK, 0) == 0;
 }
 
-bool ThreadMover::check_owner(Sorting &sorting, const ProcFs &proc, pid_t tid)
+bool ThreadMover::check_owner(const ProcFs &proc, pid_t tid)
 {
-	if (is_vmm_thread(tid))
+	if (written_.empty() || is_vmm_thread(tid))
 		return true;
 	// Not the VMM's thread any more: gone, or its tid reused on the host. Where was the new task born?
 	std::error_code ec;
@@ -209,13 +206,34 @@ bool ThreadMover::check_owner(Sorting &sorting, const ProcFs &proc, pid_t tid)
 	pid_t tgid = parse_status_pid(status, "Tgid").value_or(0);
 	pid_t origin = tgid != tid ? tgid : parse_status_pid(status, "PPid").value_or(0);
 	ProcCgroups where = parse_proc_cgroup(proc.read(origin, "cgroup", ec));
-	auto it = where.find(sorting.proc_key);
-	bool known = !ec && it != where.end();
-	std::error_code undo = known ? write_thread(sorting, it->second, tid) : errno_code(ENOENT);
-	spdlog::warn("thread id {} was reused by pid {} before the move: {}", tid, tgid,
-		     undo ? "could not move it back: " + undo.message()
-			  : "moved back to " + sorting.mount.describe(it->second));
+	for (Sorting *sorting : written_) {
+		auto it = where.find(sorting->proc_key);
+		bool known = !ec && it != where.end();
+		std::error_code undo = known ? write_thread(*sorting, it->second, tid) : errno_code(ENOENT);
+		spdlog::warn("thread id {} was reused by pid {} before the move: {}", tid, tgid,
+			     undo ? "could not move it back: " + undo.message()
+				  : "moved back to " + sorting->mount.describe(it->second));
+	}
 	return false;
+}
+
+// The thread in every hierarchy, then one check that each write moved the VMM's thread: no other task can
+// have been moved between the check before the first write and the check after the last one unless its tid
+// was reused, and then every write is undone.
+bool ThreadMover::place_everywhere(const std::vector<Members> &members, const ProcFs &proc, pid_t vmm,
+				   const ThreadInfo &thread, Moves &moves)
+{
+	checked_before_ = false;
+	written_.clear();
+	bool placed = true;
+	try {
+		for (std::size_t i = 0; i < sortings_.size() && placed; ++i)
+			placed = place_thread(sortings_[i], members[i], proc, vmm, thread, moves);
+	} catch (...) {
+		check_owner(proc, thread.tid);
+		throw;
+	}
+	return check_owner(proc, thread.tid) && placed;
 }
 
 Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads,
@@ -233,13 +251,8 @@ Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadI
 			moves.retry = true; // the rest in a later pass, or by the settler
 			break;
 		}
-		verified_tid_ = 0;
-		for (std::size_t i = 0; i < sortings_.size(); ++i) {
-			if (!place_thread(sortings_[i], members[i], proc, vmm, thread, moves)) {
-				moves.gone.push_back(thread.tid);
-				break;
-			}
-		}
+		if (!place_everywhere(members, proc, vmm, thread, moves))
+			moves.gone.push_back(thread.tid);
 	}
 	return moves;
 }

@@ -70,20 +70,25 @@ public:
 private:
 	using Members = std::unordered_map<pid_t, const std::string *>; // tid -> the cgroup that holds it
 	Members membership(const Sorting &sorting) const;
+	// One thread in every hierarchy; false when it is gone (or its tid was another task's: moved back).
+	bool place_everywhere(const std::vector<Members> &members, const ProcFs &proc, pid_t vmm,
+			      const ThreadInfo &thread, Moves &moves);
 	// The result of one thread's move in one hierarchy; false when the thread is gone.
 	bool place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
 			  const ThreadInfo &thread, Moves &moves);
 	std::error_code write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid);
-	// After a v1 move: the tid is still a thread of the VMM, or the task it now names goes back to where
-	// it was born (its thread group's or its parent's cgroup). True when the move was the VMM's.
-	bool check_owner(Sorting &sorting, const ProcFs &proc, pid_t tid);
+	// After a thread's last v1 write: the tid is still a thread of the VMM, or the task it now names goes
+	// back to where it was born (its thread group's or its parent's cgroup) in every hierarchy written.
+	// True when the moves were the VMM's.
+	bool check_owner(const ProcFs &proc, pid_t tid);
 	// The tid names a thread of the VMM (its /proc task directory, held open through task_dir_).
 	bool is_vmm_thread(pid_t tid) const;
 
 	std::vector<Sorting> sortings_;
 	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file
 	UniqueFd task_dir_;                            // /proc/<vmm>/task of the pass under way
-	pid_t verified_tid_ = 0; // the thread just found the VMM's after its write in the previous hierarchy
+	bool checked_before_ = false;    // the thread under way was found the VMM's before its first write
+	std::vector<Sorting *> written_; // the hierarchies where it was written (and checked after)
 };
 
 // ENOENT or ESRCH: the thread, process or cgroup exited or was removed meanwhile.

@@ -73,14 +73,15 @@ std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::v
 				     std::error_code &ec, std::size_t max_threads)
 {
 	std::vector<ThreadInfo> threads;
-	std::vector<pid_t> ids = proc.thread_ids(pid, ec);
+	TaskDir tasks(proc, pid);
+	std::vector<pid_t> ids = tasks.ids(ec);
 	if (ids.size() > max_threads) {
 		ec = std::make_error_code(std::errc::argument_list_too_long);
 		return threads;
 	}
 	for (pid_t tid : ids) {
 		std::error_code read_ec;
-		std::string line = proc.read_task(pid, tid, "stat", read_ec);
+		std::string line = tasks.read(tid, "stat", read_ec);
 		auto stat = parse_stat(line);
 		if (read_ec || !stat)
 			continue; // exited meanwhile

@@ -74,8 +74,13 @@ std::string read_fd_with_deadline(int fd, std::size_t limit, const std::string &
 
 std::string read_file(const std::string &path, std::size_t limit, std::error_code &ec)
 {
+	return read_file_at(AT_FDCWD, path, limit, ec);
+}
+
+std::string read_file_at(int dir, const std::string &path, std::size_t limit, std::error_code &ec)
+{
 	std::string out;
-	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+	UniqueFd fd(::openat(dir, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
 	if (!fd.valid()) {
 		ec = errno_code();
 		return out;

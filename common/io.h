@@ -24,6 +24,8 @@ std::string read_fd_with_deadline(int fd, std::size_t limit, const std::string &
 
 // Reads a kernel file (/proc, /sys): ENOENT or ESRCH for an entry that vanished come back in ec.
 std::string read_file(const std::string &path, std::size_t limit, std::error_code &ec);
+// The same, for a path relative to an open directory.
+std::string read_file_at(int dir, const std::string &path, std::size_t limit, std::error_code &ec);
 
 // Reads a file the hooks are given (the configuration, the bundle's config.json, the record): opened
 // without following a symbolic link in its last component and without blocking (a FIFO or a device would

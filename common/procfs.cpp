@@ -1,6 +1,7 @@
 #include "procfs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,10 +40,9 @@ bool stat_fields(std::string_view rest, std::string_view &state, std::string_vie
 	return true;
 }
 
-std::vector<pid_t> numeric_entries(const std::string &dir, std::error_code &ec)
+std::vector<pid_t> numeric_entries(DIR *d, std::error_code &ec)
 {
 	std::vector<pid_t> out;
-	DIR *d = ::opendir(dir.c_str());
 	if (!d) {
 		ec = errno_code();
 		return out;
@@ -157,7 +157,7 @@ std::vector<pid_t> ProcFs::children(pid_t pid) const
 std::vector<pid_t> ProcFs::thread_ids(pid_t pid, std::error_code &ec) const
 {
 	ec.clear();
-	return numeric_entries(path(pid, "task"), ec);
+	return numeric_entries(::opendir(path(pid, "task").c_str()), ec);
 }
 
 std::string ProcFs::read(pid_t pid, std::string_view file, std::error_code &ec) const
@@ -173,6 +173,36 @@ std::string ProcFs::read_task(pid_t pid, pid_t tid, std::string_view file, std::
 std::string ProcFs::read_self(std::string_view file, std::error_code &ec) const
 {
 	return read_file(root_ + "/self/" + std::string(file), max_proc_file_size, ec);
+}
+
+TaskDir::TaskDir(const ProcFs &proc, pid_t pid)
+	: fd_(::open(proc.path(pid, "task").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+{
+	if (!fd_.valid())
+		error_ = errno_code();
+}
+
+std::vector<pid_t> TaskDir::ids(std::error_code &ec) const
+{
+	ec = error_;
+	if (ec)
+		return {};
+	// A DIR of its own (on a duplicate, rewound: the duplicate shares the offset) for each listing.
+	int dup = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
+	DIR *d = dup >= 0 ? ::fdopendir(dup) : nullptr;
+	if (!d && dup >= 0)
+		::close(dup);
+	if (d)
+		::rewinddir(d);
+	return numeric_entries(d, ec);
+}
+
+std::string TaskDir::read(pid_t tid, std::string_view file, std::error_code &ec) const
+{
+	ec = error_;
+	if (ec)
+		return {};
+	return read_file_at(fd_.get(), std::to_string(tid) + "/" + std::string(file), max_proc_file_size, ec);
 }
 
 std::chrono::nanoseconds boot_time()
