@@ -48,23 +48,28 @@ std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std
 std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vector<std::string> &globs,
 				   unsigned max_depth)
 {
-	std::deque<std::pair<pid_t, unsigned>> queue{{pid, 0}};
+	auto root = proc.process(pid);
+	return root ? find_vmm(proc, *root, globs, max_depth) : std::nullopt;
+}
+
+std::optional<ProcessRef> find_vmm(const ProcFs &proc, const ProcessRef &root,
+				   const std::vector<std::string> &globs, unsigned max_depth)
+{
+	std::deque<std::pair<ProcessRef, unsigned>> queue{{root, 0}};
 	while (!queue.empty()) {
-		auto [candidate, depth] = queue.front();
+		auto [ref, depth] = queue.front();
 		queue.pop_front();
-		auto ref = proc.process(candidate);
-		if (!ref)
-			continue; // exited meanwhile
-		if (matches_vmm_name(globs, proc.exe_name(candidate), proc.comm(candidate))) {
-			// The name could have changed (exec) between reading the start time and the names:
-			// check.
-			if (proc.process(candidate) == ref)
+		if (matches_vmm_name(globs, proc.exe_name(ref.pid), proc.comm(ref.pid))) {
+			// The names are those of the process whose start time was read before them, or its
+			// pid was reused in between (by a process that may have any name): check.
+			if (proc.process(ref.pid) == ref)
 				return ref;
 			continue;
 		}
 		if (depth < max_depth)
-			for (pid_t child : proc.children(candidate))
-				queue.emplace_back(child, depth + 1);
+			for (pid_t child : proc.children(ref.pid))
+				if (auto child_ref = proc.process(child))
+					queue.emplace_back(*child_ref, depth + 1);
 	}
 	return std::nullopt;
 }

@@ -33,6 +33,10 @@ std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std
 // max_depth generations down. nullopt if none (yet).
 std::optional<ProcessRef> find_vmm(const ProcFs &proc, pid_t pid, const std::vector<std::string> &globs,
 				   unsigned max_depth);
+// The same from a process already known (the container's), whose stat is not read again before its names:
+// it is returned only while its pid still names it.
+std::optional<ProcessRef> find_vmm(const ProcFs &proc, const ProcessRef &root,
+				   const std::vector<std::string> &globs, unsigned max_depth);
 
 // The VMM's threads with their names, start times and vCPU indexes by name: one read of .../stat per thread.
 // Threads that exit while they are listed are left out. More than max_threads: nothing read, ec E2BIG.

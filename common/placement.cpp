@@ -52,7 +52,7 @@ PlacementOptions PlacementOptions::from(const Config &config)
 
 bool PlacementLoop::find_vmm()
 {
-	result_.vmm = vmmcg::find_vmm(proc_, container_.pid, options_.vmm_names, options_.vmm_search_depth);
+	result_.vmm = vmmcg::find_vmm(proc_, container_, options_.vmm_names, options_.vmm_search_depth);
 	if (!result_.vmm && !proc_.alive(container_))
 		result_.container_gone = true;
 	return result_.vmm.has_value();
