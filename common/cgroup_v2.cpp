@@ -111,7 +111,8 @@ private:
 	// mkdir and cgroup.type "threaded"; the name of what this run made is kept for rollback.
 	void make_threaded_child(const CgroupMount &mount, const std::string &cgroup);
 	void check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone) const;
-	// S's saved values back, the controllers this project enabled disabled; failures counted.
+	// S's saved values back (but cpu.max where S is a unit's cgroup: systemd's), the controllers this
+	// project enabled disabled; failures counted.
 	std::size_t restore_sandbox(const CgroupMount &mount) const;
 	// Removes each child, deepest first, noting it in `teardown` as "S/<name>".
 	void remove_children(const CgroupMount &mount, const std::vector<std::string> &children,
@@ -258,8 +259,17 @@ std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
 			++failures;
 		}
 	};
-	for (const auto &[file, value] : layout_.saved)
+	// Where S is a unit's cgroup, systemd owns its cpu.max (runc's scope: CPUQuota=), and it holds what
+	// the hooks set through systemd: a value written behind its back would be one systemd fights.
+	bool systemd_owns = unit_of_cgroup(layout_.sandbox) && systemd_running();
+	for (const auto &[file, value] : layout_.saved) {
+		if (systemd_owns && file == "cpu.max") {
+			spdlog::debug("{}: left to systemd, whose unit it is",
+				      mount.describe(layout_.sandbox, file));
+			continue;
+		}
 		report(file, mount.write_file(layout_.sandbox, file, value));
+	}
 	for (const auto &name : layout_.enabled)
 		report("cgroup.subtree_control",
 		       mount.write_file(layout_.sandbox, "cgroup.subtree_control", "-" + name));
