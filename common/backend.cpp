@@ -25,6 +25,33 @@ std::optional<std::int64_t> OverheadPolicy::quota(std::optional<std::int64_t> co
 	return std::max<std::int64_t>(1000, static_cast<std::int64_t>(cpus * static_cast<double>(period)));
 }
 
+namespace {
+
+// "a", "a and b", "a, b and c"
+std::string join_names(const std::vector<std::string> &names)
+{
+	std::string out;
+	for (std::size_t i = 0; i < names.size(); ++i) {
+		if (i > 0)
+			out += i + 1 == names.size() ? " and " : ", ";
+		out += names[i];
+	}
+	return out;
+}
+
+} // namespace
+
+std::string Teardown::summary() const
+{
+	std::string out;
+	if (!removed.empty())
+		out = "removed " + join_names(removed);
+	if (!gone.empty())
+		out += (out.empty() ? "" : "; ") + join_names(gone) +
+		       (gone.size() == 1 ? " was removed already" : " were removed already");
+	return out.empty() ? "nothing to remove" : out;
+}
+
 std::unique_ptr<Backend> make_backend(CgroupLayout &layout)
 {
 	if (auto *v1 = std::get_if<cgroup_v1::Layout>(&layout))

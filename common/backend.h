@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "config.h"
@@ -49,6 +50,19 @@ struct OverheadPolicy {
 					  std::uint64_t container_period, std::uint64_t period) const;
 };
 
+// What a teardown did, for poststop's one line: the cgroups it removed and those someone else (the
+// runtime, which removes S with what is below it) had removed before it, each named as the backend
+// calls it ("S/vcpu", "O in cpu,cpuacct").
+struct Teardown {
+	std::vector<std::string> removed;
+	std::vector<std::string> gone; // removed already
+	std::size_t failures = 0;
+
+	// "removed S/vcpu and S/overhead", "S/vcpu and S/overhead were removed already", both joined by "; ",
+	// or "nothing to remove".
+	std::string summary() const;
+};
+
 class Backend
 {
 public:
@@ -78,8 +92,9 @@ public:
 	virtual bool follow_limits(const OverheadPolicy &policy) = 0;
 
 	// poststop: moves what remains to the parent, removes every cgroup this project created, deepest
-	// first, and restores S. Keeps going after a failure; returns the number of failures.
-	virtual std::size_t teardown() = 0;
+	// first, and restores S. Keeps going after a failure; says what it removed and what was gone already,
+	// and counts the failures.
+	virtual Teardown teardown() = 0;
 };
 
 // The backend of a layout, which it keeps a reference to and updates (v2: what was changed on S), so the

@@ -91,15 +91,19 @@ std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgrou
 	return ec;
 }
 
-bool report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec)
+void report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec,
+		    const std::string &name, Teardown &teardown)
 {
-	if (!ec)
+	if (!ec) {
 		spdlog::debug("removed {}", mount.describe(cgroup));
-	else if (ec == std::errc::no_such_file_or_directory)
+		teardown.removed.push_back(name);
+	} else if (ec == std::errc::no_such_file_or_directory) {
 		spdlog::debug("{} was removed already", mount.describe(cgroup));
-	else
+		teardown.gone.push_back(name);
+	} else {
 		spdlog::error("removing {}: {}", mount.describe(cgroup), ec.message());
-	return ec && ec != std::errc::no_such_file_or_directory;
+		++teardown.failures;
+	}
 }
 
 std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures)

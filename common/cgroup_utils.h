@@ -32,8 +32,10 @@ void write_cpuset(const CgroupMount &mount, std::string_view cgroup, const CpuLi
 // already (someone else removed it: not a failure, but nothing to report as removed).
 std::error_code remove_cgroup(const CgroupMount &mount, const std::string &cgroup, const char *thread_file,
 			      std::string_view drain_to = {});
-// The outcome of one removal, logged as what really happened; true when it is a failure.
-bool report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec);
+// The outcome of one removal, logged as what really happened and noted in `teardown` as `name` (removed,
+// removed already, or a failure).
+void report_removal(const CgroupMount &mount, const std::string &cgroup, std::error_code ec,
+		    const std::string &name, Teardown &teardown);
 
 // A mount for cleanup: a failure is logged and counted, and cleanup goes on with the next one.
 std::optional<CgroupMount> open_for_cleanup(const std::string &path, std::size_t &failures);

@@ -107,7 +107,7 @@ public:
 	// The vCPUs are in S, so they follow S's limit by themselves; O's derived cap follows it here.
 	bool follow_limits(const OverheadPolicy &policy) override;
 	void relax() override {} // O is outside S from the start: nothing binds the overhead to S's limit
-	std::size_t teardown() override;
+	Teardown teardown() override;
 
 private:
 	struct Made {
@@ -184,7 +184,9 @@ void V1Backend::rollback() noexcept
 	for (auto it = made_.rbegin(); it != made_.rend(); ++it) {
 		try {
 			CgroupMount mount = CgroupMount::open(it->mount);
-			report_removal(mount, it->path, remove_cgroup(mount, it->path, thread_file));
+			Teardown ignored; // logged: rollback reports nothing beyond that
+			report_removal(mount, it->path, remove_cgroup(mount, it->path, thread_file), it->path,
+				       ignored);
 		} catch (const std::exception &e) {
 			spdlog::error("rollback: {}", e.what());
 		}
@@ -326,19 +328,21 @@ bool V1Backend::follow_limits(const OverheadPolicy &policy)
 	return changed;
 }
 
-std::size_t V1Backend::teardown()
+Teardown V1Backend::teardown()
 {
-	std::size_t failures = 0;
+	Teardown teardown;
 	for (const auto &hierarchy : layout_.hierarchies) {
-		std::optional<CgroupMount> mount = open_for_cleanup(hierarchy.mount, failures);
+		std::optional<CgroupMount> mount = open_for_cleanup(hierarchy.mount, teardown.failures);
 		if (!mount)
 			continue;
 		// What is left in O goes back under the container's limits, not to O's parent.
 		std::error_code ec =
 			remove_cgroup(*mount, hierarchy.overhead, thread_file, hierarchy.sandbox);
-		failures += report_removal(*mount, hierarchy.overhead, ec);
+		// Named by its hierarchy's mount: "O in cpu,cpuacct".
+		report_removal(*mount, hierarchy.overhead, ec,
+			       "O in " + hierarchy.mount.substr(hierarchy.mount.rfind('/') + 1), teardown);
 	}
-	return failures;
+	return teardown;
 }
 
 } // namespace

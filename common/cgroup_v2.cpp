@@ -105,15 +105,18 @@ public:
 		    std::chrono::steady_clock::time_point deadline) override;
 	void relax() override;
 	bool follow_limits(const OverheadPolicy &policy) override;
-	std::size_t teardown() override;
+	Teardown teardown() override;
 
 private:
 	// mkdir and cgroup.type "threaded"; the name of what this run made is kept for rollback.
 	void make_threaded_child(const CgroupMount &mount, const std::string &cgroup);
 	void check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone) const;
-	// S's saved values back, the controllers this project enabled disabled; failures counted.
+	// S's saved values back (but cpu.max where S is a unit's cgroup: systemd's), the controllers this
+	// project enabled disabled; failures counted.
 	std::size_t restore_sandbox(const CgroupMount &mount) const;
-	std::size_t remove_children(const CgroupMount &mount, const std::vector<std::string> &children) const;
+	// Removes each child, deepest first, noting it in `teardown` as "S/<name>".
+	void remove_children(const CgroupMount &mount, const std::vector<std::string> &children,
+			     Teardown &teardown) const;
 
 	Layout &layout_;
 	std::vector<std::string> made_;
@@ -155,7 +158,8 @@ void V2Backend::rollback() noexcept
 	try {
 		CgroupMount mount = CgroupMount::open(layout_.mount);
 		restore_sandbox(mount);
-		remove_children(mount, {made_.rbegin(), made_.rend()});
+		Teardown ignored; // what went wrong is logged: rollback reports nothing beyond that
+		remove_children(mount, {made_.rbegin(), made_.rend()}, ignored);
 	} catch (const std::exception &e) {
 		spdlog::error("rollback: {}", e.what());
 	}
@@ -255,32 +259,40 @@ std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
 			++failures;
 		}
 	};
-	for (const auto &[file, value] : layout_.saved)
+	// Where S is a unit's cgroup, systemd owns its cpu.max (runc's scope: CPUQuota=), and it holds what
+	// the hooks set through systemd: a value written behind its back would be one systemd fights.
+	bool systemd_owns = unit_of_cgroup(layout_.sandbox) && systemd_running();
+	for (const auto &[file, value] : layout_.saved) {
+		if (systemd_owns && file == "cpu.max") {
+			spdlog::debug("{}: left to systemd, whose unit it is",
+				      mount.describe(layout_.sandbox, file));
+			continue;
+		}
 		report(file, mount.write_file(layout_.sandbox, file, value));
+	}
 	for (const auto &name : layout_.enabled)
 		report("cgroup.subtree_control",
 		       mount.write_file(layout_.sandbox, "cgroup.subtree_control", "-" + name));
 	return failures;
 }
 
-std::size_t V2Backend::remove_children(const CgroupMount &mount,
-				       const std::vector<std::string> &children) const
+void V2Backend::remove_children(const CgroupMount &mount, const std::vector<std::string> &children,
+				Teardown &teardown) const
 {
-	std::size_t failures = 0;
-	for (const auto &child : children) {
-		failures += report_removal(mount, child, remove_cgroup(mount, child, thread_file));
-	}
-	return failures;
+	for (const auto &child : children)
+		report_removal(mount, child, remove_cgroup(mount, child, thread_file),
+			       "S" + child.substr(layout_.sandbox.size()), teardown);
 }
 
-std::size_t V2Backend::teardown()
+Teardown V2Backend::teardown()
 {
-	std::size_t failures = 0;
-	std::optional<CgroupMount> mount = open_for_cleanup(layout_.mount, failures);
+	Teardown teardown;
+	std::optional<CgroupMount> mount = open_for_cleanup(layout_.mount, teardown.failures);
 	if (!mount)
-		return failures;
-	failures += remove_children(*mount, {layout_.overhead(), layout_.vcpu()});
-	return failures + restore_sandbox(*mount);
+		return teardown;
+	remove_children(*mount, {layout_.overhead(), layout_.vcpu()}, teardown);
+	teardown.failures += restore_sandbox(*mount);
+	return teardown;
 }
 
 } // namespace

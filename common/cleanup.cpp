@@ -114,7 +114,7 @@ bool container_gone(const Record &record)
 	return sandbox_presence(record).gone();
 }
 
-std::size_t clean_up(const std::string &record_dir, Record &record)
+Teardown clean_up(const std::string &record_dir, Record &record)
 {
 	// Both are SIGKILLed at once. A settler, and the watcher of a VMM that still runs (or none known),
 	// may be moving threads: their exit is waited for before the cgroups are torn down. The watcher of a
@@ -128,12 +128,12 @@ std::size_t clean_up(const std::string &record_dir, Record &record)
 	else
 		watcher.let_go();
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
-	std::size_t failures = backend ? backend->teardown() : 0;
+	Teardown teardown = backend ? backend->teardown() : Teardown();
 	if (std::error_code ec = remove_record(record_dir, record.name)) {
 		spdlog::error("removing {}: {}", record_path(record_dir, record.name), ec.message());
-		++failures;
+		++teardown.failures;
 	}
-	return failures;
+	return teardown;
 }
 
 } // namespace vmmcg

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "backend.h"
 #include "procfs.h"
 #include "record.h"
 
@@ -32,7 +33,7 @@ SandboxPresence sandbox_presence(const Record &record);
 bool container_gone(const Record &record);
 
 // The settler, the cgroups the record lists (only those: nothing of another instance), the record itself.
-// Keeps going after a failure; returns the number of failures.
-std::size_t clean_up(const std::string &record_dir, Record &record);
+// Keeps going after a failure; returns what was removed, what was removed already, and the failures.
+Teardown clean_up(const std::string &record_dir, Record &record);
 
 } // namespace vmmcg

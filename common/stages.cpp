@@ -181,7 +181,7 @@ void record_intent(const Config &config, Record &intent)
 	if (old) {
 		spdlog::warn("cleaning a stale record of this id and bundle, whose container pid {} is gone",
 			     old->container ? old->container->pid : 0);
-		if (clean_up(config.record_dir, *old) > 0)
+		if (clean_up(config.record_dir, *old).failures > 0)
 			throw HostError("the stale cgroups of this id and bundle could not all be removed");
 	}
 	if (!create_record(config.record_dir, intent))
@@ -320,11 +320,14 @@ int poststop(const StageContext &context)
 		spdlog::info("no record: nothing to clean");
 		return exit_ok;
 	}
-	if (clean_up(context.config.record_dir, *record) > 0)
+	Teardown teardown = clean_up(context.config.record_dir, *record);
+	if (teardown.failures > 0)
 		return exit_failure;
-	spdlog::info(record->phase == Record::Phase::creating
-			     ? "cleaned up what an interrupted createRuntime made"
-			     : "cleaned up");
+	// What it really did: at poststop the runtime has usually removed S, and S's children with it.
+	spdlog::info("cleaned up{}: {}",
+		     record->phase == Record::Phase::creating ? " what an interrupted createRuntime made"
+							      : "",
+		     teardown.summary());
 	return exit_ok;
 }
 

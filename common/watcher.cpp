@@ -158,24 +158,32 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 // The VMM has exited (or never came). poststop normally follows at once, removes the record and ends
 // this process. Where it never comes (conmon killed with the unit that started it, an engine killed), the
 // container is gone once its process is dead and the runtime has removed S: then this process removes
-// what poststop would have. It waits for that only while the container's process is dead, a minute at most.
+// what poststop would have. It waits for that only while the container's process is dead, a minute at most,
+// and leaves poststop_grace seconds after S is gone to poststop: the engine runs poststop after the
+// runtime removed S, seconds later on a slow node (podman under TCG), and poststop's line is the one that
+// says what the container's end removed.
 void Watcher::clean_up_if_orphaned()
 {
-	for (int second = 0; second < 60; ++second) {
+	constexpr int window = 60, poststop_grace = 10;
+	int gone_for = 0;
+	for (int second = 0; second < window + poststop_grace; ++second) {
 		rearm_watchdog();
 		std::optional<Record> record = current();
 		if (!record)
 			return; // poststop ran
 		if (record->container && ProcFs().alive(*record->container))
 			return; // the container lives on (a launcher whose VMM exited): poststop will come
-		if (container_gone(*record)) {
-			spdlog::warn(
-				"the container is gone and no poststop came: cleaning up as poststop would");
+		gone_for = container_gone(*record) ? gone_for + 1 : 0;
+		if (gone_for > poststop_grace) {
 			record->settler.reset();
 			record->watcher.reset(); // this process: not to be stopped
-			clean_up(config_.record_dir, *record);
+			spdlog::warn("the container is gone and no poststop came: cleaned up as poststop "
+				     "would: {}",
+				     clean_up(config_.record_dir, *record).summary());
 			return;
 		}
+		if (gone_for == 0 && second >= window)
+			return;
 		std::this_thread::sleep_for(1s);
 	}
 }

@@ -135,7 +135,7 @@ GcEntry collect(const std::string &record_dir, Record record, const Claims &clai
 	if (!entry.decision.remove || options.dry_run)
 		return entry;
 	set_log_container(record.id);
-	entry.failures = clean_up(record_dir, record);
+	entry.failures = clean_up(record_dir, record).failures;
 	spdlog::info("gc: {}: {}", entry.decision.reason,
 		     entry.failures ? "not everything removed" : "removed");
 	set_log_container("?");

@@ -12,17 +12,22 @@
 # machine.slice/libpod-<id>.scope/container and runc's the scope itself. The hooks put the vCPU threads
 # into S/vcpu (the container's CPU limit) and every other thread into S/overhead.
 set -u
-. /usr/local/lib/vmmcg-node/params # CASES, VERBOSE, JOBS
+. /usr/local/lib/vmmcg-node/params # CASES, VERBOSE, JOBS, MAN_PAGES
 
 CG=/sys/fs/cgroup
 RECORDS=/run/vmm-cgroup-hooks
+CONFIG=/etc/vmm-cgroup-hooks/config.json
+CONFIG_TEXT=$(<"$CONFIG") # as run_node.py wrote it; a case may change it for its own run (without_watcher)
 HOOK_EXES=/usr/libexec/vmm-cgroup-hooks
 HOOKS_D=/usr/share/containers/oci/hooks.d
 IMAGE=localhost/vmmcg-node-vmm
 CPUS=1.5
 LIMIT="150000 100000" # what --cpus 1.5 is in cpu.max
-# The hooks' derived cap on S/overhead: a quarter of the container's 1.5 CPUs (at least 250m).
+# The hooks' derived cap on S/overhead (overhead_cap_percent 25, overhead_cap_min_millicpus 250): a quarter
+# of the container's 1.5 CPUs; after podman update --cpus 1 a quarter of 1 CPU, which is the floor 250m.
 OVERHEAD_CAP="37500 100000"
+UPDATED_LIMIT="100000 100000" UPDATED_OVERHEAD_CAP="25000 100000"
+CTL=/usr/sbin/vmm-cgroupctl
 VCPUS=4
 IO_THREADS=2
 # --no-kvm: a TCG guest has no /dev/kvm; the configuration's vcpu_proof "names" lets the thread names count.
@@ -34,7 +39,7 @@ TRIGGER=/tmp/vmmcg-node-go # a launcher in the container waits for it (created t
 CASE=boot
 RUNTIME=crun
 MANAGER=systemd
-ID= S= PID= SETTLER= REMOVED=1 INSTANCE=
+ID= S= PID= SETTLER= REMOVED=1 INSTANCE= SCOPE=
 LAST_ID_FILE=/run/vmmcg-node-last-id # the last container started, for the journal case
 QUEUE=/run/vmmcg-node-queue          # the next case to run, for the workers
 OUT= RC=0
@@ -55,6 +60,9 @@ check() {
 	if [ "$3" = "$4" ]; then pass "$1" "$2: '$3'"; else fail "$1" "$2: '$3', expected '$4'"; fi
 }
 info() { say "VMMCG-INFO $CASE: $*"; }
+# data NAME: standard input to the host, base64 in lines "VMMCG-DATA <case> NAME <chunk>"; run_node.py
+# joins them and checks the whole (the status JSON against its schema, the metrics with promtool).
+data() { base64 -w 96 | sed "s|^|VMMCG-DATA $CASE $1 |"; }
 evidence() { say "VMMCG-EVIDENCE $CASE: $*"; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 # s PATH: the path with S written as "S" (the ids are long)
@@ -259,9 +267,10 @@ leftovers() {
 		PROBLEMS+="S $S is still there (type $(cat "$CG$S/cgroup.type"), procs: $(flat < "$CG$S/cgroup.procs")); "
 	fi
 }
-# check_left_nothing CHECK [S] [SECONDS]
+# check_left_nothing CHECK [S] [SECONDS]: SECONDS 20 unless told (poststop comes from podman's cleanup, seconds
+# after the runtime's delete under TCG)
 check_left_nothing() {
-	local deadline=$((EPOCHSECONDS + ${3:-10}))
+	local deadline=$((EPOCHSECONDS + ${3:-20}))
 	while :; do
 		leftovers "${2:-}"
 		[ -z "$PROBLEMS" ] || [ "$EPOCHSECONDS" -ge "$deadline" ] && break
@@ -333,6 +342,14 @@ finish() {
 		kill -9 "$PID"
 	fi
 	ID= S= PID= SETTLER= REMOVED=1 INSTANCE=
+	[ "$(<"$CONFIG")" = "$CONFIG_TEXT" ] || printf '%s\n' "$CONFIG_TEXT" > "$CONFIG"
+}
+
+# without_watcher: the hooks' configuration with "watch_vmm": false until the case's finish; for cases that
+# run alone (SERIAL), since every hook reads the one configuration.
+without_watcher() {
+	printf '%s\n' "${CONFIG_TEXT%\}}, \"watch_vmm\": false}" > "$CONFIG"
+	info "configuration for this case: $(<"$CONFIG")"
 }
 
 wait_gone() { # PID SECONDS: the process is gone
@@ -354,6 +371,7 @@ case_run() {
 	started
 	check_record
 	check_settler_gone
+	check_ctl
 	pm pause "$ID"
 	expect_ok pause "podman pause"
 	check_frozen paused-frozen 1
@@ -366,6 +384,29 @@ case_run() {
 	check_left_nothing stop-left-nothing
 	remove rm
 	check_left_nothing left-nothing S
+	check_poststop_line
+}
+
+# hook_journal [FIELD=VALUE...]: the MESSAGE of the hooks' journal lines (journalctl -t vmm-cgroup-hooks)
+# that have these fields (common/log.cpp writes CONTAINER_ID and VMMCG_STAGE).
+hook_journal() { journalctl -b --no-pager -o cat -t vmm-cgroup-hooks "$@" 2>/dev/null; }
+
+# poststop's one line at info says what it removed and what was removed already. podman runs poststop
+# after the runtime deleted the container, and both runc and crun remove S with what is below it.
+check_poststop_line() {
+	local deadline=$((EPOCHSECONDS + 5)) lines
+	while :; do
+		lines=$(hook_journal CONTAINER_ID="$ID" VMMCG_STAGE=poststop | grep 'cleaned up')
+		[ -n "$lines" ] || [ "$EPOCHSECONDS" -ge "$deadline" ] && break
+		sleep 0.3
+	done
+	local want="poststop id=$ID: cleaned up: S/overhead and S/vcpu were removed already"
+	if [ "$lines" = "$want" ]; then
+		pass poststop-line "the journal's one poststop line: '${want/$ID/<id>}'"
+	else
+		fail poststop-line "poststop's lines with 'cleaned up': '$(printf '%s' "${lines//$ID/<id>}" | sed 's/$/;/' | flat)', expected the one '${want/$ID/<id>}'"
+		evidence "poststop's lines: $(hook_journal CONTAINER_ID="$ID" VMMCG_STAGE=poststop | sed "s/$ID/<id>/; s/\$/;/" | short 1500)"
+	fi
 }
 
 # check_record: the record <instance>.json of the container, version 2, with its instance name, bundle and
@@ -405,6 +446,39 @@ check_settler_gone() {
 	else
 		fail only-watcher "10 s after placement, hook processes '$left', the record's watcher '$watcher': $(hook_processes | flat)"
 	fi
+}
+
+# vmm-cgroupctl on the placed container: status says placement ok; its JSON and Prometheus text go to the
+# host, which checks them (run_node.py: ctl-json, ctl-prometheus); reconcile puts back a vCPU thread moved
+# to S/overhead by hand.
+check_ctl() {
+	cmd "$CTL" status "$ID"
+	if [ "$RC" = 0 ] && [[ $OUT == *"placement ok"* ]]; then
+		pass ctl-status "vmm-cgroupctl status ${ID:0:12}: placement ok"
+	else
+		fail ctl-status "vmm-cgroupctl status ${ID:0:12} exited $RC, without 'placement ok': $(printf '%s' "$OUT" | short 1500)"
+	fi
+	cmd "$CTL" status "$ID" --json
+	expect_ok ctl-status-json "vmm-cgroupctl status --json"
+	printf '%s' "$OUT" | data json
+	cmd "$CTL" status "$ID" --prometheus
+	expect_ok ctl-status-prometheus "vmm-cgroupctl status --prometheus"
+	printf '%s\n' "$OUT" | data prometheus
+	local t vcpu=
+	for t in /proc/"$PID"/task/*; do
+		get "$t/comm"
+		is_vcpu "$REPLY" && vcpu=${t##*/} && break
+	done
+	echo "$vcpu" > "$CG$S/overhead/cgroup.threads"
+	misplaced
+	info "vCPU thread $vcpu moved to S/overhead by hand: ${PROBLEMS:-nothing misplaced}"
+	cmd "$CTL" reconcile "$ID"
+	if [ "$RC" = 0 ] && [[ $OUT == *"$vcpu"* ]]; then
+		pass ctl-reconcile "vmm-cgroupctl reconcile moved the vCPU thread $vcpu back: $(printf '%s' "$OUT" | short 300)"
+	else
+		fail ctl-reconcile "vmm-cgroupctl reconcile exited $RC, naming no move of tid $vcpu: $(printf '%s' "$OUT" | short)"
+	fi
+	check_placement reconciled-placement
 }
 
 # freeze_problems WANT: S, S/vcpu and S/overhead report frozen WANT; when frozen, no thread runs.
@@ -447,30 +521,40 @@ case_update() {
 	before=$(limits_text)
 	pm update --cpus 1 "$ID"
 	expect_ok update "podman update --cpus 1"
-	# The watcher checks S's limit once a second: up to 3 s for it to move the new one to the vCPUs.
+	# The watcher checks S's limit once a second: up to 3 s for it to move the new one to the vCPUs and to
+	# derive the overhead's cap from it again.
 	local i
 	for i in $(seq 30); do
-		[ "$(cpu_max "$S/vcpu")" = "100000 100000" ] && [ "$(cpu_max "$S" | cut -d' ' -f1)" = max ] && break
+		[ "$(cpu_max "$S/vcpu")" = "$UPDATED_LIMIT" ] && [ "$(cpu_max "$S" | cut -d' ' -f1)" = max ] &&
+			[ "$(cpu_max "$S/overhead")" = "$UPDATED_OVERHEAD_CAP" ] && break
 		sleep 0.1
 	done
 	evidence "podman update --cpus 1: cpu.max before: $before; after: $(limits_text)"
 	local v
 	v=$(cpu_max "$S/vcpu")
-	check update-vcpu-limit "S/vcpu cpu.max after podman update --cpus 1 (the vCPUs follow the new limit)" "$v" "100000 100000"
+	check update-vcpu-limit "S/vcpu cpu.max after podman update --cpus 1 (the vCPUs follow the new limit)" "$v" "$UPDATED_LIMIT"
 	v=$(cpu_max "$S")
 	if [ "${v%% *}" = max ]; then pass update-S-uncapped "S cpu.max '$v' after the update"; else fail update-S-uncapped "S cpu.max '$v' after the update, expected 'max ...': the overhead is capped again"; fi
+	v=$(cpu_max "$S/overhead")
+	check update-overhead-cap "S/overhead cpu.max after the update (25% of 1 CPU, at least 250m)" "$v" "$UPDATED_OVERHEAD_CAP"
 	check_placement update-placement
 	remove rm-f -f -t 0
 	check_left_nothing left-nothing S
 }
 
-# systemd re-applies the scope's properties: the split must survive.
+# systemd re-applies the scope's properties: the split must survive. With "watch_vmm": false, so that no
+# watcher can put S back: S stays relaxed only if systemd's own view of the scope (its CPUQuota=) is
+# infinity, which the hooks set through systemd (vmm-cgroup-systemd, SetUnitProperties) where systemd owns
+# S's cpu.max (runc's S is the scope). Without that, daemon-reload writes the container's limit back on S.
 case_reload() {
+	without_watcher
 	start reload || return
 	started
-	local scope before
-	scope=$(echo "$S" | grep -o 'libpod-[0-9a-f]*\.scope')
-	info "systemd's view of $scope: $(systemctl show -p CPUQuotaPerSecUSec -p CPUWeight -p TasksMax -p Delegate "$scope" | flat)"
+	SCOPE=$(echo "$S" | grep -o 'libpod-[0-9a-f]*\.scope')
+	check_no_watcher
+	info "systemd's view of $SCOPE: $(systemctl show -p CPUQuotaPerSecUSec -p CPUWeight -p TasksMax -p Delegate "$SCOPE" | flat)"
+	check_systemd_quota placed-systemd-quota "once placed"
+	local before
 	before=$(limits_text)
 	cmd systemctl daemon-reload
 	expect_ok daemon-reload "systemctl daemon-reload"
@@ -478,8 +562,8 @@ case_reload() {
 	evidence "daemon-reload: cpu.max before: $before; after: $(limits_text)"
 	check_systemd daemon-reload
 	before=$(limits_text)
-	cmd systemctl set-property --runtime "$scope" TasksMax=4000
-	expect_ok set-property "systemctl set-property --runtime $scope TasksMax=4000"
+	cmd systemctl set-property --runtime "$SCOPE" TasksMax=4000
+	expect_ok set-property "systemctl set-property --runtime $SCOPE TasksMax=4000"
 	sleep 2
 	evidence "set-property: cpu.max before: $before; after: $(limits_text)"
 	check_systemd set-property
@@ -490,9 +574,33 @@ check_systemd() { # PREFIX
 	local v
 	v=$(cpu_max "$S")
 	if [ "${v%% *}" = max ]; then pass "$1-S-uncapped" "S cpu.max '$v'"; else fail "$1-S-uncapped" "S cpu.max '$v' after $1, expected 'max ...': systemd wrote the container's limit back on S, the overhead is capped with the vCPUs"; fi
+	check_systemd_quota "$1-systemd-quota" "after $1"
 	v=$(cpu_max "$S/vcpu")
 	check "$1-vcpu-limit" "S/vcpu cpu.max after $1" "$v" "$LIMIT"
 	check_placement "$1-placement"
+}
+# check_systemd_quota CHECK WHEN: systemd's own view of the scope's CPU quota is infinity (crun's scope never
+# had one; runc's had the container's, which the hooks set to infinity through systemd).
+check_systemd_quota() {
+	local v
+	v=$(systemctl show -p CPUQuotaPerSecUSec --value "$SCOPE")
+	check "$1" "systemctl show -p CPUQuotaPerSecUSec $SCOPE $2" "$v" infinity
+}
+# With "watch_vmm": false the hook process that placed the VMM ends once it did: none is left, and the record
+# names no watcher.
+check_no_watcher() {
+	local deadline=$((EPOCHSECONDS + 10)) left watcher
+	while :; do
+		watcher=$(record_watcher)
+		left=$(hook_processes)
+		[ -z "$watcher" ] && [ -z "$left" ] || [ "$EPOCHSECONDS" -ge "$deadline" ] && break
+		sleep 0.3
+	done
+	if [ -z "$watcher" ] && [ -z "$left" ]; then
+		pass no-watcher "with watch_vmm false, no hook process is left once placed, and the record names no watcher"
+	else
+		fail no-watcher "10 s after placement with watch_vmm false: the record's watcher '$watcher'; running: $(printf '%s' "$left" | flat)"
+	fi
 }
 
 # A container in the host's pid namespace: stopping it is the runtime's kill of every process in its
@@ -581,6 +689,21 @@ case_journal() {
 	else
 		fail journal-identifier "journalctl -b -t vmm-cgroup-hooks has no line of container ${id:0:12}; its lines are under: ${found:-nothing}"
 	fi
+	# The fields the hooks write (common/log.cpp), which journalctl filters on.
+	local stages
+	n=$(hook_journal CONTAINER_ID="$id" | grep -c "id=$id: ")
+	stages=$(journalctl -b --no-pager -o json -t vmm-cgroup-hooks CONTAINER_ID="$id" 2>/dev/null | grep -o '"VMMCG_STAGE":"[^"]*"' | sort | uniq -c | flat)
+	if [ "$n" -gt 0 ]; then
+		pass journal-container-id "$n lines under journalctl -t vmm-cgroup-hooks CONTAINER_ID=${id:0:12}...; stages: $stages"
+	else
+		fail journal-container-id "no line under journalctl -b -t vmm-cgroup-hooks CONTAINER_ID=$id"
+	fi
+	n=$(hook_journal CONTAINER_ID="$id" VMMCG_STAGE=poststop | grep -c "^poststop id=$id: ")
+	if [ "$n" -gt 0 ]; then
+		pass journal-stage "$n lines under CONTAINER_ID=${id:0:12}... VMMCG_STAGE=poststop: $(hook_journal CONTAINER_ID="$id" VMMCG_STAGE=poststop | sed "s/$id/<id>/; s/\$/;/" | short 400)"
+	else
+		fail journal-stage "no line under journalctl -b -t vmm-cgroup-hooks CONTAINER_ID=$id VMMCG_STAGE=poststop; stages: ${stages:-none}"
+	fi
 	evidence "journal lines of container ${id:0:12}: $(journalctl -b --no-pager -o short-monotonic 2>/dev/null | grep -F "$id" | grep -v ' podman\[\| systemd\[' | sed 's/$/;/' | short 2000)"
 }
 
@@ -663,10 +786,13 @@ case_settler_unit() {
 		touch "/proc/$launcher/root$TRIGGER"
 		find_vmm
 		check_placement placement 10
-		check_limits limits "$LIMIT" 2
+		# S is relaxed through systemd (the helper, D-Bus) by a settler at idle priority: seconds under TCG.
+		check_limits limits "$LIMIT" 10
 	fi
 	remove rm-f -f -t 0
-	check_left_nothing left-nothing S
+	# With conmon gone no poststop comes: the watcher cleans up once S has been gone for 10 s (poststop's
+	# grace), up to a second late at idle priority.
+	check_left_nothing left-nothing S 30
 	evidence "poststop's journal lines of ${ID:0:12}: $(journalctl -b --no-pager -o cat 2>/dev/null | grep -F "$ID" | grep -i poststop | grep -v 'settler' | sed 's/$/;/' | short 600)"
 }
 
@@ -687,6 +813,17 @@ boot_checks() {
 		pass hooks-installed "$HOOKS_D: $files; $(ls "$HOOK_EXES" | flat); config $(cat /etc/vmm-cgroup-hooks/config.json)"
 	else
 		fail hooks-installed "$HOOKS_D: '$files'; $HOOK_EXES: '$(ls "$HOOK_EXES" 2>&1 | flat)'"
+	fi
+	local page missing=
+	for page in $MAN_PAGES; do
+		[ -f "/usr/share/man/man8/$page" ] || missing+="$page "
+	done
+	if [ -z "$MAN_PAGES" ]; then
+		pass man-pages "no man pages were built (no scdoc on the build host): none to find"
+	elif [ -z "$missing" ]; then
+		pass man-pages "installed in /usr/share/man/man8: $MAN_PAGES"
+	else
+		fail man-pages "built but not in /usr/share/man/man8: ${missing% } (there: $(ls /usr/share/man/man8 2>&1 | grep vmm | flat))"
 	fi
 	info "$(uname -r), $(nproc) CPUs; $(podman --version); $(crun --version | head -n1); $(runc --version | head -n1); $(systemctl --version | head -n1); conmon $(conmon --version | head -n1)"
 	cmd podman import --quiet /usr/local/lib/vmmcg-node/vmm-image.tar "$IMAGE"
@@ -728,6 +865,17 @@ end_checks() {
 	left+=$(find "$CG" -mindepth 2 -type d \( -name vcpu -o -name overhead \) 2>/dev/null | sed 's/$/ is still there; /')
 	left+=$(pgrep -x test-vmm | sed 's/^/a test-vmm is still running: pid /; s/$/; /')
 	if [ -z "$left" ]; then pass nothing-left "no hook process, record, vcpu or overhead cgroup, or VMM of any case"; else fail nothing-left "$(printf '%s' "$left" | flat)"; fi
+	# The settler and watcher each moved into a transient vmm-cgroup-hooks-<instance>.scope: systemd removes
+	# it once its process has ended. The slice they were in stays (an empty slice is not stopped); systemd
+	# makes its name's parents too (vmm.slice/vmm-cgroup.slice/vmm-cgroup-hooks.slice).
+	local deadline=$((EPOCHSECONDS + 10)) scopes
+	while :; do
+		scopes=$(systemctl list-units --all --no-legend --plain 'vmm-cgroup-hooks-*.scope' | flat)
+		[ -z "$scopes" ] || [ "$EPOCHSECONDS" -ge "$deadline" ] && break
+		sleep 0.5
+	done
+	if [ -z "$scopes" ]; then pass no-hooks-scope "no vmm-cgroup-hooks-*.scope unit is left"; else fail no-hooks-scope "units left: $scopes"; fi
+	info "vmm-cgroup-hooks.slice: $(systemctl show -p ActiveState -p ControlGroup vmm-cgroup-hooks.slice | flat), tasks: $(systemctl show -p TasksCurrent --value vmm-cgroup-hooks.slice)"
 }
 
 # Cases run JOBS at a time (2: the guest's two vCPUs are both busy, the waits overlap), except those that act

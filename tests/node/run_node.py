@@ -10,6 +10,7 @@ lifecycle through the real podman and prints VMMCG-RESULT lines on the serial co
 that every expected result came and passed. Exit status 0 only then. See README.md next to this file.
 """
 import argparse
+import base64
 import concurrent.futures
 import fcntl
 import gzip
@@ -45,17 +46,25 @@ CONFIG_PATH = "/etc/vmm-cgroup-hooks/config.json"
 # or the case fails ("missing"). The guest may print more (they count like any other).
 
 NOTHING_LEFT = ["left-nothing"]
+# vmm-cgroupctl in the guest; ctl-json and ctl-prometheus are made here, from what the guest sent (check_data)
+CTL_CHECKS = ["ctl-status", "ctl-status-json", "ctl-status-prometheus", "ctl-json", "ctl-prometheus",
+              "ctl-reconcile", "reconciled-placement"]
 STARTED = ["run", "placement", "limits"]
 PER_RUNTIME = {
     # podman run --cpus 1.5, placement thread by thread, podman pause/unpause, podman stop, podman rm
-    "run": STARTED + ["record", "only-watcher", "pause", "paused-frozen", "unpause", "unpaused-thawed",
-                      "unpaused-placement", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
+    # and vmm-cgroupctl on the placed container (status, its JSON and metrics checked here, reconcile)
+    "run": STARTED + ["record", "only-watcher"] + CTL_CHECKS + ["pause", "paused-frozen", "unpause", "unpaused-thawed",
+                      "unpaused-placement", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT + ["poststop-line"],
     # podman update --cpus 1: an in-place resize; then podman rm -f of the running container
-    "update": STARTED + ["update", "update-vcpu-limit", "update-S-uncapped", "update-placement", "rm-f"]
+    "update": STARTED + ["update", "update-vcpu-limit", "update-S-uncapped", "update-overhead-cap",
+                         "update-placement", "rm-f"]
               + NOTHING_LEFT,
-    # systemctl daemon-reload, systemctl set-property --runtime <scope> TasksMax=4000; podman rm -f
-    "reload": STARTED + ["daemon-reload", "daemon-reload-S-uncapped", "daemon-reload-vcpu-limit",
-                         "daemon-reload-placement", "set-property", "set-property-S-uncapped",
+    # with "watch_vmm": false: systemctl daemon-reload, systemctl set-property --runtime <scope> TasksMax=4000,
+    # and systemd's own view of the scope's quota; podman rm -f
+    "reload": STARTED + ["no-watcher", "placed-systemd-quota",
+                         "daemon-reload", "daemon-reload-S-uncapped", "daemon-reload-systemd-quota",
+                         "daemon-reload-vcpu-limit", "daemon-reload-placement",
+                         "set-property", "set-property-S-uncapped", "set-property-systemd-quota",
                          "set-property-vcpu-limit", "set-property-placement", "rm-f"] + NOTHING_LEFT,
     # --pid host: not split on v2 (the runtime's kill-all would read S's threaded children); stop and rm work
     "pidhost": ["run", "not-split", "stop", "stop-left-nothing", "rm"] + NOTHING_LEFT,
@@ -68,20 +77,25 @@ PER_RUNTIME = {
 RUNTIMES = ("crun", "runc")
 CASES = {f"{runtime}-{name}": checks for runtime in RUNTIMES for name, checks in PER_RUNTIME.items()}
 # the hooks' lines under `journalctl -t vmm-cgroup-hooks` (of the last container; one of its own if none ran)
-CASES["journal"] = ["journal-identifier"]
+CASES["journal"] = ["journal-identifier", "journal-container-id", "journal-stage"]
 # runc, so that the settler is used: it must survive `systemctl stop` of the unit that ran podman
 CASES["settler-unit"] = ["run", "settler-running", "unit-stop", "settler-survives", "placement", "limits",
                          "rm-f"] + NOTHING_LEFT
 
 # Before any case: the guest is pure cgroup v2, the hooks are installed, the container image imported.
-BOOT_CHECKS = ["pure-v2", "hooks-installed", "image"]
-# After every case: nothing of any container is left (no hook process, record, vcpu/overhead cgroup, VMM).
-END_CHECKS = ["nothing-left"]
+BOOT_CHECKS = ["pure-v2", "hooks-installed", "man-pages", "image"]
+# After every case: nothing of any container is left (no hook process, record, vcpu/overhead cgroup, VMM),
+# and no vmm-cgroup-hooks-*.scope unit.
+END_CHECKS = ["nothing-left", "no-hooks-scope"]
+# The man pages the guest must have when the build made them (scdoc found)
+MAN_PAGES = ("vmm-cgroup-hooks.8", "vmm-cgroupctl.8")
 
 RESULT = re.compile(r"VMMCG-RESULT (PASS|FAIL) ([^\s:/]+)/([^\s:]+)(?:: (.*))?")
 CASE_END = re.compile(r"VMMCG-CASE-END (\S+) (\d+)s")
 INFO = re.compile(r"VMMCG-(INFO|EVIDENCE) (.*)")
 BOOTED = re.compile(r"VMMCG-BOOTED (\S+)")
+DATA = re.compile(r"VMMCG-DATA (\S+) (\S+) (\S+)")
+SCHEMA = os.path.join(SOURCE_ROOT, "docs", "ctl-status.schema.json")
 
 
 class Failure(Exception):
@@ -591,6 +605,59 @@ def select_cases(text):
     return [c for c in CASES if c in chosen]
 
 
+def check_ctl_json(text):
+    """(PASS|FAIL, detail) for `vmm-cgroupctl status --json ID` of a placed container."""
+    import jsonschema  # python3-jsonschema (scripts/setup)
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    try:
+        document = json.loads(text)
+        jsonschema.validate(document, schema)
+    except (ValueError, jsonschema.ValidationError) as e:
+        return "FAIL", f"not valid against {os.path.relpath(SCHEMA, SOURCE_ROOT)}: {str(e)[:600]}"
+    containers = document["containers"]
+    if len(containers) != 1 or not containers[0]["placement_ok"]:
+        return "FAIL", (f"{len(containers)} containers, placement_ok "
+                        f"{[c['placement_ok'] for c in containers]}, problems {[c['problems'] for c in containers]}")
+    c = containers[0]
+    return "PASS", (f"valid against the schema; {c['id'][:12]}: placement_ok, mode {c['mode']}, "
+                    f"host {c['host']}, {len(c['threads'])} threads")
+
+
+def check_ctl_prometheus(text):
+    """(PASS|FAIL, detail) for `vmm-cgroupctl status --prometheus ID` of a placed container."""
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if checked.returncode != 0:
+        return "FAIL", f"promtool check metrics exited {checked.returncode}: {checked.stdout.strip()[:600]}"
+    ok = re.findall(r"^vmm_cgroup_placement_ok\{[^}]*\} (\S+)$", text, re.M)
+    if ok != ["1"]:
+        return "FAIL", f"promtool is content, but vmm_cgroup_placement_ok is {ok} (expected one sample, 1)"
+    return "PASS", f"promtool check metrics: clean; {len(text.splitlines())} lines, vmm_cgroup_placement_ok 1"
+
+
+def check_data(lines):
+    """The checks made here of what the guest sent as VMMCG-DATA, as VMMCG-RESULT lines."""
+    chunks = {}
+    for line in lines:
+        if m := DATA.search(line):
+            chunks.setdefault((m.group(1), m.group(2)), []).append(m.group(3))
+    checks = {"json": ("ctl-json", check_ctl_json), "prometheus": ("ctl-prometheus", check_ctl_prometheus)}
+    results = []
+    for (case, name), parts in chunks.items():
+        if name not in checks:
+            continue
+        check, judge_data = checks[name]
+        try:
+            text = base64.b64decode("".join(parts), validate=True).decode()
+        except (ValueError, UnicodeDecodeError) as e:
+            status, detail = "FAIL", f"what the guest sent does not decode: {e}"
+        else:
+            status, detail = judge_data(text)
+        results.append(f"VMMCG-RESULT {status} {case}/{check}: {detail}")
+    return results
+
+
 def judge(lines, cases, finished):
     """Prints every result; returns the number of failures (results that failed and results missing)."""
     results = {}
@@ -639,7 +706,8 @@ def main():
                         help="cases run at a time in the guest (default 2; the reload and journal cases always "
                              "run alone)")
     parser.add_argument("--list", action="store_true", help="list the cases and their checks, and exit")
-    parser.add_argument("--timeout", type=float, default=600, help="hard limit for the guest, seconds")
+    # 1400: the whole run took over 600 s at load average 11; meson's budget for the suite is 1500 s
+    parser.add_argument("--timeout", type=float, default=1400, help="hard limit for the guest, seconds")
     parser.add_argument("--rebuild-image", action="store_true", help="build the image even when cached")
     parser.add_argument("--bzimage", action="store_true", help="boot the bzImage, not the extracted vmlinux")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (initrd, console log)")
@@ -678,7 +746,10 @@ def main():
             fetching = pool.submit(kernel_and_image)
             destdir, _installed = install_hooks(build, work)
             kernel_dir, kernel, (image, _manifest) = fetching.result()
-        params = f"CASES='{' '.join(cases)}'\nVERBOSE={1 if options.verbose else 0}\nJOBS={options.jobs}\n"
+        # The man pages the build made (scdoc found), which the guest must have where meson installs them
+        man_pages = [p for p in MAN_PAGES if os.path.exists(os.path.join(build, "docs", p))]
+        params = (f"CASES='{' '.join(cases)}'\nVERBOSE={1 if options.verbose else 0}\nJOBS={options.jobs}\n"
+                  f"MAN_PAGES='{' '.join(man_pages)}'\n")
         initrd = os.path.join(work, "initrd.gz")
         size = build_initramfs(initrd, kernel_dir, destdir, params, build)
         prepared = time.monotonic()
@@ -694,7 +765,7 @@ def main():
         for line in lines:
             if m := INFO.search(line):
                 print(f"{m.group(1)} {m.group(2)}")
-        passed, failures, ended = judge(lines, cases, finished)
+        passed, failures, ended = judge(lines + check_data(lines), cases, finished)
         booted_text = f"{booted:.1f} s to the test unit, " if booted else ""
         print(f"{passed} passed, {len(failures)} failed; guest {seconds:.1f} s ({booted_text}"
               f"cases: {', '.join(f'{c} {s} s' for c, s in ended.items())}); "

@@ -1,3 +1,4 @@
+#include "backend.h"
 #include "cgroup_v2.h"
 
 #include <doctest/doctest.h>
@@ -20,5 +21,23 @@ TEST_SUITE("cgroup_v2")
 			CHECK(cgroup_v2::shares_to_weight(shares) <=
 			      cgroup_v2::shares_to_weight(shares + 997));
 		}
+	}
+}
+
+TEST_SUITE("teardown")
+{
+	TEST_CASE("Teardown::summary: what was removed, what was removed already, one line")
+	{
+		Teardown both;
+		both.removed = {"S/overhead"};
+		both.gone = {"S/vcpu"};
+		CHECK(both.summary() == "removed S/overhead; S/vcpu was removed already");
+		Teardown gone;
+		gone.gone = {"S/overhead", "S/vcpu"};
+		CHECK(gone.summary() == "S/overhead and S/vcpu were removed already");
+		Teardown three;
+		three.removed = {"O in cpu", "O in cpuacct", "O in cpuset"};
+		CHECK(three.summary() == "removed O in cpu, O in cpuacct and O in cpuset");
+		CHECK(Teardown().summary() == "nothing to remove");
 	}
 }
