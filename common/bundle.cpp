@@ -35,14 +35,20 @@ CpuLimits parse_cpu(const nlohmann::json &linux)
 	return cpu;
 }
 
-bool has_pid_namespace(const nlohmann::json &linux)
+// A pid entry without a path is a new namespace, the container's own; with a path it joins one another
+// process made, which outlives this container's init (runc 1.1 and containerd's shim read it so too).
+bool has_own_pid_namespace(const nlohmann::json &linux)
 {
 	auto namespaces = find_field(linux, "namespaces", what);
 	if (!namespaces)
 		return false;
-	for (std::size_t i = 0; i < namespaces->list().size(); ++i)
-		if (auto type = namespaces->item(i).find("type"); type && type->string() == "pid")
-			return true;
+	for (std::size_t i = 0; i < namespaces->list().size(); ++i) {
+		auto entry = namespaces->item(i);
+		if (auto type = entry.find("type"); !type || type->string() != "pid")
+			continue;
+		auto path = entry.find("path");
+		return !path || path->string().empty();
+	}
 	return false;
 }
 
@@ -85,13 +91,16 @@ BundleConfig parse_bundle_config(std::string_view json)
 	BundleConfig config;
 	config.annotations = get_string_map(doc, "annotations", what);
 	if (const nlohmann::json *process = get_object(doc, "process", what))
-		if (auto args = find_field(*process, "args", what); args && !args->list().empty())
-			config.program = args->item(0).string();
+		if (auto args = find_field(*process, "args", what); args && !args->list().empty()) {
+			for (std::size_t i = 0; i < args->list().size(); ++i)
+				config.args.push_back(args->item(i).string());
+			config.program = config.args.front();
+		}
 	if (const nlohmann::json *linux = get_object(doc, "linux", what)) {
 		config.cgroups_path =
 			parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));
 		config.cpu = parse_cpu(*linux);
-		config.host_pid = !has_pid_namespace(*linux);
+		config.shared_pid = !has_own_pid_namespace(*linux);
 	}
 	return config;
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 
@@ -28,12 +29,15 @@ struct CgroupsPath {
 struct BundleConfig {
 	CgroupsPath cgroups_path;
 	std::map<std::string, std::string> annotations;
-	CpuLimits cpu;       // linux.resources.cpu: the container's own CPU limits
-	std::string program; // process.args[0]: what the container's process will run ("" if none)
-	// linux.namespaces lists no pid namespace: the container shares its engine's (the host's). The
-	// runtime then kills it by signalling every process of its cgroups, reading cgroup.procs of each
-	// child.
-	bool host_pid = false;
+	CpuLimits cpu;                 // linux.resources.cpu: the container's own CPU limits
+	std::string program;           // process.args[0]: what the container's process will run ("" if none)
+	std::vector<std::string> args; // process.args, all of them (a launcher's command line)
+	// The container has no pid namespace of its own: linux.namespaces lists none (it shares its engine's,
+	// the host's), or one joined by path (a pod's with shareProcessNamespace, podman --pid container:X).
+	// Its init's exit then ends nothing else, so runc before 1.2 (destroy, kill --all) and containerd's
+	// shim (ShouldKillAllOnExit) kill it by signalling every process of its cgroups, reading
+	// cgroup.procs of each child.
+	bool shared_pid = false;
 };
 
 // config.json may carry large process and mount lists; beyond this it is refused.

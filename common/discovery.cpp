@@ -22,6 +22,22 @@ bool matches_vmm_name(const std::vector<std::string> &globs, std::string_view ex
 	});
 }
 
+bool names_vmm(const std::vector<std::string> &globs, const std::vector<std::string> &args)
+{
+	constexpr std::string_view separators = " \t\n;&|()<>'\"`=";
+	for (std::string_view arg : args) {
+		for (std::size_t start = arg.find_first_not_of(separators);
+		     start != std::string_view::npos;) {
+			std::size_t end = std::min(arg.find_first_of(separators, start), arg.size());
+			std::string_view word = arg.substr(start, end - start);
+			if (matches_vmm_name(globs, word.substr(word.rfind('/') + 1), ""))
+				return true;
+			start = arg.find_first_not_of(separators, end);
+		}
+	}
+	return false;
+}
+
 std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std::string_view name)
 {
 	for (const auto &pattern : patterns) {

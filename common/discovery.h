@@ -26,6 +26,11 @@ struct ThreadInfo {
 bool matches_vmm_name(const std::vector<std::string> &globs, std::string_view exe_name,
 		      std::string_view comm);
 
+// Whether a command line names a VMM: the base name of some word of some argument matches a glob. Words
+// are split at blanks and shell punctuation, so `sh -c "exec /usr/bin/qemu-system-x86_64 -m 1"` names one
+// and `sh -c "sleep 1d"` does not. For the bundle's process.args, before anything runs.
+bool names_vmm(const std::vector<std::string> &globs, const std::vector<std::string> &args);
+
 // "CPU {n}/KVM" matches "CPU 12/KVM" -> 12. nullopt when no pattern matches.
 std::optional<int> match_vcpu_name(const std::vector<std::string> &patterns, std::string_view name);
 

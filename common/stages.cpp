@@ -153,12 +153,13 @@ Record plan(const StageContext &context, const ProcessRef &container, const Bund
 	record.qmp_socket = context.config.qmp_socket;
 	record.cgroups = compute_layout(input);
 	cross_check(bundle.cgroups_path, input.sandbox, record.cgroups);
-	if (bundle.host_pid && std::holds_alternative<cgroup_v2::Layout>(record.cgroups)) {
+	if (bundle.shared_pid && std::holds_alternative<cgroup_v2::Layout>(record.cgroups)) {
 		// runc before 1.2 and crun 1.8 kill such a container by reading cgroup.procs of every child
 		// cgroup, which a threaded cgroup refuses (opencontainers/runc#3821): it could not be
 		// stopped.
-		spdlog::warn("the container shares its engine's pid namespace: on cgroup v2 it is not split "
-			     "(its runtime could not kill it over threaded cgroups)");
+		spdlog::warn(
+			"the container has no pid namespace of its own (none, or one joined by path): on "
+			"cgroup v2 it is not split (its runtime could not kill it over threaded cgroups)");
 		record.mode = Mode::sandbox_only;
 		record.cgroups = {};
 	}
@@ -253,15 +254,17 @@ int hand_over(const Config &config, Record &record, Backend &backend, const Sett
 }
 
 // A settler is worth its cost only for a container that may still become a VMM: its process is one
-// already (vCPUs come late), or the program config.json names for it is a VMM or a launcher.
+// already (vCPUs come late), the program config.json names for it is a VMM, or it is a launcher whose
+// arguments name a VMM (`sh -c "exec qemu-system-x86_64 ..."`). A sidecar's `sh -c "sleep 1d"` gets none.
 bool may_become_vmm(const Config &config, const SettleResult &result, const BundleConfig &bundle)
 {
 	if (result.vmm)
 		return true;
 	std::string_view program = bundle.program;
 	std::string_view base = program.substr(program.rfind('/') + 1);
-	return matches_vmm_name(config.vmm_names, base, "") ||
-	       matches_vmm_name(config.launcher_names, base, "");
+	if (matches_vmm_name(config.vmm_names, base, ""))
+		return true;
+	return matches_vmm_name(config.launcher_names, base, "") && names_vmm(config.vmm_names, bundle.args);
 }
 
 std::optional<Record> record_for_poststart(const StageContext &context, const BundleConfig &bundle)

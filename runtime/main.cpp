@@ -12,9 +12,14 @@
 #include <system_error>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include "config.h"
 #include "errors.h"
 #include "invocation.h"
 #include "io.h"
+#include "kill_all.h"
+#include "log.h"
 #include "paths.h"
 #include "report.h"
 #include "spec_file.h"
@@ -32,6 +37,10 @@ constexpr int exit_no_runtime = 127;
 constexpr std::size_t max_config_size = 64 << 10;
 constexpr const char *config_env = "VMMCG_RUNTIME_CONFIG";
 
+#ifndef VMMCG_DEFAULT_CONFIG
+#define VMMCG_DEFAULT_CONFIG "/etc/vmm-cgroup-hooks/config.json"
+#endif
+
 constexpr const char *help_text = R"(Usage: vmm-cgroup-runtime [RUNTIME ARGUMENTS...]
        vmm-cgroup-runtime --wrapper-help
 
@@ -41,7 +50,8 @@ BinaryName, CRI-O's runtime_path, podman's --runtime), it runs the real runtime 
 vmm-cgroup-create-runtime, -poststart and -poststop to <bundle>/config.json, except for a pod's sandbox
 container (annotation io.kubernetes.cri.container-type or io.kubernetes.cri-o.ContainerType = sandbox).
 A config.json it cannot parse is refused: one line on stderr (and in the runtime's --log), exit code 2,
-and the runtime is not run.
+and the runtime is not run. On `kill --all` (-a) of a container split on cgroup v2 it first undoes the
+split as poststop would (runc before 1.2 cannot read cgroup.procs of threaded cgroups).
 
 Configuration: )" VMMCG_RUNTIME_CONFIG R"( (or the file named by $VMMCG_RUNTIME_CONFIG, for
 engines whose environment the node owner sets, and for tests), JSON, every key optional:
@@ -51,8 +61,11 @@ engines whose environment the node owner sets, and for tests), JSON, every key o
   "hook_config"     passed to the hooks as --config PATH; default: none (the hooks' own default)
   "hook_timeout_s"  the hooks' timeout in config.json, 1..300; default 30
 
-Exit codes: the runtime's; 2 for a config.json, runtime.json or argument the wrapper refuses; 1 when the
-bundle cannot be rewritten; 127 when the runtime cannot be executed.
+A runtime.json it cannot read or parse refuses create and run (exit code 2); every other command goes to
+the default runtime with the built-in settings, after one line on stderr, so containers can be stopped.
+
+Exit codes: the runtime's; 2 for a config.json, argument or (create, run) runtime.json the wrapper
+refuses; 1 when the bundle cannot be rewritten; 127 when the runtime cannot be executed.
 )";
 
 WrapperConfig built_in_config()
@@ -73,19 +86,31 @@ std::string config_path()
 	return env;
 }
 
-// runtime.json, or the built-in configuration when it does not exist.
-WrapperConfig load_config()
+// runtime.json's text; std::nullopt when it does not exist (the built-in configuration).
+std::optional<std::string> read_runtime_json()
 {
 	const std::string path = config_path();
 	std::error_code ec;
 	std::string text = read_file(path, max_config_size, ec);
 	if (ec == std::errc::no_such_file_or_directory)
-		return built_in_config();
+		return std::nullopt;
 	if (ec == std::errc::file_too_large)
 		throw InputError(path + ": larger than " + std::to_string(max_config_size) + " bytes");
 	if (ec)
 		throw std::system_error(ec, "reading " + path);
-	return parse_wrapper_config(text, built_in_config());
+	return text;
+}
+
+// runtime.json for this command: one it cannot use refuses create and run, and sends every other command
+// to the default runtime with one line, so that the handler's containers can still be stopped.
+WrapperConfig load_config(const Invocation &inv)
+{
+	LoadedConfig loaded = wrapper_config_for(inv.command, read_runtime_json, built_in_config());
+	if (loaded.problem)
+		report_warning(inv, *loaded.problem + ": '" + inv.command +
+					    "' goes to the default runtime (the first of /usr/bin/runc, "
+					    "/usr/sbin/runc, /usr/bin/crun)");
+	return loaded.config;
 }
 
 bool same_file(const std::string &a, const char *b)
@@ -118,6 +143,32 @@ void prepare_bundle(std::span<const std::string_view> args, const Invocation &in
 		replace_spec_file(file, spec.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict));
 }
 
+// kill --all of a container split on v2: the split undone first (kill_all.h). Whatever fails here is
+// logged and the kill goes on: the runtime's kill is what stops the container.
+void prepare_kill_all(std::span<const std::string_view> args, const Invocation &inv,
+		      const WrapperConfig &config)
+{
+	std::optional<std::string> id = kill_all_target(args.subspan(inv.command_index + 1));
+	if (!id)
+		return;
+	setup_logging("runtime");
+	set_log_container(*id);
+	try {
+		Config hooks = vmmcg::load_config(config.hook_config, VMMCG_DEFAULT_CONFIG);
+		apply_log_options(hooks.log);
+		Collapse done = collapse_for_kill_all(hooks.record_dir, *id);
+		if (done.collapsed > 0)
+			spdlog::info(
+				"kill --all: the split on cgroup v2 undone first, so that the runtime can "
+				"read every cgroup.procs (opencontainers/runc#3821): the VMM is back in S, "
+				"S/vcpu and S/overhead removed{}",
+				done.failures ? " (with " + std::to_string(done.failures) + " failures)"
+					      : "");
+	} catch (const std::exception &e) {
+		spdlog::error("kill --all: {}: the split is left as it is", e.what());
+	}
+}
+
 int exec_runtime(const Invocation &inv, const std::string &runtime, char **argv)
 {
 	argv[0] = const_cast<char *>(runtime.c_str());
@@ -132,10 +183,12 @@ int run(int argc, char **argv)
 	Invocation inv;
 	try {
 		inv = parse_invocation(args);
-		WrapperConfig config = load_config();
+		WrapperConfig config = load_config(inv);
 		std::string runtime = resolve_runtime(config);
 		if (edits_bundle(inv.command))
 			prepare_bundle(args, inv, config);
+		else if (inv.command == "kill")
+			prepare_kill_all(args, inv, config);
 		return exec_runtime(inv, runtime, argv);
 	} catch (const InputError &e) {
 		report_error(inv, e.what());

@@ -43,19 +43,21 @@ std::string log_file(const std::string &log)
 
 } // namespace
 
-std::string log_line(std::string_view format, std::string_view message, std::string_view time)
+std::string log_line(std::string_view format, std::string_view message, std::string_view time,
+		     std::string_view level)
 {
 	if (format == "json") {
-		nlohmann::ordered_json line = {{"level", "error"}, {"msg", message}, {"time", time}};
+		nlohmann::ordered_json line = {{"level", level}, {"msg", message}, {"time", time}};
 		return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 	}
 	nlohmann::json quoted = std::string(message);
-	return "time=\"" + std::string(time) +
-	       "\" level=error msg=" + quoted.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-	       "\n";
+	return "time=\"" + std::string(time) + "\" level=" + std::string(level) +
+	       " msg=" + quoted.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-void report_error(const Invocation &invocation, std::string_view message)
+namespace {
+
+void report(const Invocation &invocation, std::string_view level, std::string_view message)
 {
 	std::string text = std::string(program) + ": " + std::string(message);
 	write_line(STDERR_FILENO, text + "\n");
@@ -66,7 +68,19 @@ void report_error(const Invocation &invocation, std::string_view message)
 		return;
 	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600));
 	if (fd.valid())
-		write_line(fd.get(), log_line(invocation.log_format, text, now_rfc3339()));
+		write_line(fd.get(), log_line(invocation.log_format, text, now_rfc3339(), level));
+}
+
+} // namespace
+
+void report_error(const Invocation &invocation, std::string_view message)
+{
+	report(invocation, "error", message);
+}
+
+void report_warning(const Invocation &invocation, std::string_view message)
+{
+	report(invocation, "warning", message);
 }
 
 } // namespace vmmcg::runtime

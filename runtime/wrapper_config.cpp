@@ -3,6 +3,7 @@
 #include <array>
 
 #include "errors.h"
+#include "invocation.h"
 #include "json_fields.h"
 #include "paths.h"
 
@@ -60,6 +61,22 @@ WrapperConfig parse_wrapper_config(std::string_view text, WrapperConfig defaults
 	if (auto timeout = get_integer(doc, "hook_timeout_s", what, 1, 300))
 		config.hook_timeout_s = static_cast<int>(*timeout);
 	return config;
+}
+
+LoadedConfig wrapper_config_for(std::string_view command,
+				const std::function<std::optional<std::string>()> &read,
+				WrapperConfig defaults)
+{
+	LoadedConfig loaded{defaults, std::nullopt};
+	try {
+		if (std::optional<std::string> text = read())
+			loaded.config = parse_wrapper_config(*text, std::move(defaults));
+	} catch (const std::exception &e) {
+		if (edits_bundle(command))
+			throw;
+		loaded.problem = e.what();
+	}
+	return loaded;
 }
 
 std::string choose_runtime(const WrapperConfig &config,

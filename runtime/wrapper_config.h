@@ -29,6 +29,19 @@ const std::vector<std::string> &default_runtimes();
 // (1..300). Throws InputError naming the field; an unknown key is an error.
 WrapperConfig parse_wrapper_config(std::string_view text, WrapperConfig defaults);
 
+// runtime.json for one command. read() gives the file's text, or std::nullopt when there is none (the
+// defaults); it and the parse may throw. For create and run the exception goes on: a container is not
+// started without the hooks the node owner configured. Every other command (kill, delete, state, ...) gets
+// the defaults instead, and `problem` says why: a broken file must not leave the handler's containers
+// impossible to stop.
+struct LoadedConfig {
+	WrapperConfig config;
+	std::optional<std::string> problem;
+};
+LoadedConfig wrapper_config_for(std::string_view command,
+				const std::function<std::optional<std::string>()> &read,
+				WrapperConfig defaults);
+
 // The runtime to exec: the configured one, else the first default for which executable(path) holds.
 // Throws InputError when none is found.
 std::string choose_runtime(const WrapperConfig &config,

@@ -9,8 +9,8 @@ paused   QEMU started with -S (as libvirt starts it), resumed with QMP `cont` af
          kvm-nx-lpage-re worker, created at the first KVM_RUN by a vCPU thread, appears in S (finding 2).
 hotplug  QEMU with -smp 1,maxcpus=4; after the settler exited, QMP device_add of one vCPU: the new
          CPU n/KVM thread runs in O, outside the container's CPU limit (finding 1).
-sidecar  a container that is no VMM (busybox sleep): O and a record are made, the settler waits its whole
-         settle_timeout_ms (finding 3).
+sidecar  a container that is no VMM (sh -c "sleep 3600"): O and a record are made; the settler that
+         waited its whole settle_timeout_ms (finding 3) is no longer started.
 """
 
 import argparse
@@ -31,7 +31,7 @@ QEMU = ["/usr/bin/qemu-system-x86_64", "-accel", "kvm", "-m", "128", "-nographic
 COMMANDS = {
     "paused": QEMU + ["-smp", "4", "-S"],
     "hotplug": QEMU + ["-smp", "1,maxcpus=4"],
-    "sidecar": ["/bin/sleep", "3600"],
+    "sidecar": ["/bin/sh", "-c", "sleep 3600"],
 }
 
 

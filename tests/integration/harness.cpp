@@ -191,6 +191,11 @@ bool is_vcpu_name(const std::string &name)
 	return match_vcpu_name({"CPU {n}/KVM", "CPU {n}/TCG", "vcpu{n}", "fc_vcpu {n}"}, name).has_value();
 }
 
+std::vector<std::string> late_vmm_launcher()
+{
+	return {"/bin/sh", "-c", "sleep 60; exec " + build_path("tests/test-vmm")};
+}
+
 bool wait_until(const std::function<bool()> &pred, int timeout_ms)
 {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -324,14 +329,16 @@ void Sandbox::write_config() const
 		config += "," + config_members_;
 	write_text(dir_ + "/config.json", config + "}");
 	write_text(dir_ + "/bundle/config.json",
-		   R"({"ociVersion":"1.0.2","process":{"args":[)" + nlohmann::json(program_).dump() +
-			   R"(]},"annotations":)" + annotations_ + R"(,"linux":{"cgroupsPath":")" +
+		   R"({"ociVersion":"1.0.2","process":{"args":)" + nlohmann::json(args_).dump() +
+			   R"(},"annotations":)" + annotations_ + R"(,"linux":{"cgroupsPath":")" +
 			   (cgroups_path_.empty() ? sandbox_ : cgroups_path_) + R"("}})");
 }
 
 pid_t Sandbox::start(const std::vector<std::string> &argv)
 {
-	program_ = argv.at(0);
+	if (argv.empty())
+		throw std::invalid_argument("Sandbox::start: no program");
+	args_ = argv;
 	write_config(); // config.json names the program, as a runtime's bundle does
 	std::vector<std::string> procs;
 	for (const auto &c : all_controllers())

@@ -128,7 +128,7 @@ private:
 	bool overhead_in_root_ = false;
 	std::string opt_in_ = "annotation";
 	bool gate_ = false;
-	std::string program_ = "/bin/true"; // process.args[0] of the bundle
+	std::vector<std::string> args_ = {"/bin/true"}; // process.args of the bundle
 	pid_t vmm_ = 0;
 };
 
@@ -137,5 +137,7 @@ bool wait_until(const std::function<bool()> &pred, int timeout_ms = 10000);
 
 std::string build_path(const std::string &relative); // below the meson build dir
 bool is_vcpu_name(const std::string &name);
+// A launcher shell that names the test VMM but starts it only after a minute: a settler waits for it.
+std::vector<std::string> late_vmm_launcher();
 
 } // namespace vmmcg::test

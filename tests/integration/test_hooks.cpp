@@ -178,7 +178,7 @@ TEST_SUITE("integration")
 	{
 		Sandbox sb("lonely");
 		// A launcher that never starts a VMM: the settler waits for one.
-		sb.start({"/bin/sh", "-c", "exec sleep 60"});
+		sb.start(late_vmm_launcher());
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		auto settler = sb.settler();
@@ -194,7 +194,7 @@ TEST_SUITE("integration")
 	{
 		Sandbox sb("bound");
 		sb.configure(R"("settle_timeout_ms":300)");
-		sb.start({"/bin/sh", "-c", "exec sleep 60"});
+		sb.start(late_vmm_launcher());
 		HookRun created = sb.create_runtime();
 		REQUIRE_MESSAGE(created.status == 0, created.err);
 		REQUIRE(sb.poststart().status == 0);

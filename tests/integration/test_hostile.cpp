@@ -967,7 +967,7 @@ TEST_SUITE("hostile")
 		for (int i = 0; i < 3; ++i) {
 			auto sb = std::make_unique<Sandbox>("slots" + std::to_string(i));
 			sb->configure(R"("max_settlers":2)");
-			sb->start({"/bin/sh", "-c", "exec sleep 60"});
+			sb->start(late_vmm_launcher());
 			REQUIRE(sb->create_runtime().status == 0);
 			HookRun started = sb->poststart();
 			CHECK_MESSAGE(started.status == 0, started.err);
@@ -997,10 +997,26 @@ TEST_SUITE("hostile")
 		CHECK(sb.poststop().status == 0);
 	}
 
+	TEST_CASE("settlers: a sidecar shell whose command line names no VMM gets none")
+	{
+		// sh is a launcher, but `sh -c "exec sleep 60"` names no VMM: nothing would come for a
+		// settler to wait for (a pod's sidecar of the handler).
+		Sandbox sb("sidecar");
+		sb.start({"/bin/sh", "-c", "exec sleep 60"});
+		REQUIRE(sb.create_runtime().status == 0);
+		HookRun started = sb.poststart();
+		CHECK_MESSAGE(started.status == 0, started.err);
+		CHECK_FALSE(sb.settler());
+		CHECK_FALSE(sb.watcher());
+		CHECK(sb.hook_processes().empty());
+		CHECK(sb.poststop().status == 0);
+		CHECK(record_dir_empty(sb));
+	}
+
 	TEST_CASE("settlers: the record write of the hand-over fails: the settler ends at once")
 	{
 		Sandbox sb("handover-fail");
-		sb.start({"/bin/sh", "-c", "exec sleep 60"});
+		sb.start(late_vmm_launcher());
 		REQUIRE(sb.create_runtime().status == 0);
 		// Immutable: the record can be read, no file can be made in the directory, not even by root.
 		std::string chattr = "chattr +i " + sb.record_dir();
@@ -1021,7 +1037,7 @@ TEST_SUITE("hostile")
 	{
 		for (int i = 0; i < 5; ++i) {
 			Sandbox sb("handover-kill" + std::to_string(i));
-			sb.start({"/bin/sh", "-c", "exec sleep 60"});
+			sb.start(late_vmm_launcher());
 			REQUIRE(sb.create_runtime().status == 0);
 			RunningHook hook = sb.spawn("poststart", sb.state());
 			pid_t hook_pid = hook.pid;

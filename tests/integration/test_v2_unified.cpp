@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -21,6 +22,7 @@
 #include "placement.h"
 #include "backend.h"
 #include "procfs.h"
+#include "record.h"
 #include "text.h"
 #include "harness.h"
 
@@ -92,6 +94,47 @@ struct V2Sandbox {
 				 2000);
 	}
 };
+
+void write_file(const std::string &path, const std::string &text)
+{
+	std::ofstream out(path);
+	out << text;
+	REQUIRE(out.good());
+}
+
+// The VMM of sb split into S/vcpu and S/overhead, as createRuntime and poststart make it on a v2 host.
+cgroup_v2::Layout split_on_v2(const V2Sandbox &sb, SettleResult &result)
+{
+	LayoutInput input;
+	input.host = HostMode::v2;
+	input.mode = Mode::split;
+	input.mounts.unified = sb.mount;
+	input.sandbox = {{"", sb.path}};
+	CgroupLayout layout = compute_layout(input);
+	REQUIRE(std::holds_alternative<cgroup_v2::Layout>(layout));
+	std::unique_ptr<Backend> backend = make_backend(layout);
+	REQUIRE(backend->provision({}) == 2);
+	ProcFs proc;
+	Config config;
+	config.vmm_names = {"test-vmm"};
+	auto container = proc.process(sb.vmm);
+	REQUIRE(container);
+	result = PlacementLoop(*backend, proc, PlacementOptions::from(config), *container)
+			 .run(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+	REQUIRE(result.complete);
+	return std::get<cgroup_v2::Layout>(layout);
+}
+
+// Where the threads of pid are in cgroup2: path -> number of threads.
+std::map<std::string, int> threads_by_cgroup(pid_t pid)
+{
+	ProcFs proc;
+	std::error_code ec;
+	std::map<std::string, int> out;
+	for (pid_t tid : proc.thread_ids(pid, ec))
+		++out[parse_proc_cgroup(proc.read_task(pid, tid, "cgroup", ec)).at("")];
+	return out;
+}
 
 } // namespace
 
@@ -188,5 +231,90 @@ TEST_SUITE("integration-v2")
 		CHECK((refused ||
 		       in_vcpu == total)); // never just the one vCPU: cgroup.threads is the only way
 		CHECK(backend->teardown().failures == 0);
+	}
+
+	TEST_CASE("vmm-cgroup-runtime kill --all: the v2 split is undone before the runtime runs "
+		  "(opencontainers/runc#3821)")
+	{
+		Mounts mounts = discover_mounts(detect_host_mode());
+		REQUIRE(!mounts.unified.empty());
+		V2Sandbox sb(mounts.unified);
+		SettleResult placed;
+		cgroup_v2::Layout layout = split_on_v2(sb, placed);
+		const std::string s_dir = sb.mount + sb.path;
+
+		std::string dir = "/tmp/vmmcg-it-" + std::to_string(::getpid()) + "-killall";
+		fs::remove_all(dir);
+		fs::create_directories(dir + "/records");
+		struct RemoveDir {
+			std::string dir;
+			~RemoveDir() { fs::remove_all(dir); }
+		} remove_dir{dir};
+		std::string id = "vmmcg-it-killall";
+		std::string bundle = dir + "/bundle";
+		Record record;
+		record.id = id;
+		record.bundle = bundle;
+		record.name = instance_name(id, bundle);
+		record.container = ProcFs().process(sb.vmm);
+		record.host = HostMode::v2;
+		record.cgroups = layout;
+		record.vmm = placed.vmm;
+		record.vcpus = placed.vcpus;
+		record.vcpu_source = placed.vcpu_source;
+		write_record(dir + "/records", record);
+		std::string record_file = record_path(dir + "/records", record.name);
+
+		// A stand-in for runc: it records its arguments and reads cgroup.procs of S and of every
+		// cgroup below it, as runc 1.1's kill --all does; a threaded cgroup refuses that read.
+		write_file(dir + "/runtime",
+			   "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + dir + "/argv\nread=ok\nfor f in " + s_dir +
+				   "/cgroup.procs " + s_dir +
+				   "/*/cgroup.procs; do [ -e \"$f\" ] || continue; cat \"$f\" > /dev/null || "
+				   "read=refused; done\n"
+				   "echo $read > " +
+				   dir + "/procs\n");
+		fs::permissions(dir + "/runtime", fs::perms::owner_all);
+		write_file(dir + "/hooks.json",
+			   R"({"record_dir":")" + dir + R"(/records","log_syslog":false})");
+		write_file(dir + "/runtime.json", R"({"runtime":")" + dir + R"(/runtime","hook_config":")" +
+							  dir + R"(/hooks.json"})");
+		auto wrapper = [&](const std::string &args) {
+			std::string command = "VMMCG_RUNTIME_CONFIG=" + dir + "/runtime.json " +
+					      test::build_path("runtime/vmm-cgroup-runtime") + " " + args +
+					      " 2>" + dir + "/stderr";
+			int status = std::system(command.c_str());
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		};
+
+		// A kill without --all changes nothing: the split stays, and the runtime would trip over it.
+		CHECK(wrapper("--root " + dir + "/root kill " + id + " TERM") == 0);
+		CHECK(read_text(dir + "/procs") == "refused");
+		CHECK(fs::exists(record_file));
+		CHECK(threads_by_cgroup(sb.vmm).size() == 2);
+
+		CHECK(wrapper("--root " + dir + "/root --log-format json kill --all " + id + " KILL") == 0);
+		CHECK(read_text(dir + "/argv") ==
+		      "--root\n" + dir + "/root\n--log-format\njson\nkill\n--all\n" + id + "\nKILL");
+		CHECK(read_text(dir + "/procs") == "ok");
+		std::string err = read_text(dir + "/stderr");
+		INFO("wrapper stderr: " << err);
+		CHECK(err.find("kill --all: the split on cgroup v2 undone first") != std::string::npos);
+		auto where = threads_by_cgroup(sb.vmm);
+		CHECK(where.size() == 1); // every thread of the VMM, vCPUs included, back in S
+		CHECK(where.count(sb.path) == 1);
+		CHECK(!fs::exists(s_dir + "/vcpu"));
+		CHECK(!fs::exists(s_dir + "/overhead"));
+		CHECK(read_text(s_dir + "/cgroup.type") == "domain");
+		CHECK(!fs::exists(record_file));
+
+		// poststop after it has nothing left to do.
+		std::string state = R"({"ociVersion":"1.0.2","id":")" + id +
+				    R"(","status":"stopped","bundle":")" + bundle + R"("})";
+		std::string poststop = "echo '" + state + "' | " +
+				       test::build_path("hooks/vmm-cgroup-poststop") + " --config " + dir +
+				       "/hooks.json 2>" + dir + "/poststop.err";
+		CHECK(std::system(poststop.c_str()) == 0);
+		CHECK(read_text(dir + "/poststop.err").find("no record") != std::string::npos);
 	}
 }

@@ -39,15 +39,25 @@ TEST_SUITE("bundle")
 			parse_bundle_config(R"({"process":{"args":["/usr/bin/qemu-system-x86_64","-m","1"]},
 			"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}})");
 		CHECK(plain.program == "/usr/bin/qemu-system-x86_64");
-		CHECK_FALSE(plain.host_pid);
-		// Joining another container's pid namespace (a pod's) is still a namespace of its own.
-		CHECK_FALSE(parse_bundle_config(
-				    R"({"linux":{"namespaces":[{"type":"pid","path":"/proc/1/ns/pid"}]}})")
-				    .host_pid);
+		CHECK(plain.args == std::vector<std::string>{"/usr/bin/qemu-system-x86_64", "-m", "1"});
+		CHECK_FALSE(plain.shared_pid);
+		CHECK_FALSE(parse_bundle_config(R"({"linux":{"namespaces":[{"type":"pid","path":""}]}})")
+				    .shared_pid);
+		// Joining another process's pid namespace (a pod's with shareProcessNamespace, podman --pid
+		// container:X) is sharing it: runc 1.1 and containerd's shim kill such a container through
+		// its cgroups, as one in the host's.
+		CHECK(parse_bundle_config(
+			      R"({"linux":{"namespaces":[{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}]}})")
+			      .shared_pid);
 		CHECK(parse_bundle_config(R"({"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]}})")
-			      .host_pid);
-		CHECK(parse_bundle_config(R"({"linux":{}})").host_pid);
+			      .shared_pid);
+		CHECK(parse_bundle_config(R"({"linux":{}})").shared_pid);
+		CHECK_INPUT_ERROR(
+			parse_bundle_config(R"({"linux":{"namespaces":[{"type":"pid","path":1}]}})"),
+			"'namespaces[0].path'");
 		CHECK(parse_bundle_config("{}").program.empty());
+		CHECK(parse_bundle_config("{}").args.empty());
+		CHECK_INPUT_ERROR(parse_bundle_config(R"({"process":{"args":["sh",2]}})"), "'args[1]'");
 		CHECK_INPUT_ERROR(parse_bundle_config(R"({"process":{"args":[1]}})"), "'args[0]'");
 		CHECK_INPUT_ERROR(parse_bundle_config(R"({"linux":{"namespaces":{}}})"), "'namespaces'");
 	}

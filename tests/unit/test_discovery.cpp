@@ -210,6 +210,21 @@ TEST_SUITE("discovery")
 		CHECK_FALSE(match_vcpu_name({}, "CPU 0/KVM"));
 	}
 
+	TEST_CASE("names_vmm: a launcher's command line")
+	{
+		CHECK(names_vmm(default_names, {"/bin/sh", "-c", "exec /usr/bin/qemu-system-x86_64 -m 1"}));
+		CHECK(names_vmm(default_names, {"sh", "-c", "qemu-kvm -m 1; echo qemu exited with $?"}));
+		CHECK(names_vmm(default_names, {"tini", "--", "/usr/bin/firecracker", "--api-sock", "/s"}));
+		CHECK(names_vmm(default_names, {"bash", "-c", "cd /vm&&exec cloud-hypervisor --kernel k"}));
+		CHECK(names_vmm(default_names, {"sh", "-c", "VMM=/usr/bin/crosvm; exec $VMM run"}));
+		CHECK_FALSE(names_vmm(default_names, {"/bin/sh", "-c", "exec sleep 60"}));
+		CHECK_FALSE(names_vmm(default_names, {"sh", "-c", "while :; do date; sleep 5; done"}));
+		// qemu-img is no VMM, and a glob matches whole words only.
+		CHECK_FALSE(names_vmm(default_names, {"sh", "-c", "qemu-img create d 1G; myqemu-kvm"}));
+		CHECK_FALSE(names_vmm(default_names, {}));
+		CHECK_FALSE(names_vmm({}, {"qemu-kvm"}));
+	}
+
 	TEST_CASE("matches_vmm_name: executable and comm")
 	{
 		CHECK(matches_vmm_name(default_names, "qemu-system-x86_64", "qemu-system-x86"));

@@ -12,6 +12,7 @@
 
 #include "helpers.h"
 #include "invocation.h"
+#include "kill_all.h"
 #include "report.h"
 #include "spec_file.h"
 #include "spec_hooks.h"
@@ -40,6 +41,11 @@ HookSettings settings()
 	s.config = "/etc/x.json";
 	s.timeout_s = 7;
 	return s;
+}
+
+std::optional<std::string> kill_all_of(std::vector<std::string_view> args)
+{
+	return kill_all_target(args);
 }
 
 std::vector<std::string> keys(const Spec &object)
@@ -283,6 +289,61 @@ TEST_SUITE("runtime")
 		CHECK_INPUT_ERROR(parse_wrapper_config("nope", defaults), "runtime.json: not valid JSON");
 	}
 
+	TEST_CASE("wrapper_config_for: a broken runtime.json refuses create and run, and only them")
+	{
+		WrapperConfig defaults;
+		defaults.hook_dir = "/usr/libexec/x";
+		auto text = [](std::optional<std::string> t) { return [t] { return t; }; };
+		auto unreadable = []() -> std::optional<std::string> {
+			throw std::system_error(std::make_error_code(std::errc::permission_denied),
+						"reading r.json");
+		};
+		LoadedConfig good =
+			wrapper_config_for("kill", text(R"({"runtime":"/usr/bin/crun"})"), defaults);
+		CHECK(good.config.runtime == "/usr/bin/crun");
+		CHECK_FALSE(good.problem);
+		LoadedConfig none = wrapper_config_for("create", text(std::nullopt), defaults);
+		CHECK_FALSE(none.config.runtime);
+		CHECK(none.config.hook_dir == "/usr/libexec/x");
+		CHECK_FALSE(none.problem);
+		for (std::string_view command : {"create", "run"}) {
+			CAPTURE(command);
+			CHECK_INPUT_ERROR(wrapper_config_for(command, text("nope"), defaults),
+					  "runtime.json: not valid JSON");
+			CHECK_THROWS_AS(wrapper_config_for(command, unreadable, defaults), std::system_error);
+		}
+		for (std::string_view command : {"kill", "delete", "state", "start", "update", ""}) {
+			CAPTURE(command);
+			LoadedConfig broken = wrapper_config_for(
+				command, text(R"({"runtime":"/opt/x","hook_timeout_s":0})"), defaults);
+			CHECK_FALSE(broken.config.runtime); // not half of the file: the defaults
+			CHECK(broken.config.hook_dir == "/usr/libexec/x");
+			REQUIRE(broken.problem);
+			CHECK(broken.problem->find("hook_timeout_s") != std::string::npos);
+			LoadedConfig denied = wrapper_config_for(command, unreadable, defaults);
+			CHECK_FALSE(denied.config.runtime);
+			REQUIRE(denied.problem);
+			CHECK(denied.problem->find("reading r.json") != std::string::npos);
+		}
+	}
+
+	TEST_CASE("kill_all_target: kill --all and its spellings")
+	{
+		CHECK(kill_all_of({"--all", "c1", "KILL"}) == "c1");
+		CHECK(kill_all_of({"-a", "c1", "9"}) == "c1");
+		CHECK(kill_all_of({"-all", "c1"}) == "c1");
+		CHECK(kill_all_of({"--all=true", "c1"}) == "c1");
+		CHECK(kill_all_of({"--all", "--", "c1", "KILL"}) == "c1");
+		CHECK_FALSE(kill_all_of({"c1", "KILL"}));
+		CHECK_FALSE(kill_all_of({"c1", "--all"})); // runc reads no option after the id
+		CHECK_FALSE(kill_all_of({"--all=false", "c1"}));
+		CHECK_FALSE(kill_all_of({"--all"}));
+		CHECK_FALSE(kill_all_of({"--all", "--"}));
+		CHECK_FALSE(kill_all_of({"--all", "--regex", "c.*"})); // crun: a pattern, not an id
+		CHECK_FALSE(kill_all_of({"-r", "-a", "c.*"}));
+		CHECK_FALSE(kill_all_of({}));
+	}
+
 	TEST_CASE("choose_runtime")
 	{
 		WrapperConfig config;
@@ -323,6 +384,9 @@ TEST_SUITE("runtime")
 		      "{\"level\":\"error\",\"msg\":\"vmm-cgroup-runtime: bad "
 		      "\\\"x\\\"\",\"time\":\"2024-01-02T03:04:05Z\"}\n");
 		CHECK(log_line("text", "m", "T") == "time=\"T\" level=error msg=\"m\"\n");
+		CHECK(log_line("text", "m", "T", "warning") == "time=\"T\" level=warning msg=\"m\"\n");
+		CHECK(log_line("json", "m", "T", "warning") == R"({"level":"warning","msg":"m","time":"T"})"
+							       "\n");
 	}
 
 	TEST_CASE("spec file: read and replaced atomically, mode kept")
