@@ -406,6 +406,12 @@ TEST_SUITE("integration-ctl")
 				  "/vmm-overhead-ctl-orphan-0123456789abcdef");
 		std::string live_record = read_text(live.record_file());
 		std::string config = config_of(live);
+		// The start of three containers' ids: reconcile refuses it rather than act on all three.
+		std::string prefix = live.id().substr(0, live.id().size() - std::string("live").size());
+		Output ambiguous = ctl(config, {"reconcile", prefix});
+		CHECK(ambiguous.status == 1);
+		CHECK(ambiguous.out.empty());
+		CHECK(ambiguous.err.find("is the start of the ids of 3 containers") != std::string::npos);
 
 		Output dry = ctl(config, {"gc", "--dry-run"});
 		MESSAGE("gc --dry-run:\n" << dry.out << dry.err);
