@@ -222,7 +222,7 @@ void look_in(const Place &place, const Named &named, std::vector<Orphan> &out)
 		    named.overheads.count({place.mount, path}))
 			continue;
 		bool empty = !holds_tasks(mount, path, "tasks") && child_dirs(mount->describe(path)).empty();
-		out.push_back({place.mount, path, instance, empty, false, {}});
+		out.push_back({place.mount, path, instance, empty, false, {}, {}});
 	}
 }
 
