@@ -44,6 +44,9 @@ struct OverheadPolicy {
 	unsigned cap_min_millicpus = 250;
 
 	static OverheadPolicy from(const Config &config);
+	// No quota for the overhead side, whatever the container's limit: overhead_limits sets it unlimited
+	// (-1), or sets none and the derived cap is off (cap_percent 0).
+	bool uncapped() const { return limits.quota_us ? *limits.quota_us < 0 : cap_percent == 0; }
 	// The quota of the overhead per `period` us, given the container's quota and period (v1 cfs_quota_us
 	// and cfs_period_us, v2 cpu.max). nullopt: leave it unlimited.
 	std::optional<std::int64_t> quota(std::optional<std::int64_t> container_quota,

@@ -80,6 +80,7 @@ void PlacementLoop::ask_qmp(std::chrono::steady_clock::time_point deadline)
 
 std::vector<ThreadInfo> PlacementLoop::threads(std::error_code &ec)
 {
+	result_.unproven = false;
 	std::vector<ThreadInfo> listed = list_threads(proc_, result_.vmm->pid, options_.vcpu_thread_patterns,
 						      ec, options_.max_threads);
 	if (ec == std::errc::argument_list_too_long) {
@@ -89,8 +90,11 @@ std::vector<ThreadInfo> PlacementLoop::threads(std::error_code &ec)
 	}
 	if (qmp_vcpus_)
 		mark_vcpus(listed, *qmp_vcpus_);
-	if (options_.vcpu_proof == VcpuProof::kvm &&
-	    !prove_vcpus(proc_, result_.vmm->pid, listed, kvm_fds_) && !listed.empty())
+	bool named = std::any_of(listed.begin(), listed.end(),
+				 [](const ThreadInfo &t) { return t.vcpu.has_value(); });
+	result_.unproven = named && options_.vcpu_proof == VcpuProof::kvm &&
+			   !prove_vcpus(proc_, result_.vmm->pid, listed, kvm_fds_);
+	if (result_.unproven)
 		spdlog::debug("VMM pid {}: no vCPU proven by KVM vCPU fds yet: nothing moves",
 			      result_.vmm->pid);
 	return listed;

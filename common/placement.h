@@ -24,6 +24,9 @@ struct SettleResult {
 	std::vector<pid_t> vcpus;
 	std::string vcpu_source; // "qmp" or "thread-names"
 	std::string refused;     // why the VMM will never be placed (too many threads): no settler for it
+	// The last pass found vCPU-named threads that KVM's fds did not prove (yet: a VMM may name a thread
+	// before it opens its vCPU fd), so it moved none of them.
+	bool unproven = false;
 };
 
 // What the loop needs of the configuration, by value.

@@ -192,6 +192,24 @@ void record_intent(const Config &config, Record &intent)
 
 } // namespace
 
+namespace {
+
+// Every thread of the VMM that is not a proven vCPU (its I/O threads, and any thread the layout does not
+// recognise) goes to the overhead side, which is outside the container's own quota: its cap is what keeps
+// the container within its limit (security.md). Without one, only the pod's cgroup bounds it (v1, O beside
+// S), or nothing (overhead_root, or v2 where S's cpu.max is lifted): allowed, for a node owner who sizes
+// Pod Overhead, but said once per container.
+void warn_if_overhead_uncapped(const Config &config, const Record &record)
+{
+	if (record.mode == Mode::split && OverheadPolicy::from(config).uncapped())
+		spdlog::warn(
+			"the overhead side (every thread of the VMM that is not a proven vCPU) has no CPU "
+			"limit of its own: overhead_cap_percent 0 without overhead_limits.cpu_quota_us, or "
+			"cpu_quota_us -1");
+}
+
+} // namespace
+
 int create_runtime(StageContext context)
 {
 	ProcessRef container = container_process(context.state);
@@ -210,6 +228,7 @@ int create_runtime(StageContext context)
 		// One line at info per stage: this runs for every container start, and syslog is shared.
 		spdlog::info("{} mode on a {} host: {} cgroups created", to_string(record.mode),
 			     to_string(record.host), created);
+		warn_if_overhead_uncapped(context.config, record);
 	} catch (...) {
 		// Nothing half done: provision() undid what it made; the record goes too.
 		if (backend && record.phase == Record::Phase::created)

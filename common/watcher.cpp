@@ -29,6 +29,11 @@ using namespace std::chrono_literals;
 constexpr auto debounce = 20ms;
 // The check of the container's limit, and the poll where there are no events.
 constexpr auto tick = 1s;
+// A VMM may name a vCPU thread before it opens the thread's KVM fd, and opening an fd is no process event:
+// a pass that found vCPU-named threads KVM did not prove yet is tried again on this many ticks, then only
+// at the next thread event (a thread named like a vCPU that never gets an fd is an impostor, not worth a
+// pass a second for the life of the VMM).
+constexpr unsigned unproven_retries = 30;
 
 // The settler's alarm(2) bounds its settling (settle_timeout_ms and a stage's bound); a watcher lives as long
 // as its VMM, so from there on the alarm is a watchdog re-armed before each step instead: a step (a wait of
@@ -62,7 +67,7 @@ private:
 	SettleResult settle(Record &record);
 	void watch(Record &record, const ProcessRef &vmm);
 	void clean_up_if_orphaned();
-	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus);
+	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus, bool &unproven);
 
 	Config config_;
 	std::string name_, id_;
@@ -115,13 +120,15 @@ SettleResult Watcher::settle(Record &record)
 	return loop.run(until, [this](std::chrono::nanoseconds nap) { wait(nap); });
 }
 
-// One pass over a placed VMM; true when the vCPUs it found differ from `vcpus` (then updated).
-bool Watcher::pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus)
+// One pass over a placed VMM; true when the vCPUs it found differ from `vcpus` (then updated). `unproven`:
+// it found vCPU-named threads KVM did not prove, so it moved none of them and `vcpus` stays as it was.
+bool Watcher::pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus, bool &unproven)
 {
 	PlacementLoop loop(backend, ProcFs(), PlacementOptions::from(config_), container_);
 	loop.set_vmm(vmm);
 	SettleResult result = loop.run(std::chrono::steady_clock::now() + 200ms);
-	if (!result.vmm || result.vcpus == vcpus)
+	unproven = result.unproven;
+	if (!result.vmm || result.unproven || result.vcpus == vcpus)
 		return false;
 	spdlog::info("watcher: VMM pid {} has {} vCPU threads now (was {}): placed", vmm.pid,
 		     result.vcpus.size(), vcpus.size());
@@ -137,14 +144,27 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 		events_->watch(watched_);
 	ProcFs proc;
 	auto next_check = std::chrono::steady_clock::now() + tick;
+	unsigned retries = 0; // ticks left on which an unproven pass is tried again
 	while (proc.alive(vmm)) {
 		rearm_watchdog();
 		bool woken = wait(std::max<std::chrono::nanoseconds>(
 			next_check - std::chrono::steady_clock::now(), 0ns));
 		if (woken)
 			wait(debounce);
-		bool changed = (woken || !events_) && pass(*backend, vmm, record.vcpus);
-		if (std::chrono::steady_clock::now() >= next_check) {
+		bool at_tick = std::chrono::steady_clock::now() >= next_check;
+		bool retry = at_tick && retries > 0;
+		bool changed = false;
+		if (woken || !events_ || retry) {
+			bool unproven = false;
+			changed = pass(*backend, vmm, record.vcpus, unproven);
+			if (!unproven)
+				retries = 0;
+			else if (woken)
+				retries = unproven_retries;
+			else if (retry)
+				--retries;
+		}
+		if (at_tick) {
 			changed |= backend->follow_limits(OverheadPolicy::from(config_));
 			next_check = std::chrono::steady_clock::now() + tick;
 		}

@@ -83,8 +83,8 @@ Skips containers in sandbox-only mode, whose createRuntime did not finish, whose
 gone, or whose settler still runs.
 
 Exit status: 0 when every container named was placed or skipped; 1 when one could not be
-placed (refused, its vCPUs not verified within 2 s, an unreadable record) or NAME|ID matches no
-record; 2 bad arguments.
+placed (refused, its vCPUs not verified within 2 s, an unreadable record), NAME|ID matches no
+record, or it is only the start of several containers' ids; 2 bad arguments.
 )";
 
 constexpr const char *gc_help = R"(Usage: vmm-cgroupctl [--config PATH] gc [--dry-run] [--force-orphans]
@@ -92,9 +92,9 @@ constexpr const char *gc_help = R"(Usage: vmm-cgroupctl [--config PATH] gc [--dr
 Removes what belongs to containers that are gone, as poststop would have (an engine killed before
 poststop, a createRuntime killed midway): their settler or watcher, the cgroups their record
 lists, the record. A container is gone when its S exists in no hierarchy, or when its process
-(pid and start time, from the record) and its VMM are dead. Nothing of a live container is
-touched: a container whose process or VMM runs, or whose cgroups still hold a task, is kept; so
-is a record whose mount is no cgroup file system, whose settler or watcher is no fork of
+(pid and start time, from the record) and its VMM are dead (the runtime is not asked). Nothing
+of a live container is touched: a container whose process or VMM runs, or whose cgroups still
+hold a task, is kept; so is a record whose mount is no cgroup file system, whose settler or watcher is no fork of
 poststart, or whose O, S (v2), settler or watcher another record names too. Unreadable records
 are reported and left alone.
 
@@ -221,7 +221,10 @@ void print(const std::string &text)
 	std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
-std::vector<LoadedRecord> selected(const Config &config, const std::vector<std::string> &targets)
+// `one_each`: every target must name one container (its instance name, its id, or the start of one id),
+// as for reconcile, which moves threads; status shows every container a prefix matches.
+std::vector<LoadedRecord> selected(const Config &config, const std::vector<std::string> &targets,
+				   bool one_each = false)
 {
 	std::vector<LoadedRecord> all = load_records(config.record_dir);
 	if (targets.empty())
@@ -232,6 +235,8 @@ std::vector<LoadedRecord> selected(const Config &config, const std::vector<std::
 		if (some.empty())
 			throw HostError("no managed container matches '" + printable(target) + "' in " +
 					config.record_dir);
+		if (auto why = ambiguity(all, target); why && one_each)
+			throw HostError(*why);
 		out.insert(out.end(), some.begin(), some.end());
 	}
 	return out;
@@ -252,7 +257,7 @@ int status_command(const Arguments &args, const Config &config)
 int reconcile_command(const Arguments &args, const Config &config)
 {
 	std::vector<ReconcileOutcome> outcomes;
-	for (const auto &loaded : selected(config, args.targets)) {
+	for (const auto &loaded : selected(config, args.targets, true)) {
 		if (loaded.record) {
 			set_log_container(loaded.record->id);
 			outcomes.push_back(reconcile(config, *loaded.record));

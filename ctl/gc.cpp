@@ -222,7 +222,7 @@ void look_in(const Place &place, const Named &named, std::vector<Orphan> &out)
 		    named.overheads.count({place.mount, path}))
 			continue;
 		bool empty = !holds_tasks(mount, path, "tasks") && child_dirs(mount->describe(path)).empty();
-		out.push_back({place.mount, path, instance, empty, false, {}});
+		out.push_back({place.mount, path, instance, empty, false, {}, {}});
 	}
 }
 
@@ -231,7 +231,8 @@ void look_in(const Place &place, const Named &named, std::vector<Orphan> &out)
 void remove_orphan(const std::string &record_dir, Orphan &orphan)
 {
 	if (::access(record_path(record_dir, orphan.instance).c_str(), F_OK) == 0) {
-		orphan.error = "a record of its name appeared meanwhile";
+		orphan.left_alone = "a record of its name appeared meanwhile";
+		spdlog::info("gc: orphan {}: {}: left alone", orphan.mount + orphan.path, orphan.left_alone);
 		return;
 	}
 	auto mount = try_open(orphan.mount);
@@ -259,6 +260,8 @@ std::string orphan_line(const Orphan &orphan, const GcOptions &options)
 		state += ", removed";
 	else if (!orphan.error.empty())
 		state += ", NOT removed: " + orphan.error;
+	else if (!orphan.left_alone.empty())
+		state += ", left alone: " + orphan.left_alone;
 	else if (orphan.empty && options.force_orphans && options.dry_run)
 		state += ", would be removed";
 	return "  " + printable(orphan.mount + orphan.path) + "  " + state + "\n";

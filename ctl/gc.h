@@ -59,7 +59,10 @@ struct Orphan {
 	std::string instance; // the instance name in its name
 	bool empty = false;   // no task and no child cgroup
 	bool removed = false;
-	std::string error;
+	std::string error; // why it could not be removed: a failure of gc
+	// Why it was left alone though empty: a record of its name appeared meanwhile (a createRuntime that
+	// started during gc writes its record before its first mkdir). Its own, not a failure.
+	std::string left_alone;
 };
 
 struct GcOptions {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <functional>
 #include <iterator>
+#include <set>
+
+#include "text.h"
 
 namespace vmmcg::ctl {
 
@@ -49,6 +52,29 @@ std::vector<LoadedRecord> select_records(const std::vector<LoadedRecord> &record
 		return by_id;
 	return matching(records,
 			[&](const LoadedRecord &r) { return r.record && r.record->id.starts_with(target); });
+}
+
+std::optional<std::string> ambiguity(const std::vector<LoadedRecord> &records, const std::string &target)
+{
+	std::set<std::string> ids;
+	for (const auto &loaded : select_records(records, target)) {
+		if (loaded.name == target || !loaded.record || loaded.record->id == target)
+			return std::nullopt;
+		ids.insert(loaded.record->id);
+	}
+	if (ids.size() < 2)
+		return std::nullopt;
+	std::string listed;
+	std::size_t shown = 0;
+	for (const auto &id : ids) {
+		if (shown++ == 3) {
+			listed += ", ...";
+			break;
+		}
+		listed += (listed.empty() ? "" : ", ") + printable(id);
+	}
+	return "'" + printable(target) + "' is the start of the ids of " + std::to_string(ids.size()) +
+	       " containers (" + listed + "): give more of the id";
 }
 
 } // namespace vmmcg::ctl

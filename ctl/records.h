@@ -24,4 +24,9 @@ std::vector<LoadedRecord> load_records(const std::string &dir);
 // that start with it (podman's short ids). Unreadable records match by their file name only.
 std::vector<LoadedRecord> select_records(const std::vector<LoadedRecord> &records, const std::string &target);
 
+// Why `target` cannot name one container: it is neither an instance name nor an id, only the start of the
+// ids of several containers. nullopt when it names one (or none: select_records says that). reconcile
+// refuses such a target rather than moving threads of containers the operator did not mean.
+std::optional<std::string> ambiguity(const std::vector<LoadedRecord> &records, const std::string &target);
+
 } // namespace vmmcg::ctl

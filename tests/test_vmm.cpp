@@ -4,10 +4,11 @@
 //   test-vmm [--vcpus N] [--io-threads N] [--style qemu-kvm|qemu-tcg|cloud-hypervisor|firecracker]
 //            [--vcpu-delay-ms MS] [--spin] [--spin-io] [--churn-vcpus] [--ready-file PATH] [--no-kvm]
 //            [--kvm-vcpus N] [--fork-after-ms MS [--forks N]] [--exit-on-usr1] [--qmp-silent PATH]
-//            [--hotplug-ms MS]
+//            [--hotplug-ms MS [--hotplug-fd-delay-ms MS]]
 //
 // With --hotplug-ms, the main thread makes one more vCPU (its KVM fd and its thread) after that delay, as
-// QEMU does on a QMP device_add of a CPU.
+// QEMU does on a QMP device_add of a CPU. With --hotplug-fd-delay-ms the thread comes first and its KVM
+// fd that much later: a vCPU-named thread the proof cannot accept yet, and no thread event when it can.
 //
 // Like a real KVM VMM, it holds a VM fd and one vCPU fd per vCPU thread (KVM_CREATE_VM, KVM_CREATE_VCPU on
 // /dev/kvm), the proof the hooks ask for by default; --no-kvm leaves them out (an impostor named like a
@@ -62,6 +63,7 @@ struct Options {
 	bool exit_on_usr1 = false;
 	std::string qmp_silent;
 	int hotplug_ms = 0; // one more vCPU thread (and its KVM fd), made by the main thread after this delay
+	int hotplug_fd_delay_ms = 0; // the hot-plugged vCPU's KVM fd comes this long after its thread
 	std::string ready_file;
 };
 
@@ -105,6 +107,8 @@ Options parse(int argc, char **argv)
 			options.exit_on_usr1 = true;
 		else if (arg == "--hotplug-ms")
 			options.hotplug_ms = parse_count(argv[++i], 600000);
+		else if (arg == "--hotplug-fd-delay-ms")
+			options.hotplug_fd_delay_ms = parse_count(argv[++i], 600000);
 		else if (arg == "--qmp-silent")
 			options.qmp_silent = argv[++i];
 		else if (arg == "--style")
@@ -281,9 +285,13 @@ int main(int argc, char **argv)
 		std::ofstream(options.ready_file) << getpid() << '\n';
 	if (options.hotplug_ms > 0) {
 		std::this_thread::sleep_for(std::chrono::milliseconds(options.hotplug_ms));
-		if (options.kvm)
+		if (options.kvm && options.hotplug_fd_delay_ms == 0)
 			create_kvm_vcpus({options.vcpus});
 		start_thread(vcpu_name(options.style, options.vcpus), options.spin);
+		if (options.kvm && options.hotplug_fd_delay_ms > 0) {
+			std::this_thread::sleep_for(std::chrono::milliseconds(options.hotplug_fd_delay_ms));
+			create_kvm_vcpus({options.vcpus});
+		}
 	}
 	if (options.fork_after_ms >= 0) {
 		std::this_thread::sleep_for(std::chrono::milliseconds(options.fork_after_ms));

@@ -8,9 +8,9 @@ No Kubernetes runs here, and Debian's kubectl needs a server even for a dry run:
 required fields, enumerations), and checked field by field against what the rest of the tree says (the
 entry script's path and variables, the Containerfile, the hooks' default overhead cap, the label the
 RuntimeClass selects, the service account's rights). Then deploy/kubernetes/vmm-cgroup-deploy runs as the DaemonSet runs it,
-`run` until SIGTERM, against a host root in a temporary directory: the built hooks, wrapper and
-vmm-cgroup-install; Debian's containerd config.toml or a CRI-O drop-in set from tests/data; systemctl and
-kubectl replaced by stubs that record their arguments. Needs no root. Exit 1 names each problem.
+`run` until SIGTERM, against a host root in a temporary directory: the built hooks, wrapper, vmm-cgroupctl
+and vmm-cgroup-install; Debian's containerd config.toml or a CRI-O drop-in set from tests/data; systemctl
+and kubectl replaced by stubs that record their arguments. Needs no root. Exit 1 names each problem.
 """
 import argparse
 import filecmp
@@ -183,6 +183,7 @@ class Host:
         for name in EXECUTABLES + ["vmm-cgroup-systemd"]:
             src = os.path.join(build, "runtime" if name == "vmm-cgroup-runtime" else "hooks", name)
             shutil.copy2(src, self.package)
+        shutil.copy2(os.path.join(build, "ctl", "vmm-cgroupctl"), self.package)
         self.log = os.path.join(self.dir, "calls.log")
         for stub in ("systemctl", "kubectl"):
             path = os.path.join(self.dir, stub)
@@ -197,7 +198,8 @@ class Host:
         self.env = dict(os.environ, **{k: v for k, v in ds_env.items() if isinstance(v, str)})
         self.env.update(NODE_NAME="node-1", HOST_ROOT=self.root, SYSTEMCTL=os.path.join(self.dir, "systemctl"),
                         KUBECTL=os.path.join(self.dir, "kubectl"), PACKAGE_DIR=self.package,
-                        VMMCG_INSTALL=os.path.join(build, "install", "vmm-cgroup-install"), READY_FILE=self.ready)
+                        VMMCG_INSTALL=os.path.join(build, "install", "vmm-cgroup-install"),
+                        VMMCG_CTL=os.path.join(self.package, "vmm-cgroupctl"), READY_FILE=self.ready)
         self.script = os.path.join(root, "deploy", "kubernetes", "vmm-cgroup-deploy")
         self.prefix = ds_env["HOST_PREFIX"]
         self.target = self.host_path(self.prefix + "/libexec/vmm-cgroup-hooks")
@@ -237,6 +239,16 @@ class Host:
                   filecmp.cmp(path, os.path.join(self.package, exe), shallow=False),
                   f"{name}: {path} is not a copy of the package's {exe}, mode 0755")
         check(not [f for f in os.listdir(self.target) if f.startswith(".")], f"{name}: a temporary file left")
+        # The operator's command on the host, static like the hooks: it runs there as it is.
+        ctl = self.host_path(self.prefix + "/sbin/vmm-cgroupctl")
+        if check(os.path.isfile(ctl) and os.stat(ctl).st_mode & 0o777 == 0o755 and
+                 filecmp.cmp(ctl, os.path.join(self.package, "vmm-cgroupctl"), shallow=False),
+                 f"{name}: {ctl} is not a copy of the package's vmm-cgroupctl, mode 0755"):
+            p = subprocess.run([ctl, "--version"], capture_output=True, text=True, timeout=10)
+            check(p.returncode == 0 and p.stdout.startswith("vmm-cgroupctl "),
+                  f"{name}: the copied vmm-cgroupctl --version: exit {p.returncode}: {p.stderr.strip()}")
+        check(not [f for f in os.listdir(os.path.dirname(ctl)) if f.startswith(".")],
+              f"{name}: a temporary file of vmm-cgroupctl left")
         # this host root has no dynamic linker or libsystemd: the helper cannot start there (the package
         # suite's Debian root keeps it)
         check(not os.path.lexists(os.path.join(self.target, "vmm-cgroup-systemd")) and

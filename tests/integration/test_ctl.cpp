@@ -406,6 +406,12 @@ TEST_SUITE("integration-ctl")
 				  "/vmm-overhead-ctl-orphan-0123456789abcdef");
 		std::string live_record = read_text(live.record_file());
 		std::string config = config_of(live);
+		// The start of three containers' ids: reconcile refuses it rather than act on all three.
+		std::string prefix = live.id().substr(0, live.id().size() - std::string("live").size());
+		Output ambiguous = ctl(config, {"reconcile", prefix});
+		CHECK(ambiguous.status == 1);
+		CHECK(ambiguous.out.empty());
+		CHECK(ambiguous.err.find("is the start of the ids of 3 containers") != std::string::npos);
 
 		Output dry = ctl(config, {"gc", "--dry-run"});
 		MESSAGE("gc --dry-run:\n" << dry.out << dry.err);
@@ -459,13 +465,20 @@ TEST_SUITE("integration-ctl")
 		REQUIRE(sb.create_runtime().status == 0);
 		REQUIRE(sb.poststart().status == 0);
 		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
-		json c = status_json(config_of(sb), sb.id());
+		// A thread QEMU or KVM makes after the settler ended (KVM's nx-lpage recovery worker, forked
+		// by a vCPU thread in S at its first KVM_RUN: issue 13) is the watcher's: the hooks and the
+		// watcher alone place everything, no reconcile. The bound is loose (a loaded CI machine, the
+		// watcher at idle priority); how fast: the value benchmark.
+		json c;
+		CHECK(wait_until(
+			[&] {
+				c = status_json(config_of(sb), sb.id());
+				return c["placement_ok"] == true;
+			},
+			10000));
 		CHECK(c["vmm"]["name"].get<std::string>().starts_with("qemu-system-x86"));
-		// Each thread as the status says, against /proc: vCPU threads in S, the others in O. A thread
-		// QEMU or KVM makes after the settler ended (KVM's nx-lpage recovery worker, forked by a vCPU
-		// thread in S: issue 13) is reported misplaced, and reconcile moves it.
+		// Each thread as the status says, against /proc: vCPU threads in S, the others in O.
 		std::size_t vcpus = 0;
-		bool all_placed = true;
 		for (const auto &t : c["threads"]) {
 			INFO("thread " << t.dump());
 			bool vcpu = is_vcpu_name(t["name"]);
@@ -473,17 +486,13 @@ TEST_SUITE("integration-ctl")
 			CHECK(t["side"] == (vcpu ? "vcpu" : "overhead"));
 			std::string want = vcpu ? sb.sandbox_path() : sb.overhead_path();
 			CHECK(t["placed"] == (t["cgroups"]["cpu"] == want && t["cgroups"]["cpuset"] == want));
-			CHECK((!vcpu || t["placed"] == true));
-			if (t["placed"] == false)
-				MESSAGE("left on the wrong side after the settler: " << t.dump());
-			all_placed = all_placed && t["placed"] == true;
+			CHECK(t["placed"] == true);
 		}
 		CHECK(vcpus == 4);
-		CHECK(c["placement_ok"] == all_placed);
-		if (!all_placed) {
-			CHECK(ctl(config_of(sb), {"reconcile", sb.id()}).status == 0);
-			CHECK(status_json(config_of(sb), sb.id())["placement_ok"] == true);
-		}
+		// Nothing left for reconcile to do.
+		Output reconciled = ctl(config_of(sb), {"reconcile", sb.id()});
+		CHECK(reconciled.status == 0);
+		CHECK(status_json(config_of(sb), sb.id())["placement_ok"] == true);
 		Output text = ctl(config_of(sb), {"status", sb.id()});
 		MESSAGE("status of QEMU (" << (kvm ? "kvm" : "tcg") << "):\n" << text.out);
 		check_promtool(ctl(config_of(sb), {"status", "--prometheus"}).out);
@@ -744,7 +753,9 @@ TEST_SUITE("integration-ctl")
 		MESSAGE("gc:\n" << collected.out << collected.err);
 		CHECK(collected.status == 0);
 		CHECK(gc_line(collected.out, sb.id()).find("removed") != std::string::npos);
-		CHECK(!ProcFs().alive(watcher));
+		// The watcher of a VMM that has ended is SIGKILLed and not waited for (cleanup.cpp): it dies
+		// as soon as the kernel delivers the signal, which on a loaded machine is not at once.
+		CHECK(wait_until([&] { return !ProcFs().alive(watcher); }, 2000));
 		CHECK(sb.overhead_gone());
 		CHECK(!fs::exists(sb.record_file()));
 	}

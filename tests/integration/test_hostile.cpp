@@ -511,6 +511,26 @@ TEST_SUITE("hostile")
 		CHECK(record_dir_empty(sb));
 	}
 
+	TEST_CASE(
+		"an uncapped overhead side (overhead_cap_percent 0) is placed as configured, with a warning")
+	{
+		const std::string warning = "has no CPU limit of its own";
+		for (bool capped : {true, false}) {
+			Sandbox sb(capped ? "capped" : "uncapped");
+			if (!capped)
+				sb.configure(R"("overhead_cap_percent":0)");
+			write_text(cgroup_dir("cpu", sb.sandbox_path()) + "/cpu.cfs_quota_us", "50000");
+			sb.start_test_vmm({"--vcpus", "2"});
+			HookRun created = sb.create_runtime();
+			INFO("capped " << capped << ": " << created.err);
+			REQUIRE(created.status == 0);
+			CHECK((created.err.find(warning) == std::string::npos) == capped);
+			CHECK(read_text(cgroup_dir("cpu", sb.overhead_path()) + "/cpu.cfs_quota_us") ==
+			      (capped ? "25000" : "-1"));
+			CHECK(sb.poststop().status == 0);
+		}
+	}
+
 	TEST_CASE("a child the VMM forks after placement: the watcher returns it to S within a second")
 	{
 		Sandbox sb("forkwatch");

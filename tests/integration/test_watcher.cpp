@@ -1,17 +1,100 @@
-// The watcher: after placement, new threads of a placed VMM are placed by themselves (a hot-plugged vCPU),
-// and the process events it sleeps on.
+// The watcher: after placement, new threads of a placed VMM are placed by themselves (a hot-plugged vCPU,
+// of the test VMM and of real QEMU/KVM over QMP device_add), and the process events it sleeps on.
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include "harness.h"
 #include "proc_events.h"
+#include "unique_fd.h"
 
 using namespace vmmcg::test;
+using nlohmann::json;
+
+namespace {
+
+// A QMP client for the test's own QEMU: blocking, with a receive timeout so that a QEMU that never answers
+// fails the test instead of hanging it.
+class QmpClient
+{
+public:
+	explicit QmpClient(const std::string &path)
+	{
+		fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+		struct sockaddr_un addr {};
+		addr.sun_family = AF_UNIX;
+		std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+		struct timeval timeout {
+			5, 0
+		};
+		::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+		if (fd_.get() < 0 ||
+		    ::connect(fd_.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0)
+			throw std::runtime_error("cannot connect to QMP at " + path);
+		read_message(); // the greeting
+		call("qmp_capabilities");
+	}
+
+	// Sends a command; its reply ({"return": ...} or {"error": ...}), events before it skipped.
+	json call(const std::string &command, const json &arguments = json::object())
+	{
+		json request = {{"execute", command}};
+		if (!arguments.empty())
+			request["arguments"] = arguments;
+		std::string line = request.dump() + "\n";
+		if (::send(fd_.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+		    static_cast<ssize_t>(line.size()))
+			throw std::runtime_error("QMP send failed");
+		for (;;) {
+			json reply = read_message();
+			if (reply.contains("return") || reply.contains("error"))
+				return reply;
+		}
+	}
+
+private:
+	json read_message()
+	{
+		for (;;) {
+			if (auto end = buffer_.find('\n'); end != std::string::npos) {
+				std::string line = buffer_.substr(0, end);
+				buffer_.erase(0, end + 1);
+				return json::parse(line);
+			}
+			char chunk[4096];
+			ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
+			if (n <= 0)
+				throw std::runtime_error("QMP closed or timed out");
+			buffer_.append(chunk, static_cast<std::size_t>(n));
+		}
+	}
+
+	vmmcg::UniqueFd fd_;
+	std::string buffer_;
+};
+
+// Where a thread of the VMM is against where the layout wants it: vCPUs in S, everything else in O, in
+// the hierarchies that split (cpu, cpuset).
+bool on_its_side(const Sandbox &sb, const ThreadPlacement &t)
+{
+	const std::string &want = is_vcpu_name(t.name) ? sb.sandbox_path() : sb.overhead_path();
+	for (const auto &c : Sandbox::cpu_controllers())
+		if (t.where.at(c) != want)
+			return false;
+	return true;
+}
+
+} // namespace
 
 TEST_SUITE("watcher")
 {
@@ -81,6 +164,132 @@ TEST_SUITE("watcher")
 		std::this_thread::sleep_for(std::chrono::seconds(23));
 		CHECK(vmmcg::ProcFs().alive(ref));
 		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 1000 + 10000));
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("a hot-plugged vCPU whose KVM fd comes seconds after its thread is placed once it has it")
+	{
+		// The thread's event finds it unproven (three vCPU-named threads, two vCPU fds): nothing
+		// moves. Opening the fd is no thread event: only the retry on the watcher's tick places it.
+		Sandbox sb("hotplug-late-fd");
+		sb.start_test_vmm({"--vcpus", "2", "--hotplug-ms", "2000", "--hotplug-fd-delay-ms", "3000"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		auto named_vcpus = [&] {
+			std::size_t named = 0;
+			for (const auto &t : sb.threads())
+				named += is_vcpu_name(t.name);
+			return named;
+		};
+		// Settled before the hotplug (as on any but a badly loaded machine): while the fd has not
+		// come, the record keeps the two proven vCPUs (an unproven pass moved nothing and knows no
+		// vCPU).
+		if (named_vcpus() == 2 && sb.record()["vcpus"].size() == 2) {
+			REQUIRE(wait_until([&] { return named_vcpus() == 3; }, 10000));
+			std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+			CHECK(sb.record()["vcpus"].size() == 2);
+		} else {
+			MESSAGE("the settler ended after the hotplug: the unproven interval was not seen");
+		}
+		auto placed = [&] {
+			std::size_t vcpus = 0;
+			for (const auto &t : sb.threads()) {
+				vcpus += is_vcpu_name(t.name);
+				if (!on_its_side(sb, t))
+					return false;
+			}
+			return vcpus == 3;
+		};
+		CHECK(wait_until(placed, 3000 + 10000));
+		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 3; }, 5000));
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(sb.overhead_gone());
+	}
+
+	TEST_CASE("real QEMU/KVM: a vCPU added over QMP device_add reaches S by itself, KVM's worker stays "
+		  "in O")
+	{
+		std::string qemu = "/usr/bin/qemu-system-x86_64";
+		REQUIRE_MESSAGE(std::filesystem::exists(qemu), "qemu-system-x86_64 is not installed");
+		REQUIRE_MESSAGE(::access("/dev/kvm", R_OK | W_OK) == 0, "no usable /dev/kvm");
+		Sandbox sb("qemu-hotplug");
+		std::string socket = "/tmp/" + sb.id() + ".qmp";
+		std::filesystem::remove(socket);
+		sb.configure(R"("vmm_names":["qemu-system-*"])");
+		// No guest kernel: the vCPU threads run KVM_RUN all the same (the firmware), which is what
+		// the hooks see.
+		sb.start({qemu, "-accel", "kvm", "-smp", "1,maxcpus=2", "-m", "128", "-name",
+			  "vmmcg,debug-threads=on", "-nographic", "-nodefaults", "-no-user-config",
+			  "-display", "none", "-qmp", "unix:" + socket + ",server=on,wait=off"});
+		struct RemoveSocket {
+			std::string path;
+			~RemoveSocket() { std::filesystem::remove(path); }
+		} remove_socket{socket};
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 20000));
+		REQUIRE_FALSE(sb.record()["watcher"].is_null());
+		auto all_placed = [&](std::size_t vcpus_wanted) {
+			std::size_t vcpus = 0;
+			for (const auto &t : sb.threads()) {
+				vcpus += is_vcpu_name(t.name);
+				if (!on_its_side(sb, t))
+					return false;
+			}
+			return vcpus == vcpus_wanted;
+		};
+		// KVM's nx-lpage recovery worker is forked by the vCPU thread (in S) at its first KVM_RUN,
+		// maybe after the settler ended: the watcher moves it to O.
+		CHECK(wait_until([&] { return all_placed(1); }, 10000));
+
+		QmpClient qmp(socket);
+		json cpus = qmp.call("query-hotpluggable-cpus");
+		REQUIRE_MESSAGE(cpus.contains("return"), cpus.dump());
+		json slot;
+		for (const auto &cpu : cpus["return"])
+			if (!cpu.contains("qom-path"))
+				slot = cpu;
+		REQUIRE_MESSAGE(slot.is_object(), "no free CPU slot: " << cpus.dump());
+		json arguments = slot["props"];
+		arguments["driver"] = slot["type"];
+		arguments["id"] = "vmmcg-hotplugged";
+		// From the request: QEMU answers once the new vCPU thread has made its KVM fd, by which time
+		// the watcher may have had its event.
+		auto plugged_at = std::chrono::steady_clock::now();
+		json added = qmp.call("device_add", arguments);
+		auto answered = std::chrono::duration_cast<std::chrono::milliseconds>(
+			std::chrono::steady_clock::now() - plugged_at);
+		REQUIRE_MESSAGE(added.contains("return"), added.dump());
+
+		// The new "CPU 1/KVM" is made by QEMU's main thread, in O; the watcher moves it to S.
+		auto new_vcpu_in_s = [&] {
+			for (const auto &t : sb.threads())
+				if (t.name == "CPU 1/KVM" && on_its_side(sb, t))
+					return true;
+			return false;
+		};
+		bool moved = wait_until(new_vcpu_in_s, 10000);
+		auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+			std::chrono::steady_clock::now() - plugged_at);
+		MESSAGE("QMP device_add to CPU 1/KVM in S (the watcher, no command): "
+			<< took.count() << " ms (QEMU answered after " << answered.count() << " ms)");
+		CHECK(moved);
+		// Then everything on its side, the worker (when this kernel makes one a thread of QEMU) in O.
+		CHECK(wait_until([&] { return all_placed(2); }, 10000));
+		bool worker = false;
+		for (const auto &t : sb.threads())
+			if (t.name.starts_with("kvm-nx-lpage")) {
+				worker = true;
+				INFO("KVM's worker " << t.tid);
+				CHECK(t.where.at("cpu") == sb.overhead_path());
+			}
+		if (!worker)
+			MESSAGE("no kvm-nx-lpage-re thread in QEMU here (the kernel makes it elsewhere)");
+		CHECK(wait_until([&] { return sb.record()["vcpus"].size() == 2; }, 5000));
 		sb.kill_vmm();
 		CHECK(sb.poststop().status == 0);
 		CHECK(sb.overhead_gone());

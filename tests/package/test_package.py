@@ -427,6 +427,9 @@ def check_image(root, deb, work):
                 problems.append(f"image install: {name} was not copied to a Debian 12 host")
             elif not filecmp.cmp(copy, unpacked + f"{LIBEXEC}/{name}", shallow=False):
                 problems.append(f"image install: {name} on the host is not the package's")
+        ctl = os.path.join(host, "opt", "vmm-cgroup-hooks", "sbin", "vmm-cgroupctl")
+        if not os.path.exists(ctl) or not filecmp.cmp(ctl, unpacked + "/usr/sbin/vmm-cgroupctl", shallow=False):
+            problems.append("image install: vmm-cgroupctl on the host is not the package's")
         wrapper = '"/opt/vmm-cgroup-hooks/libexec/vmm-cgroup-hooks/vmm-cgroup-runtime"'
         if f"BinaryName = {wrapper}" not in open(config).read():
             problems.append("image install: config.toml has no handler with the copied wrapper")

@@ -348,6 +348,15 @@ TEST_SUITE("ctl")
 		CHECK(select_records(all, "broken").size() == 1);
 		CHECK(select_records(all, "zzz").empty());
 		CHECK(select_records(all, "").empty());
+		// Only a prefix of several ids is ambiguous: one id in two bundles is one container.
+		CHECK(ambiguity(all, "ab") ==
+		      "'ab' is the start of the ids of 2 containers (abc, abd): give more of the id");
+		CHECK(!ambiguity(all, "abc"));
+		CHECK(!ambiguity(all, "abd"));
+		CHECK(!ambiguity(all, "a-1111111111111111"));
+		CHECK(!ambiguity(all, "abc-2222222222222222"));
+		CHECK(!ambiguity(all, "zzz"));
+		CHECK(!ambiguity(all, "broken"));
 	}
 
 	TEST_CASE("the command line")
