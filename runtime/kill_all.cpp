@@ -84,7 +84,7 @@ Collapse collapse_for_kill_all(const std::string &record_dir, const std::string 
 		if (!record || record->id != id ||
 		    !std::holds_alternative<cgroup_v2::Layout>(record->cgroups))
 			continue;
-		result.failures += clean_up(record_dir, *record);
+		result.failures += clean_up(record_dir, *record).failures;
 		++result.collapsed;
 	}
 	return result;
