@@ -7,6 +7,7 @@
 
 #include "cgroup_utils.h"
 #include "errors.h"
+#include "paths.h"
 #include "systemd.h"
 #include "text.h"
 
@@ -114,6 +115,7 @@ private:
 	// S's saved values back (but cpu.max where S is a unit's cgroup: systemd's), the controllers this
 	// project enabled disabled; failures counted.
 	std::size_t restore_sandbox(const CgroupMount &mount) const;
+	bool restore_through_systemd(const CgroupMount &mount, const std::string &saved) const;
 	// Removes each child, deepest first, noting it in `teardown` as "S/<name>".
 	void remove_children(const CgroupMount &mount, const std::vector<std::string> &children,
 			     Teardown &teardown) const;
@@ -249,6 +251,27 @@ bool V2Backend::follow_limits(const OverheadPolicy &policy)
 	return true;
 }
 
+// Where S is a unit's cgroup, systemd owns its cpu.max (runc's scope: CPUQuota=) and holds what the hooks
+// set through it (infinity): the saved limit goes back through systemd too, or a daemon-reload would lift it
+// again. Nothing to do when S is gone (the runtime removed the scope: the usual poststop). False when the
+// direct write is still to be made (no systemd, not a unit, or systemd refused).
+bool V2Backend::restore_through_systemd(const CgroupMount &mount, const std::string &saved) const
+{
+	auto unit = unit_of_cgroup(layout_.sandbox);
+	if (!unit || !systemd_running())
+		return false;
+	if (!mount.exists(layout_.sandbox))
+		return true;
+	std::string_view text = saved;
+	std::size_t space = text.find(' ');
+	auto quota = to_number<std::uint64_t>(text.substr(0, space));
+	auto period = space == std::string_view::npos ? std::nullopt
+						      : to_number<std::uint64_t>(text.substr(space + 1));
+	if (!quota || !period || *period == 0)
+		return text.starts_with("max"); // no limit was saved: systemd's infinity is it
+	return set_unit_cpu_quota(*unit, *quota * 1'000'000 / *period);
+}
+
 std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
 {
 	std::size_t failures = 0;
@@ -259,15 +282,9 @@ std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
 			++failures;
 		}
 	};
-	// Where S is a unit's cgroup, systemd owns its cpu.max (runc's scope: CPUQuota=), and it holds what
-	// the hooks set through systemd: a value written behind its back would be one systemd fights.
-	bool systemd_owns = unit_of_cgroup(layout_.sandbox) && systemd_running();
 	for (const auto &[file, value] : layout_.saved) {
-		if (systemd_owns && file == "cpu.max") {
-			spdlog::debug("{}: left to systemd, whose unit it is",
-				      mount.describe(layout_.sandbox, file));
+		if (file == "cpu.max" && restore_through_systemd(mount, value))
 			continue;
-		}
 		report(file, mount.write_file(layout_.sandbox, file, value));
 	}
 	for (const auto &name : layout_.enabled)
@@ -276,12 +293,29 @@ std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
 	return failures;
 }
 
+// A live VMM (the wrapper's kill --all) back in S a process at a time: a tid written to S's cgroup.procs
+// moves its whole thread group at once, so that threads it clones meanwhile are born in S and cannot keep
+// a child busy, as they could against a drain thread by thread. After the VMM's exit (poststop) a child is
+// empty and this reads one file.
+void move_processes_to_sandbox(const CgroupMount &mount, const std::string &child)
+{
+	std::error_code ec;
+	for (pid_t tid : mount.read_ids(child, thread_file, ec))
+		if (std::error_code moved =
+			    mount.write_file(parent_path(child), "cgroup.procs", std::to_string(tid));
+		    moved && moved != std::errc::no_such_process)
+			spdlog::debug("moving the process of thread {} to {}: {}", tid,
+				      mount.describe(parent_path(child)), moved.message());
+}
+
 void V2Backend::remove_children(const CgroupMount &mount, const std::vector<std::string> &children,
 				Teardown &teardown) const
 {
-	for (const auto &child : children)
+	for (const auto &child : children) {
+		move_processes_to_sandbox(mount, child);
 		report_removal(mount, child, remove_cgroup(mount, child, thread_file),
 			       "S" + child.substr(layout_.sandbox.size()), teardown);
+	}
 }
 
 Teardown V2Backend::teardown()

@@ -76,6 +76,11 @@ bool set_unit_cpu_quota_infinity(const std::string &unit)
 	return run_helper("cpu-quota-infinity", unit);
 }
 
+bool set_unit_cpu_quota(const std::string &unit, std::uint64_t per_second_usec)
+{
+	return run_helper("cpu-quota", unit, std::to_string(per_second_usec));
+}
+
 bool move_to_own_scope(pid_t pid, const std::string &name)
 {
 	return run_helper("own-scope", std::to_string(pid), name);

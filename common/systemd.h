@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,9 @@ std::optional<std::string> unit_of_cgroup(std::string_view cgroup);
 // The unit's CPU quota to infinity (SetUnitProperties, runtime): its cgroup's cpu.max becomes "max" and
 // stays so across daemon-reload.
 bool set_unit_cpu_quota_infinity(const std::string &unit);
+// The unit's CPU quota back to per_second_usec (CPUQuotaPerSecUSec): a cpu.max of "quota period" is
+// quota * 1000000 / period of it.
+bool set_unit_cpu_quota(const std::string &unit, std::uint64_t per_second_usec);
 // The process into a new transient scope of its own in vmm-cgroup-hooks.slice (StartTransientUnit): it no
 // longer dies with the unit that started it (the engine's), and the scope bounds its CPU.
 bool move_to_own_scope(pid_t pid, const std::string &name);

@@ -2,6 +2,7 @@
 // executables and run this helper only on systemd hosts, only when systemd must be told (common/systemd.h).
 //
 // cpu-quota-infinity UNIT: SetUnitProperties(UNIT, runtime, CPUQuotaPerSecUSec=infinity).
+// cpu-quota UNIT USEC: SetUnitProperties(UNIT, runtime, CPUQuotaPerSecUSec=USEC): the unit's quota back.
 // own-scope PID NAME: StartTransientUnit(vmm-cgroup-hooks-NAME.scope) holding PID, in
 // vmm-cgroup-hooks.slice, CPUQuota=20%, removed when it exits.
 //
@@ -54,14 +55,25 @@ int send(Bus &b, const char *method)
 	return r < 0 ? fail(method, r, &b.error) : 0;
 }
 
-int cpu_quota_infinity(const char *unit)
+int cpu_quota(const char *unit, std::uint64_t per_second_usec)
 {
 	Bus b;
 	if (call_manager(b, "SetUnitProperties") != 0)
 		return 1;
 	int r = sd_bus_message_append(b.message, "sba(sv)", unit, 1, 1, "CPUQuotaPerSecUSec", "t",
-				      UINT64_MAX);
+				      per_second_usec);
 	return r < 0 ? fail("SetUnitProperties", r) : send(b, "SetUnitProperties");
+}
+
+// A quota in microseconds per second: digits only, at least 1 ms (systemd's own floor), at most 1000 CPUs.
+bool parse_quota(const char *text, std::uint64_t &out)
+{
+	char *end = nullptr;
+	unsigned long long value = std::strtoull(text, &end, 10);
+	if (*text < '0' || *text > '9' || *end != '\0' || value < 1000 || value > 1'000'000'000ULL)
+		return false;
+	out = value;
+	return true;
 }
 
 int own_scope(const char *pid_text, const char *name)
@@ -88,7 +100,11 @@ int main(int argc, char **argv)
 {
 	std::string command = argc > 1 ? argv[1] : "";
 	if (command == "cpu-quota-infinity" && argc == 3)
-		return cpu_quota_infinity(argv[2]);
+		return cpu_quota(argv[2], UINT64_MAX);
+	if (command == "cpu-quota" && argc == 4) {
+		std::uint64_t usec = 0;
+		return parse_quota(argv[3], usec) ? cpu_quota(argv[2], usec) : 2;
+	}
 	if (command == "own-scope" && argc == 4)
 		return own_scope(argv[2], argv[3]);
 	if (command == "--version") {
@@ -96,7 +112,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	std::fprintf(command == "--help" ? stdout : stderr,
-		     "Usage: vmm-cgroup-systemd cpu-quota-infinity UNIT | own-scope PID NAME | --help | "
+		     "Usage: vmm-cgroup-systemd cpu-quota-infinity UNIT | cpu-quota UNIT USEC | own-scope "
+		     "PID NAME | "
+		     "--help | "
 		     "--version\n"
 		     "What the vmm-cgroup-hooks ask systemd; run by the hooks, not by hand. See "
 		     "vmm-cgroup-hooks(8).\n");
