@@ -182,6 +182,12 @@ void record_intent(const Config &config, Record &intent)
 	if (old) {
 		spdlog::warn("cleaning a stale record of this id and bundle, whose container pid {} is gone",
 			     old->container ? old->container->pid : 0);
+		// S may be the new container's by now (the same path, made anew by the runtime): what the old
+		// one saved of its S (its CPU limit) is not written into it.
+		if (auto *v2 = std::get_if<cgroup_v2::Layout>(&old->cgroups)) {
+			v2->saved.clear();
+			v2->enabled.clear();
+		}
 		if (clean_up(config.record_dir, *old).failures > 0)
 			throw HostError("the stale cgroups of this id and bundle could not all be removed");
 	}
