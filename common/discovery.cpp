@@ -82,10 +82,15 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, const ProcessRef &root,
 				return ref;
 			continue;
 		}
-		if (depth < max_depth)
-			for (pid_t child : proc.children(ref.pid))
-				if (auto child_ref = proc.process(child))
-					queue.emplace_back(*child_ref, depth + 1);
+		if (depth >= max_depth)
+			continue;
+		std::vector<pid_t> children = proc.children(ref.pid);
+		// The children of the process whose start time is known, or its pid was reused meanwhile.
+		if (proc.process(ref.pid) != ref)
+			continue;
+		for (pid_t child : children)
+			if (auto child_ref = proc.process(child))
+				queue.emplace_back(*child_ref, depth + 1);
 	}
 	return std::nullopt;
 }
