@@ -186,7 +186,8 @@ void Watcher::clean_up_if_orphaned()
 {
 	constexpr int window = 60, poststop_grace = 10;
 	int gone_for = 0;
-	for (int second = 0; second < window + poststop_grace; ++second) {
+	// Bounded: past the window only while S is gone, for at most the grace.
+	for (int second = 0;; ++second) {
 		rearm_watchdog();
 		std::optional<Record> record = current();
 		if (!record)
