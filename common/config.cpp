@@ -235,6 +235,14 @@ Config parse_config(std::string_view json)
 	return config;
 }
 
+std::vector<std::string_view> config_key_names()
+{
+	std::vector<std::string_view> names;
+	for (const auto &spec : config_keys)
+		names.push_back(spec.key);
+	return names;
+}
+
 Config load_config(const std::optional<std::string> &path, const std::string &default_path)
 {
 	const std::string &file = path ? *path : default_path;
