@@ -105,8 +105,10 @@ std::vector<std::string> names_in(const Field &field, bool allow_empty,
 				  const std::vector<std::string_view> &allowed)
 {
 	std::vector<std::string> list = field.strings(allow_empty);
-	for (const auto &name : list)
-		one_of(Field(nlohmann::json(name), "configuration", field.key()), allowed);
+	for (const auto &name : list) {
+		const nlohmann::json value = name;
+		one_of(Field(value, what, field.key()), allowed);
+	}
 	return list;
 }
 
