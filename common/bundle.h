@@ -1,5 +1,6 @@
 // What the hooks need from the bundle's config.json: the cgroups path (to cross-check and report), the
-// annotations, and the container's CPU resources.
+// annotations, the program and whether the container has a pid namespace. linux.resources is not read:
+// the limits in effect are read from the cgroups themselves.
 #pragma once
 
 #include <cstddef>
@@ -8,8 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include "config.h"
 
 namespace vmmcg {
 
@@ -28,7 +27,6 @@ struct CgroupsPath {
 struct BundleConfig {
 	CgroupsPath cgroups_path;
 	std::map<std::string, std::string> annotations;
-	CpuLimits cpu;       // linux.resources.cpu: the container's own CPU limits
 	std::string program; // process.args[0]: what the container's process will run ("" if none)
 	// linux.namespaces lists no pid namespace: the container shares its engine's (the host's). The
 	// runtime then kills it by signalling every process of its cgroups, reading cgroup.procs of each

@@ -110,7 +110,8 @@ public:
 	std::size_t teardown() override;
 
 private:
-	struct Made {
+	// A cgroup provision() made: its hierarchy's mount and its path there.
+	struct MadeCgroup {
 		std::string mount;
 		std::string path;
 	};
@@ -125,7 +126,8 @@ private:
 	ThreadMover &mover();
 
 	Layout &layout_;
-	std::vector<Made> made_; // every cgroup provision() made, shared ones included: what rollback removes
+	// Every cgroup provision() made, shared ones included: what rollback removes.
+	std::vector<MadeCgroup> made_;
 	std::optional<ThreadMover> mover_;
 };
 
