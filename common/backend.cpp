@@ -1,6 +1,7 @@
 #include "backend.h"
 
 #include <algorithm>
+#include <variant>
 
 #include "cgroup_v1.h"
 #include "cgroup_v2.h"

@@ -20,21 +20,6 @@ bool is_unit_part(std::string_view part)
 	return part.find('/') == std::string_view::npos && part.find('\0') == std::string_view::npos;
 }
 
-CpuLimits parse_cpu(const nlohmann::json &linux)
-{
-	CpuLimits cpu;
-	const nlohmann::json *resources = get_object(linux, "resources", what);
-	const nlohmann::json *node = resources ? get_object(*resources, "cpu", what) : nullptr;
-	if (!node)
-		return cpu;
-	cpu.shares = get_unsigned(*node, "shares", what, UINT64_MAX);
-	cpu.quota_us = get_integer(*node, "quota", what, -1, INT64_MAX);
-	cpu.period_us = get_unsigned(*node, "period", what, UINT64_MAX);
-	cpu.cpus = get_string(*node, "cpus", what);
-	cpu.mems = get_string(*node, "mems", what);
-	return cpu;
-}
-
 // A pid entry without a path is a new namespace, the container's own; with a path it joins one another
 // process made, which outlives this container's init (runc 1.1 and containerd's shim read it so too).
 bool has_own_pid_namespace(const nlohmann::json &linux)
@@ -99,7 +84,6 @@ BundleConfig parse_bundle_config(std::string_view json)
 	if (const nlohmann::json *linux = get_object(doc, "linux", what)) {
 		config.cgroups_path =
 			parse_cgroups_path(get_string(*linux, "cgroupsPath", what).value_or(""));
-		config.cpu = parse_cpu(*linux);
 		config.shared_pid = !has_own_pid_namespace(*linux);
 	}
 	return config;

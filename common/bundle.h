@@ -1,5 +1,6 @@
 // What the hooks need from the bundle's config.json: the cgroups path (to cross-check and report), the
-// annotations, and the container's CPU resources.
+// annotations, the program and whether the container has a pid namespace. linux.resources is not read:
+// the limits in effect are read from the cgroups themselves.
 #pragma once
 
 #include <cstddef>
@@ -9,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "config.h"
 
 namespace vmmcg {
 
@@ -29,7 +28,6 @@ struct CgroupsPath {
 struct BundleConfig {
 	CgroupsPath cgroups_path;
 	std::map<std::string, std::string> annotations;
-	CpuLimits cpu;                 // linux.resources.cpu: the container's own CPU limits
 	std::string program;           // process.args[0]: what the container's process will run ("" if none)
 	std::vector<std::string> args; // process.args, all of them (a launcher's command line)
 	// The container has no pid namespace of its own: linux.namespaces lists none (it shares its engine's,

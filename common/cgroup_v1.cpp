@@ -5,7 +5,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -110,7 +112,8 @@ public:
 	Teardown teardown() override;
 
 private:
-	struct Made {
+	// A cgroup provision() made: its hierarchy's mount and its path there.
+	struct MadeCgroup {
 		std::string mount;
 		std::string path;
 	};
@@ -125,7 +128,8 @@ private:
 	ThreadMover &mover();
 
 	Layout &layout_;
-	std::vector<Made> made_; // every cgroup provision() made, shared ones included: what rollback removes
+	// Every cgroup provision() made, shared ones included: what rollback removes.
+	std::vector<MadeCgroup> made_;
 	std::optional<ThreadMover> mover_;
 };
 

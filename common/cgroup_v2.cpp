@@ -1,7 +1,12 @@
 #include "cgroup_v2.h"
 
+#include <chrono>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 

@@ -8,7 +8,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "errors.h"
 #include "io.h"
@@ -108,7 +110,7 @@ CgroupMount CgroupMount::open(const std::string &mount_path)
 	long magic = static_cast<long>(fs.f_type);
 	if (!is_cgroup_magic(magic))
 		throw HostError(mount_path + " is not a cgroup file system");
-	return CgroupMount(std::move(fd), mount_path, magic == CGROUP2_SUPER_MAGIC);
+	return CgroupMount(std::move(fd), mount_path);
 }
 
 UniqueFd CgroupMount::resolve(std::string_view relative, int flags, std::error_code &ec) const

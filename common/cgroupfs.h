@@ -28,7 +28,6 @@ public:
 	static CgroupMount open(const std::string &mount_path);
 
 	const std::string &path() const { return path_; }
-	bool v2() const { return v2_; }
 
 	// `cgroup` is a clean absolute cgroup path ("/" is the mount root); `file` one name in it.
 	UniqueFd open_file(std::string_view cgroup, std::string_view file, int flags,
@@ -51,9 +50,7 @@ public:
 	std::string describe(std::string_view cgroup, std::string_view file = {}) const;
 
 private:
-	CgroupMount(UniqueFd root, std::string path, bool v2)
-		: root_(std::move(root)), path_(std::move(path)), v2_(v2)
-	{}
+	CgroupMount(UniqueFd root, std::string path) : root_(std::move(root)), path_(std::move(path)) {}
 	UniqueFd resolve(std::string_view relative, int flags, std::error_code &ec) const;
 	// The parent directory of a cgroup (not "/"), and the cgroup's own name in it. An invalid fd with no
 	// error for a cgroup right below the root: use root_, which needs no second open.
@@ -63,7 +60,6 @@ private:
 
 	UniqueFd root_;
 	std::string path_;
-	bool v2_ = false;
 };
 
 // Writes one id to an open tasks/cgroup.threads/cgroup.procs fd: the kernel takes one id per write(2).

@@ -105,8 +105,10 @@ std::vector<std::string> names_in(const Field &field, bool allow_empty,
 				  const std::vector<std::string_view> &allowed)
 {
 	std::vector<std::string> list = field.strings(allow_empty);
-	for (const auto &name : list)
-		one_of(Field(nlohmann::json(name), "configuration", field.key()), allowed);
+	for (const auto &name : list) {
+		const nlohmann::json value = name;
+		one_of(Field(value, what, field.key()), allowed);
+	}
 	return list;
 }
 
@@ -233,6 +235,14 @@ Config parse_config(std::string_view json)
 	Config config;
 	read_object(doc, what, "", config, config_keys);
 	return config;
+}
+
+std::vector<std::string_view> config_key_names()
+{
+	std::vector<std::string_view> names;
+	for (const auto &spec : config_keys)
+		names.push_back(spec.key);
+	return names;
 }
 
 Config load_config(const std::optional<std::string> &path, const std::string &default_path)

@@ -100,6 +100,10 @@ inline constexpr std::string_view enable_annotation = "io.vmm-cgroup-hooks.enabl
 // Parses a configuration file's text over the defaults. Unknown keys are an error that names the key.
 Config parse_config(std::string_view json);
 
+// The name of every key a configuration file may hold, in the key table's order (for tests and docs
+// checks that must not keep their own list).
+std::vector<std::string_view> config_key_names();
+
 // Reads the file at path; std::nullopt path or a missing default file gives the defaults.
 Config load_config(const std::optional<std::string> &path, const std::string &default_path);
 

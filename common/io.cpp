@@ -6,27 +6,57 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
 
 #include "errors.h"
 #include "unique_fd.h"
 
 namespace vmmcg {
 
-std::error_code read_bounded(int fd, std::size_t limit, std::string &out)
+namespace {
+
+// One read(2), appended to out (EINTR is retried): EFBIG once out holds more than limit bytes; eof is set
+// at the end of the file. The step of both bounded readers: read_bounded loops on it, read_fd_with_deadline
+// polls before each step, since a second read of a pipe whose writer keeps it open would block past the
+// deadline.
+std::error_code read_step(int fd, std::size_t limit, std::string &out, bool &eof)
 {
 	char buf[8192];
+	ssize_t n;
+	do
+		n = ::read(fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno_code();
+	eof = n == 0;
+	out.append(buf, static_cast<std::size_t>(n));
+	if (out.size() > limit)
+		return errno_code(EFBIG);
+	return {};
+}
+
+// The one message for input over its bound.
+InputError too_large(const std::string &what, std::size_t limit)
+{
+	return InputError(what + ": larger than " + std::to_string(limit) + " bytes");
+}
+
+} // namespace
+
+std::error_code read_bounded(int fd, std::size_t limit, std::string &out)
+{
 	for (;;) {
-		ssize_t n = ::read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno_code();
-		if (n == 0)
+		bool eof = false;
+		if (std::error_code ec = read_step(fd, limit, out, eof))
+			return ec;
+		if (eof)
 			return {};
-		out.append(buf, static_cast<std::size_t>(n));
-		if (out.size() > limit)
-			return errno_code(EFBIG);
 	}
 }
 
@@ -35,7 +65,7 @@ std::string read_fd_limited(int fd, std::size_t limit, const std::string &what)
 	std::string out;
 	std::error_code ec = read_bounded(fd, limit, out);
 	if (ec == std::errc::file_too_large)
-		throw InputError(what + ": larger than " + std::to_string(limit) + " bytes");
+		throw too_large(what, limit);
 	if (ec)
 		throw std::system_error(ec, "reading " + what);
 	return out;
@@ -46,7 +76,6 @@ std::string read_fd_with_deadline(int fd, std::size_t limit, const std::string &
 {
 	auto deadline = std::chrono::steady_clock::now() + timeout;
 	std::string out;
-	char buf[8192];
 	for (;;) {
 		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
 			deadline - std::chrono::steady_clock::now());
@@ -59,16 +88,16 @@ std::string read_fd_with_deadline(int fd, std::size_t limit, const std::string &
 		if (ready == 0)
 			throw InputError(what + ": not closed within " + std::to_string(timeout.count()) +
 					 " ms");
-		ssize_t n = ::read(fd, buf, sizeof(buf));
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		bool eof = false;
+		std::error_code ec = read_step(fd, limit, out, eof);
+		if (ec == std::errc::resource_unavailable_try_again)
 			continue;
-		if (n < 0)
-			throw std::system_error(errno_code(), "reading " + what);
-		if (n == 0)
+		if (ec == std::errc::file_too_large)
+			throw too_large(what, limit);
+		if (ec)
+			throw std::system_error(ec, "reading " + what);
+		if (eof)
 			return out;
-		out.append(buf, static_cast<std::size_t>(n));
-		if (out.size() > limit)
-			throw InputError(what + ": larger than " + std::to_string(limit) + " bytes");
 	}
 }
 
@@ -122,7 +151,7 @@ std::optional<std::string> read_input_file(const std::string &path, std::size_t 
 	std::string text;
 	std::error_code ec = read_bounded(fd.get(), limit, text);
 	if (ec == std::errc::file_too_large)
-		throw InputError(path + ": larger than " + std::to_string(limit) + " bytes");
+		throw too_large(path, limit);
 	if (ec)
 		throw InputError(path + ": cannot be read: " + ec.message());
 	return text;

@@ -24,6 +24,8 @@ public:
 	Field(const nlohmann::json &value, std::string_view what, std::string_view key)
 		: value_(&value), what_(what), key_(key)
 	{}
+	// A Field keeps a pointer to its value: a temporary would be gone before the Field is.
+	Field(nlohmann::json &&value, std::string_view what, std::string_view key) = delete;
 
 	const nlohmann::json &json() const { return *value_; }
 	std::string_view key() const { return key_; }

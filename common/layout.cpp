@@ -54,8 +54,6 @@ std::vector<std::string> shared_dirs(const std::string &root)
 
 std::string sandbox_of(const LayoutInput &input, const std::string &key, const std::string &what)
 {
-	if (input.sandbox.empty())
-		return {}; // computing what to remove: S is not needed
 	auto it = input.sandbox.find(key);
 	if (it == input.sandbox.end())
 		throw InputError("the container's process is in no cgroup of the " + what + " hierarchy");
@@ -77,7 +75,7 @@ cgroup_v1::Hierarchy v1_hierarchy(const LayoutInput &input, const std::string &c
 		hierarchy.overhead = join_path(input.overhead_root, input.instance);
 		hierarchy.shared = shared_dirs(input.overhead_root);
 		hierarchy.cpuset_source = input.overhead_root;
-	} else if (!hierarchy.sandbox.empty()) {
+	} else {
 		hierarchy.overhead =
 			join_path(parent_path(hierarchy.sandbox), "vmm-overhead-" + input.instance);
 		hierarchy.cpuset_source = hierarchy.sandbox;
@@ -112,9 +110,6 @@ CgroupLayout compute_layout(const LayoutInput &input)
 		return {};
 	if (input.host != HostMode::v2)
 		return v1_layout(input);
-	// Without S (poststop with no record) the v2 children cannot be found: nothing to compute.
-	if (input.sandbox.empty())
-		return {};
 	cgroup_v2::Layout layout;
 	layout.mount = input.mounts.unified;
 	layout.sandbox = sandbox_of(input, "", "cgroup2");

@@ -59,7 +59,7 @@ struct Layout {
 } // namespace cgroup_v2
 
 // The cgroups of a container in split mode, per version; monostate in sandbox-only mode (nothing is
-// created or moved) and where nothing can be computed (poststop on v2 without a record).
+// created or moved).
 using CgroupLayout = std::variant<std::monostate, cgroup_v1::Layout, cgroup_v2::Layout>;
 
 // The name of one container instance: "<id>-<16 hex digits of a hash of its bundle path>". Two
@@ -75,7 +75,7 @@ struct LayoutInput {
 	std::string overhead_root;
 	std::vector<std::string> overhead_controllers;
 	Mounts mounts;
-	ProcCgroups sandbox; // /proc/<container pid>/cgroup; may be empty to compute only what to remove
+	ProcCgroups sandbox; // /proc/<container pid>/cgroup
 };
 
 // Split mode:

@@ -9,8 +9,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 

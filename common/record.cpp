@@ -6,6 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,11 @@
 // Reading records of version 1, written before the record kept each cgroup version's part apart: one list
 // of "targets" for both, with a "v2" flag, and the v2 state on the top level. Containers created before an
 // upgrade are cleaned up with these.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "errors.h"

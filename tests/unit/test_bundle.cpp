@@ -24,11 +24,6 @@ BundleConfig parse(const json &doc)
 	return parse_bundle_config(doc.dump());
 }
 
-json with_cpu(const json &cpu)
-{
-	return {{"linux", {{"resources", {{"cpu", cpu}}}}}};
-}
-
 } // namespace
 
 TEST_SUITE("bundle")
@@ -133,28 +128,11 @@ TEST_SUITE("bundle")
 		json doc = {{"ociVersion", "1.0.2"},
 			    {"process", {{"args", {"qemu-system-x86_64"}}}},
 			    {"annotations", {{"io.vmm-cgroup-hooks.enable", "true"}}},
-			    {"linux",
-			     {{"cgroupsPath", "machine.slice:libpod:abc"},
-			      {"resources",
-			       {{"memory", {{"limit", 1 << 30}}},
-				{"cpu",
-				 {{"shares", 1024},
-				  {"quota", 50000},
-				  {"period", 100000},
-				  {"cpus", "0-3"},
-				  {"mems", "0"}}}}}}}};
+			    {"linux", {{"cgroupsPath", "machine.slice:libpod:abc"}}}};
 		BundleConfig config = parse(doc);
 		CHECK(config.annotations.at("io.vmm-cgroup-hooks.enable") == "true");
 		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::systemd);
 		CHECK(config.cgroups_path.slice == "machine.slice");
-		REQUIRE(config.cpu.shares);
-		CHECK(*config.cpu.shares == 1024);
-		REQUIRE(config.cpu.quota_us);
-		CHECK(*config.cpu.quota_us == 50000);
-		REQUIRE(config.cpu.period_us);
-		CHECK(*config.cpu.period_us == 100000);
-		CHECK(config.cpu.cpus == "0-3");
-		CHECK(config.cpu.mems == "0");
 	}
 
 	TEST_CASE("config.json: everything optional")
@@ -162,19 +140,13 @@ TEST_SUITE("bundle")
 		BundleConfig config = parse(json::object());
 		CHECK(config.cgroups_path.kind == CgroupsPath::Kind::none);
 		CHECK(config.annotations.empty());
-		CHECK_FALSE(config.cpu.shares);
-		CHECK_FALSE(config.cpu.quota_us);
-		CHECK_FALSE(config.cpu.period_us);
-		CHECK_FALSE(config.cpu.cpus);
-		CHECK_FALSE(config.cpu.mems);
 
 		CHECK(parse({{"linux", json::object()}}).cgroups_path.kind == CgroupsPath::Kind::none);
 		CHECK(parse({{"linux", {{"cgroupsPath", ""}}}}).cgroups_path.kind == CgroupsPath::Kind::none);
 		CHECK(parse({{"linux", {{"cgroupsPath", nullptr}}}}).cgroups_path.kind ==
 		      CgroupsPath::Kind::none);
-		CHECK_FALSE(parse({{"linux", {{"resources", json::object()}}}}).cpu.shares);
-		CHECK_FALSE(parse(with_cpu(json::object())).cpu.quota_us);
-		CHECK_FALSE(parse(with_cpu(nullptr)).cpu.quota_us);
+		// linux.resources is not read: the limits in effect are read from the cgroups.
+		CHECK_NOTHROW(parse({{"linux", {{"resources", {{"cpu", {{"shares", "1024"}}}}}}}}));
 	}
 
 	TEST_CASE("config.json: cgroupsPath errors come through")
@@ -183,30 +155,9 @@ TEST_SUITE("bundle")
 		CHECK_INPUT_ERROR(parse({{"linux", {{"cgroupsPath", 7}}}}), "'cgroupsPath'");
 	}
 
-	TEST_CASE("config.json: cpu resources types and bounds")
-	{
-		CHECK(*parse(with_cpu({{"quota", -1}})).cpu.quota_us == -1);
-		CHECK(*parse(with_cpu({{"quota", INT64_MAX}})).cpu.quota_us == INT64_MAX);
-		CHECK(*parse(with_cpu({{"shares", UINT64_MAX}})).cpu.shares == UINT64_MAX);
-		CHECK(*parse(with_cpu({{"period", 0}})).cpu.period_us == 0);
-		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", -2}})), "'quota'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", UINT64_MAX}})), "'quota'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", "100"}})), "'quota'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"quota", 1.5}})), "'quota'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", -1}})), "'shares'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", "1024"}})), "'shares'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"shares", 2.0}})), "'shares'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"period", -100000}})), "'period'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"period", true}})), "'period'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"cpus", 3}})), "'cpus'");
-		CHECK_INPUT_ERROR(parse(with_cpu({{"mems", json::array({0})}})), "'mems'");
-	}
-
 	TEST_CASE("config.json: wrong types of the containers")
 	{
 		CHECK_INPUT_ERROR(parse({{"linux", "x"}}), "'linux'");
-		CHECK_INPUT_ERROR(parse({{"linux", {{"resources", 1}}}}), "'resources'");
-		CHECK_INPUT_ERROR(parse(with_cpu(json::array())), "'cpu'");
 		CHECK_INPUT_ERROR(parse({{"annotations", {{"a", 1}}}}), "'annotations'");
 		CHECK_INPUT_ERROR(parse({{"annotations", "a"}}), "'annotations'");
 		CHECK_INPUT_ERROR(parse_bundle_config(""), "config.json");

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -43,6 +44,7 @@ void check_defaults(const Config &config)
 	CHECK(config.overhead_cap_min_millicpus == 250);
 	CHECK(config.max_vmm_threads == 4096);
 	CHECK(config.max_settlers == 256);
+	CHECK(config.watch_vmm);
 	CHECK_FALSE(config.overhead_limits.shares);
 	CHECK_FALSE(config.overhead_limits.quota_us);
 	CHECK_FALSE(config.overhead_limits.period_us);
@@ -64,33 +66,6 @@ void check_defaults(const Config &config)
 	CHECK(config.log.stderr_sink);
 	CHECK(config.allowed_annotations.empty());
 }
-
-// Each key a configuration may hold.
-const char *const all_keys[] = {"mode",
-				"overhead_root",
-				"overhead_controllers",
-				"overhead_limits",
-				"vmm_names",
-				"vcpu_thread_patterns",
-				"vmm_search_depth",
-				"qmp_socket",
-				"qmp_timeout_ms",
-				"poststart_budget_ms",
-				"settle_timeout_ms",
-				"settle_quiet_ms",
-				"record_dir",
-				"log_level",
-				"log_syslog",
-				"log_stderr",
-				"allowed_annotations",
-				"opt_in",
-				"overhead_parent",
-				"overhead_cap_percent",
-				"overhead_cap_min_millicpus",
-				"vcpu_proof",
-				"max_vmm_threads",
-				"launcher_names",
-				"max_settlers"};
 
 } // namespace
 
@@ -315,6 +290,20 @@ TEST_SUITE("config")
 		CHECK_INPUT_ERROR(parse_one("log_stderr", 0), "'log_stderr'");
 	}
 
+	TEST_CASE("watch_vmm: a boolean, true by default")
+	{
+		CHECK(parse_config("{}").watch_vmm);
+		CHECK(parse_one("watch_vmm", true).watch_vmm);
+		CHECK_FALSE(parse_one("watch_vmm", false).watch_vmm);
+		for (const json &value : {json("false"), json(0), json(1)}) {
+			CAPTURE(value.dump());
+			std::string message;
+			CHECK(unit::catch_error<InputError>([&] { parse_one("watch_vmm", value); }, message));
+			CHECK(message.find("'watch_vmm'") != std::string::npos);
+			CHECK(message.find('\n') == std::string::npos);
+		}
+	}
+
 	TEST_CASE("allowed_annotations")
 	{
 		CHECK(parse_one("allowed_annotations", json::array()).allowed_annotations.empty());
@@ -330,22 +319,24 @@ TEST_SUITE("config")
 
 	TEST_CASE("null is refused for every key")
 	{
-		for (const char *key : all_keys) {
+		for (std::string_view name : config_key_names()) {
+			std::string key(name);
 			CAPTURE(key);
-			CHECK_INPUT_ERROR(parse_one(key, nullptr), std::string("'") + key + "'");
+			CHECK_INPUT_ERROR(parse_one(key.c_str(), nullptr), "'" + key + "'");
 		}
 	}
 
 	TEST_CASE("a wrong type is refused for every key")
 	{
-		for (const char *key : all_keys) {
+		for (std::string_view name : config_key_names()) {
+			std::string key(name);
 			CAPTURE(key);
-			std::string name = std::string("'") + key + "'";
-			CHECK_INPUT_ERROR(parse_one(key, json::array({json::object()})), name);
-			if (std::string(key) != "overhead_limits")
-				CHECK_INPUT_ERROR(parse_one(key, json::object()), name);
-			if (std::string(key) != "log_syslog" && std::string(key) != "log_stderr")
-				CHECK_INPUT_ERROR(parse_one(key, true), name);
+			std::string quoted = "'" + key + "'";
+			CHECK_INPUT_ERROR(parse_one(key.c_str(), json::array({json::object()})), quoted);
+			if (key != "overhead_limits")
+				CHECK_INPUT_ERROR(parse_one(key.c_str(), json::object()), quoted);
+			if (key != "log_syslog" && key != "log_stderr" && key != "watch_vmm")
+				CHECK_INPUT_ERROR(parse_one(key.c_str(), true), quoted);
 		}
 	}
 

@@ -211,23 +211,6 @@ TEST_SUITE("layout")
 		}
 	}
 
-	TEST_CASE("v1 and hybrid without the container's cgroups: hierarchies with an empty sandbox")
-	{
-		for (HostMode host : {HostMode::v1, HostMode::hybrid}) {
-			CAPTURE(to_string(host));
-			LayoutInput input = v1_input(host);
-			input.sandbox.clear();
-			CgroupLayout computed = compute_layout(input);
-			const auto &layout = v1_of(computed);
-			REQUIRE(layout.hierarchies.size() == 3);
-			for (const auto &h : layout.hierarchies) {
-				CAPTURE(h.mount);
-				CHECK(h.sandbox.empty());
-				CHECK(h.overhead == "/vmm_overhead/abc");
-			}
-		}
-	}
-
 	TEST_CASE("instance_name: the id and a hash of the bundle; never a cgroup interface file's name")
 	{
 		std::string a =
@@ -299,11 +282,13 @@ TEST_SUITE("layout")
 		CHECK_INPUT_ERROR(compute_layout(input), "root cgroup");
 	}
 
-	TEST_CASE("v2 without the container's cgroups (cleanup): nothing")
+	TEST_CASE("without the container's cgroups: refused on every host")
 	{
-		LayoutInput input = v2_input();
-		input.sandbox.clear();
-		CHECK(std::holds_alternative<std::monostate>(compute_layout(input)));
+		for (LayoutInput input : {v1_input(HostMode::v1), v1_input(HostMode::hybrid), v2_input()}) {
+			CAPTURE(to_string(input.host));
+			input.sandbox.clear();
+			CHECK_INPUT_ERROR(compute_layout(input), "no cgroup");
+		}
 	}
 
 	TEST_CASE("sandbox-only: nothing on any host")

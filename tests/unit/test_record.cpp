@@ -69,6 +69,7 @@ Record v2_record()
 	record.vmm = ProcessRef{77, 1};
 	record.vcpus = {78};
 	record.vcpu_source = "qmp";
+	record.watcher = ProcessRef{79, 5};
 	return record;
 }
 
@@ -108,6 +109,7 @@ void check_same(const Record &a, const Record &b, bool legacy = false)
 		CHECK(a.bundle == b.bundle);
 		CHECK(a.phase == b.phase);
 		CHECK(a.container == b.container);
+		CHECK(a.watcher == b.watcher); // version 1 had no watcher
 	}
 	CHECK(a.host == b.host);
 	CHECK(a.mode == b.mode);
@@ -206,6 +208,7 @@ TEST_SUITE("record")
 		CHECK(std::holds_alternative<std::monostate>(back.cgroups));
 		CHECK_FALSE(back.vmm);
 		CHECK_FALSE(back.settler);
+		CHECK_FALSE(back.watcher);
 		CHECK_FALSE(back.qmp_socket);
 	}
 
