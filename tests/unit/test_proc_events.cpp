@@ -21,30 +21,36 @@ struct Datagram {
 	alignas(struct nlmsghdr) unsigned char bytes[NLMSG_HDRLEN + sizeof(struct cn_msg) +
 						     sizeof(struct proc_event)] = {};
 
-	struct proc_event &event()
+	// The event sits at offset 36, not aligned for its 8-byte fields (as in the kernel's datagram):
+	// copied in, never referenced in place.
+	void set(const struct proc_event &event)
 	{
-		return *reinterpret_cast<struct proc_event *>(bytes + NLMSG_HDRLEN + sizeof(struct cn_msg));
+		std::memcpy(bytes + NLMSG_HDRLEN + sizeof(struct cn_msg), &event, sizeof(event));
 	}
 };
 
 Datagram fork_event(pid_t parent_tgid, pid_t child_pid, pid_t child_tgid)
 {
+	struct proc_event event {};
+	event.what = proc_event::PROC_EVENT_FORK;
+	event.event_data.fork.parent_pid = parent_tgid;
+	event.event_data.fork.parent_tgid = parent_tgid;
+	event.event_data.fork.child_pid = child_pid;
+	event.event_data.fork.child_tgid = child_tgid;
 	Datagram d;
-	d.event().what = proc_event::PROC_EVENT_FORK;
-	d.event().event_data.fork.parent_pid = parent_tgid;
-	d.event().event_data.fork.parent_tgid = parent_tgid;
-	d.event().event_data.fork.child_pid = child_pid;
-	d.event().event_data.fork.child_tgid = child_tgid;
+	d.set(event);
 	return d;
 }
 
 Datagram process_event(enum proc_event::what what, pid_t pid, pid_t tgid)
 {
-	Datagram d;
-	d.event().what = what;
+	struct proc_event event {};
+	event.what = what;
 	// exec, comm and exit events all begin with process_pid, process_tgid.
-	d.event().event_data.exec.process_pid = pid;
-	d.event().event_data.exec.process_tgid = tgid;
+	event.event_data.exec.process_pid = pid;
+	event.event_data.exec.process_tgid = tgid;
+	Datagram d;
+	d.set(event);
 	return d;
 }
 
