@@ -30,15 +30,17 @@ class Stopping
 public:
 	explicit Stopping(const std::optional<ProcessRef> &process)
 	{
-		ProcFs proc;
-		if (!process || !proc.alive(*process))
+		if (!process)
 			return;
-		process_ = *process;
+		ProcFs proc;
 		fd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, process->pid, 0)));
-		if (fd_.valid() && !proc.alive(*process)) {
-			process_.reset(); // the pid is another process's now: the recorded one has ended
+		if (!fd_.valid() && errno == ESRCH)
+			return; // no process has the pid
+		if (!proc.alive(*process)) {
+			fd_.reset(); // ended (the pid may be another process's now)
 			return;
 		}
+		process_ = *process;
 		if (!fd_.valid() || ::syscall(SYS_pidfd_send_signal, fd_.get(), SIGKILL, nullptr, 0) != 0) {
 			fd_.reset();
 			::kill(process->pid, SIGKILL);
@@ -61,7 +63,7 @@ public:
 			for (int i = 0; i < 200 && proc.alive(*process_); ++i)
 				std::this_thread::sleep_for(std::chrono::milliseconds(5));
 		}
-		spdlog::info("stopped settler pid {}", process_->pid);
+		spdlog::debug("stopped settler pid {}", process_->pid);
 		process_.reset();
 	}
 
@@ -69,7 +71,7 @@ public:
 	void let_go()
 	{
 		if (process_)
-			spdlog::info("stopped watcher pid {} (SIGKILL, its VMM has ended)", process_->pid);
+			spdlog::debug("stopped watcher pid {} (SIGKILL, its VMM has ended)", process_->pid);
 		process_.reset();
 	}
 
