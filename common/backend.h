@@ -84,7 +84,9 @@ public:
 	// the container's limits, every other thread to the overhead side. Threads that exit meanwhile are
 	// skipped. A pass stops at the deadline (Moves::retry), so a stage keeps its bound whatever the VMM's
 	// size.
-	virtual Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+	// `tasks` is the VMM's task directory the threads were listed from.
+	virtual Moves place(const ProcFs &proc, const ProcessRef &vmm, const TaskDir &tasks,
+			    const std::vector<ThreadInfo> &threads,
 			    std::chrono::steady_clock::time_point deadline) = 0;
 	// Once the vCPU threads are placed: lifts what would still hold the overhead to the container's CPU
 	// limit.

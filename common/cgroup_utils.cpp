@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "host.h"
 #include "paths.h"
+#include "scope_exit.h"
 #include "text.h"
 
 namespace vmmcg {
@@ -147,14 +148,14 @@ std::error_code ThreadMover::write_thread(Sorting &sorting, const std::string &c
 }
 
 // A thread in none of this container's cgroups: exited since it was listed, or somewhere else, left alone.
-bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
-			       const ThreadInfo &thread, Moves &moves)
+bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const ThreadInfo &thread,
+			       Moves &moves)
 {
 	const std::string &want = thread.vcpu ? sorting.vcpu : sorting.overhead;
 	auto it = members.find(thread.tid);
 	if (it == members.end()) {
 		std::error_code ec;
-		ProcCgroups actual = parse_proc_cgroup(proc.read_task(vmm, thread.tid, "cgroup", ec));
+		ProcCgroups actual = parse_proc_cgroup(tasks_->read(thread.tid, "cgroup", ec));
 		if (ec)
 			return false;
 		if (auto at = actual.find(sorting.proc_key); at != actual.end())
@@ -195,7 +196,7 @@ bool ThreadMover::place_thread(Sorting &sorting, const Members &members, const P
 // should its pid be reused, where a path would name the new process.
 bool ThreadMover::is_vmm_thread(pid_t tid) const
 {
-	return task_dir_.valid() && ::faccessat(task_dir_.get(), std::to_string(tid).c_str(), F_OK, 0) == 0;
+	return tasks_->has(tid);
 }
 
 bool ThreadMover::check_owner(const ProcFs &proc, pid_t tid)
@@ -224,7 +225,7 @@ bool ThreadMover::check_owner(const ProcFs &proc, pid_t tid)
 // The thread in every hierarchy, then one check that each write moved the VMM's thread: no other task can
 // have been moved between the check before the first write and the check after the last one unless its tid
 // was reused, and then every write is undone.
-bool ThreadMover::place_everywhere(const std::vector<Members> &members, const ProcFs &proc, pid_t vmm,
+bool ThreadMover::place_everywhere(const std::vector<Members> &members, const ProcFs &proc,
 				   const ThreadInfo &thread, Moves &moves)
 {
 	checked_before_ = false;
@@ -232,7 +233,7 @@ bool ThreadMover::place_everywhere(const std::vector<Members> &members, const Pr
 	bool placed = true;
 	try {
 		for (std::size_t i = 0; i < sortings_.size() && placed; ++i)
-			placed = place_thread(sortings_[i], members[i], proc, vmm, thread, moves);
+			placed = place_thread(sortings_[i], members[i], thread, moves);
 	} catch (...) {
 		check_owner(proc, thread.tid);
 		throw;
@@ -240,11 +241,12 @@ bool ThreadMover::place_everywhere(const std::vector<Members> &members, const Pr
 	return check_owner(proc, thread.tid) && placed;
 }
 
-Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads,
+Moves ThreadMover::move(const ProcFs &proc, const TaskDir &tasks, const std::vector<ThreadInfo> &threads,
 			std::chrono::steady_clock::time_point deadline)
 {
 	Moves moves;
-	task_dir_ = UniqueFd(::open(proc.path(vmm, "task").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+	tasks_ = &tasks;
+	ScopeExit forget([this] { tasks_ = nullptr; });
 	// Read after the threads were listed, so that a listed thread is in one of them, or elsewhere.
 	std::vector<Members> members;
 	for (const auto &sorting : sortings_)
@@ -255,7 +257,7 @@ Moves ThreadMover::move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadI
 			moves.retry = true; // the rest in a later pass, or by the settler
 			break;
 		}
-		if (!place_everywhere(members, proc, vmm, thread, moves))
+		if (!place_everywhere(members, proc, thread, moves))
 			moves.gone.push_back(thread.tid);
 	}
 	return moves;

@@ -66,29 +66,28 @@ public:
 
 	// Reads membership from the thread files (a few reads a pass, where reading every thread's
 	// /proc/.../cgroup was one per thread), then moves each listed thread that is on the wrong side.
-	Moves move(const ProcFs &proc, pid_t vmm, const std::vector<ThreadInfo> &threads,
+	Moves move(const ProcFs &proc, const TaskDir &tasks, const std::vector<ThreadInfo> &threads,
 		   std::chrono::steady_clock::time_point deadline);
 
 private:
 	using Members = std::unordered_map<pid_t, const std::string *>; // tid -> the cgroup that holds it
 	Members membership(const Sorting &sorting) const;
 	// One thread in every hierarchy; false when it is gone (or its tid was another task's: moved back).
-	bool place_everywhere(const std::vector<Members> &members, const ProcFs &proc, pid_t vmm,
+	bool place_everywhere(const std::vector<Members> &members, const ProcFs &proc,
 			      const ThreadInfo &thread, Moves &moves);
 	// The result of one thread's move in one hierarchy; false when the thread is gone.
-	bool place_thread(Sorting &sorting, const Members &members, const ProcFs &proc, pid_t vmm,
-			  const ThreadInfo &thread, Moves &moves);
+	bool place_thread(Sorting &sorting, const Members &members, const ThreadInfo &thread, Moves &moves);
 	std::error_code write_thread(Sorting &sorting, const std::string &cgroup, pid_t tid);
 	// After a thread's last v1 write: the tid is still a thread of the VMM, or the task it now names goes
 	// back to where it was born (its thread group's or its parent's cgroup) in every hierarchy written.
 	// True when the moves were the VMM's.
 	bool check_owner(const ProcFs &proc, pid_t tid);
-	// The tid names a thread of the VMM (its /proc task directory, held open through task_dir_).
+	// The tid names a thread of the VMM (in its task directory, tasks_).
 	bool is_vmm_thread(pid_t tid) const;
 
 	std::vector<Sorting> sortings_;
 	std::map<std::string, UniqueFd> thread_files_; // "<mount><cgroup>" -> open thread file
-	UniqueFd task_dir_;                            // /proc/<vmm>/task of the pass under way
+	const TaskDir *tasks_ = nullptr;               // the VMM's, during move()
 	bool checked_before_ = false;    // the thread under way was found the VMM's before its first write
 	std::vector<Sorting *> written_; // the hierarchies where it was written (and checked after)
 };

@@ -104,7 +104,8 @@ public:
 
 	std::size_t provision(const OverheadPolicy &policy) override;
 	void rollback() noexcept override;
-	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+	Moves place(const ProcFs &proc, const ProcessRef &vmm, const TaskDir &tasks,
+		    const std::vector<ThreadInfo> &threads,
 		    std::chrono::steady_clock::time_point deadline) override;
 	// The vCPUs are in S, so they follow S's limit by themselves; O's derived cap follows it here.
 	bool follow_limits(const OverheadPolicy &policy) override;
@@ -297,14 +298,14 @@ void V1Backend::return_strays(const ProcFs &proc, const ProcessRef &vmm)
 	}
 }
 
-Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
-		       std::chrono::steady_clock::time_point deadline)
+Moves V1Backend::place(const ProcFs &proc, const ProcessRef &vmm, const TaskDir &tasks,
+		       const std::vector<ThreadInfo> &threads, std::chrono::steady_clock::time_point deadline)
 {
 	std::optional<ProcCgroups> where = check_vmm(proc, vmm);
 	if (!where || !move_process(vmm, *where))
 		return Moves::vmm_exited();
 	return_strays(proc, vmm);
-	return mover().move(proc, vmm.pid, threads, deadline);
+	return mover().move(proc, tasks, threads, deadline);
 }
 
 bool V1Backend::follow_limits(const OverheadPolicy &policy)

@@ -107,7 +107,8 @@ public:
 
 	std::size_t provision(const OverheadPolicy &policy) override;
 	void rollback() noexcept override;
-	Moves place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
+	Moves place(const ProcFs &proc, const ProcessRef &vmm, const TaskDir &tasks,
+		    const std::vector<ThreadInfo> &threads,
 		    std::chrono::steady_clock::time_point deadline) override;
 	void relax() override;
 	bool follow_limits(const OverheadPolicy &policy) override;
@@ -187,8 +188,8 @@ void V2Backend::check_vmm(const ProcFs &proc, const ProcessRef &vmm, bool &gone)
 				", not in this container's cgroups: refusing to move it");
 }
 
-Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vector<ThreadInfo> &threads,
-		       std::chrono::steady_clock::time_point deadline)
+Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const TaskDir &tasks,
+		       const std::vector<ThreadInfo> &threads, std::chrono::steady_clock::time_point deadline)
 {
 	bool gone = false;
 	check_vmm(proc, vmm, gone);
@@ -206,7 +207,7 @@ Moves V2Backend::place(const ProcFs &proc, const ProcessRef &vmm, const std::vec
 				    false});
 		mover_.emplace(std::move(sortings));
 	}
-	return mover_->move(proc, vmm.pid, threads, deadline);
+	return mover_->move(proc, tasks, threads, deadline);
 }
 
 // S's cpu.max to "max": through systemd where S is a unit whose CPUQuota= systemd owns (runc's scope), so

@@ -98,8 +98,13 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, const ProcessRef &root,
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
 				     std::error_code &ec, std::size_t max_threads)
 {
+	return list_threads(TaskDir(proc, pid), patterns, ec, max_threads);
+}
+
+std::vector<ThreadInfo> list_threads(const TaskDir &tasks, const std::vector<std::string> &patterns,
+				     std::error_code &ec, std::size_t max_threads)
+{
 	std::vector<ThreadInfo> threads;
-	TaskDir tasks(proc, pid);
 	std::vector<pid_t> ids = tasks.ids(ec);
 	if (ids.size() > max_threads) {
 		ec = std::make_error_code(std::errc::argument_list_too_long);

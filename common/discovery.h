@@ -47,6 +47,8 @@ std::optional<ProcessRef> find_vmm(const ProcFs &proc, const ProcessRef &root,
 // Threads that exit while they are listed are left out. More than max_threads: nothing read, ec E2BIG.
 std::vector<ThreadInfo> list_threads(const ProcFs &proc, pid_t pid, const std::vector<std::string> &patterns,
 				     std::error_code &ec, std::size_t max_threads = SIZE_MAX);
+std::vector<ThreadInfo> list_threads(const TaskDir &tasks, const std::vector<std::string> &patterns,
+				     std::error_code &ec, std::size_t max_threads = SIZE_MAX);
 
 // The KVM file descriptors a process holds: anon_inode:kvm-vm, and one anon_inode:kvm-vcpu:N per vCPU.
 struct KvmFds {

@@ -78,11 +78,11 @@ void PlacementLoop::ask_qmp(std::chrono::steady_clock::time_point deadline)
 	}
 }
 
-std::vector<ThreadInfo> PlacementLoop::threads(std::error_code &ec)
+std::vector<ThreadInfo> PlacementLoop::threads(const TaskDir &tasks, std::error_code &ec)
 {
 	result_.unproven = false;
-	std::vector<ThreadInfo> listed = list_threads(proc_, result_.vmm->pid, options_.vcpu_thread_patterns,
-						      ec, options_.max_threads);
+	std::vector<ThreadInfo> listed =
+		list_threads(tasks, options_.vcpu_thread_patterns, ec, options_.max_threads);
 	if (ec == std::errc::argument_list_too_long) {
 		result_.refused =
 			"more than " + std::to_string(options_.max_threads) + " threads (max_vmm_threads)";
@@ -108,7 +108,8 @@ PlacementLoop::Step PlacementLoop::pass(std::optional<std::chrono::nanoseconds> 
 	PassSummary summary;
 	summary.read_at = boot_time();
 	std::error_code ec;
-	std::vector<ThreadInfo> listed = threads(ec);
+	TaskDir tasks(proc_, result_.vmm->pid); // the pass's: listing, moves' checks, and the listing again
+	std::vector<ThreadInfo> listed = threads(tasks, ec);
 	if (!result_.refused.empty()) {
 		spdlog::warn("VMM pid {}: {}: not placed", result_.vmm->pid, result_.refused);
 		return Step::done;
@@ -117,7 +118,7 @@ PlacementLoop::Step PlacementLoop::pass(std::optional<std::chrono::nanoseconds> 
 				    [](const ThreadInfo &t) { return t.vcpu.has_value(); });
 	// Nothing moves without a vCPU: a process that is no VMM, or not yet, stays whole in S.
 	Moves moves = ec         ? Moves::vmm_exited()
-		      : any_vcpu ? backend_.place(proc_, *result_.vmm, listed, deadline)
+		      : any_vcpu ? backend_.place(proc_, *result_.vmm, tasks, listed, deadline)
 				 : Moves{};
 	if (moves.vmm_gone) {
 		spdlog::warn("VMM pid {} exited during placement", result_.vmm->pid);
@@ -132,8 +133,7 @@ PlacementLoop::Step PlacementLoop::pass(std::optional<std::chrono::nanoseconds> 
 	summary.youngest = youngest(listed);
 	// Threads created or gone while the pass moved others: another pass, after the backoff.
 	if (options_.rule.may_complete(summary))
-		summary.same_threads =
-			proc_.thread_ids(result_.vmm->pid, ec) == ids_of(listed, moves, false) && !ec;
+		summary.same_threads = tasks.ids(ec) == ids_of(listed, moves, false) && !ec;
 	result_.complete = options_.rule.complete(summary);
 	wait = options_.rule.wait(summary, boot_time());
 	return result_.complete ? Step::done : Step::again;

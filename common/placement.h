@@ -70,7 +70,7 @@ private:
 	Step pass(std::optional<std::chrono::nanoseconds> &wait,
 		  std::chrono::steady_clock::time_point deadline);
 	// The VMM's threads with their vCPUs marked (QMP, names) and proven; empty when there are too many.
-	std::vector<ThreadInfo> threads(std::error_code &ec);
+	std::vector<ThreadInfo> threads(const TaskDir &tasks, std::error_code &ec);
 
 	Backend &backend_;
 	ProcFs proc_;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 
 #include "errors.h"
 #include "io.h"
@@ -187,14 +189,38 @@ std::vector<pid_t> TaskDir::ids(std::error_code &ec) const
 	ec = error_;
 	if (ec)
 		return {};
-	// A DIR of its own (on a duplicate, rewound: the duplicate shares the offset) for each listing.
-	int dup = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
-	DIR *d = dup >= 0 ? ::fdopendir(dup) : nullptr;
-	if (!d && dup >= 0)
-		::close(dup);
-	if (d)
-		::rewinddir(d);
-	return numeric_entries(d, ec);
+	// Read with getdents64 from the start, on this fd: a DIR of its own (a duplicate, fdopendir, rewound)
+	// cost four system calls more per listing.
+	std::vector<pid_t> out;
+	if (::lseek(fd_.get(), 0, SEEK_SET) != 0) {
+		ec = errno_code();
+		return out;
+	}
+	alignas(struct dirent64) char buffer[8192];
+	for (;;) {
+		ssize_t got = ::getdents64(fd_.get(), buffer, sizeof buffer);
+		if (got < 0) {
+			ec = errno_code();
+			return {};
+		}
+		if (got == 0)
+			break;
+		for (ssize_t at = 0; at < got;) {
+			dirent64 entry;
+			std::memcpy(&entry, buffer + at, offsetof(dirent64, d_name));
+			std::string_view name(buffer + at + offsetof(dirent64, d_name));
+			if (auto id = to_number<pid_t>(name); id && *id > 0)
+				out.push_back(*id);
+			at += entry.d_reclen;
+		}
+	}
+	std::sort(out.begin(), out.end());
+	return out;
+}
+
+bool TaskDir::has(pid_t tid) const
+{
+	return fd_.valid() && ::faccessat(fd_.get(), std::to_string(tid).c_str(), F_OK, 0) == 0;
 }
 
 std::string TaskDir::read(pid_t tid, std::string_view file, std::error_code &ec) const

@@ -67,9 +67,11 @@ private:
 	std::string root_;
 };
 
-// /proc/<pid>/task, opened once for a pass over a process's threads. Each thread's files are read through
-// it, a lookup of two names where a path is a walk from /proc (a fifth of a stat read's cost), and it
-// stays the directory of the process it was opened for should the pid be reused meanwhile.
+// /proc/<pid>/task, opened once for a pass over a process's threads: the listing, each thread's files, the
+// check that a moved tid is still the process's thread, and the listing again at the end of the pass. A
+// thread's file is a lookup of two names where a path is a walk from /proc (a fifth of a stat read's
+// cost), and the fd stays the directory of the process it was opened for should the pid be reused
+// meanwhile.
 class TaskDir
 {
 public:
@@ -77,8 +79,10 @@ public:
 	// ENOENT or ESRCH when the process was gone (then nothing else is read).
 	const std::error_code &error() const { return error_; }
 
-	std::vector<pid_t> ids(std::error_code &ec) const; // sorted
+	std::vector<pid_t> ids(std::error_code &ec) const; // sorted; one listing at a time
 	std::string read(pid_t tid, std::string_view file, std::error_code &ec) const;
+	// The tid is a thread of this process (one name looked up in the directory).
+	bool has(pid_t tid) const;
 
 private:
 	UniqueFd fd_;

@@ -69,10 +69,12 @@ TEST_SUITE("integration-faults")
 		std::unique_ptr<vmmcg::Backend> backend = vmmcg::make_backend(record->cgroups);
 		REQUIRE(backend);
 		std::error_code ec;
-		auto listed = vmmcg::list_threads(proc, vmm->pid, vmmcg::Config().vcpu_thread_patterns, ec);
+		vmmcg::TaskDir tasks(proc, vmm->pid);
+		auto listed = vmmcg::list_threads(tasks, vmmcg::Config().vcpu_thread_patterns, ec);
 		REQUIRE_FALSE(ec);
-		vmmcg::Moves moves = backend->place(
-			proc, *vmm, listed, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+		vmmcg::Moves moves =
+			backend->place(proc, *vmm, tasks, listed,
+				       std::chrono::steady_clock::now() + std::chrono::seconds(5));
 		CHECK(moves.moved == 0);
 		CHECK_FALSE(moves.vmm_gone);
 		CHECK(std::count_if(listed.begin(), listed.end(),

@@ -583,9 +583,10 @@ TEST_SUITE("hostile")
 		auto vmm = proc.process(sb.vmm());
 		REQUIRE(vmm);
 		std::error_code ec;
-		auto listed = vmmcg::list_threads(proc, vmm->pid, vmmcg::Config().vcpu_thread_patterns, ec);
+		vmmcg::TaskDir tasks(proc, vmm->pid);
+		auto listed = vmmcg::list_threads(tasks, vmmcg::Config().vcpu_thread_patterns, ec);
 		REQUIRE_FALSE(ec);
-		backend->place(proc, *vmm, listed, Clock::now() + 5s);
+		backend->place(proc, *vmm, tasks, listed, Clock::now() + 5s);
 		for (const auto &c : all_controllers())
 			CHECK(where(child, c) == sb.sandbox_path());
 		check_split(sb, 2);
@@ -729,8 +730,9 @@ TEST_SUITE("hostile")
 		vmmcg::ThreadMover mover(std::move(sortings));
 		vmmcg::ThreadInfo as_vcpu{host, "CPU 0/KVM", 0, 0};
 		vmmcg::ThreadInfo as_overhead{inside, "IO x", 0, std::nullopt};
-		vmmcg::Moves moves =
-			mover.move(vmmcg::ProcFs(), vmm, {as_vcpu, as_overhead}, Clock::now() + 5s);
+		vmmcg::ProcFs proc;
+		vmmcg::Moves moves = mover.move(proc, vmmcg::TaskDir(proc, vmm), {as_vcpu, as_overhead},
+						Clock::now() + 5s);
 		CHECK(moves.moved == 0);
 		CHECK(moves.gone.size() == 2);
 		CHECK(where(host, "cpu") != S); // not moved into the container
@@ -1235,9 +1237,10 @@ TEST_SUITE("hostile")
 			auto ref = proc.process(vmm);
 			REQUIRE(ref);
 			std::error_code ec;
-			auto listed =
-				vmmcg::list_threads(proc, vmm, vmmcg::Config().vcpu_thread_patterns, ec);
-			std::thread pass([&] { backend->place(proc, *ref, listed, Clock::now() + 10s); });
+			vmmcg::TaskDir tasks(proc, vmm);
+			auto listed = vmmcg::list_threads(tasks, vmmcg::Config().vcpu_thread_patterns, ec);
+			std::thread pass(
+				[&] { backend->place(proc, *ref, tasks, listed, Clock::now() + 10s); });
 			pid_t taker = 0;
 			vmmcg::ScopeExit cleanup([&] {
 				if (pass.joinable())
