@@ -65,6 +65,7 @@ private:
 	// Waits up to `up_to`; true when an event about the watched thread groups came (or events were lost).
 	bool wait(std::chrono::nanoseconds up_to);
 	SettleResult settle(Record &record);
+	bool settle_now(Record &record);
 	void watch(Record &record, const ProcessRef &vmm);
 	void clean_up_if_orphaned();
 	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus, bool &unproven);
@@ -151,6 +152,8 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 			next_check - std::chrono::steady_clock::now(), 0ns));
 		if (woken)
 			wait(debounce);
+		if (woken && !proc.alive(vmm))
+			break; // its exit woke this: no pass over a VMM that has ended
 		bool at_tick = std::chrono::steady_clock::now() >= next_check;
 		bool retry = at_tick && retries > 0;
 		bool changed = false;
@@ -186,9 +189,11 @@ void Watcher::clean_up_if_orphaned()
 {
 	constexpr int window = 60, poststop_grace = 10;
 	int gone_for = 0;
-	// Bounded: past the window only while S is gone, for at most the grace.
+	// Bounded: past the window only while S is gone, for at most the grace. A second first: poststop
+	// normally comes at once, and looking before it would only compete with it for the CPU.
 	for (int second = 0;; ++second) {
 		rearm_watchdog();
+		std::this_thread::sleep_for(1s);
 		std::optional<Record> record = current();
 		if (!record)
 			return; // poststop ran
@@ -205,7 +210,6 @@ void Watcher::clean_up_if_orphaned()
 		}
 		if (gone_for == 0 && second >= window)
 			return;
-		std::this_thread::sleep_for(1s);
 	}
 }
 
@@ -216,22 +220,12 @@ int Watcher::run()
 		return 0;
 	if (systemd_running())
 		move_to_own_scope(self_.pid, name_); // not to die with the engine's unit
-	SettleResult settled = settle(*record);
-	record = current();
-	if (!record)
+	// Named as the watcher, poststart's placement was complete: it is not done again.
+	if (record->settler == self_ && !settle_now(*record))
 		return 0;
-	std::unique_ptr<Backend> backend = make_backend(record->cgroups);
-	log_settled(settled, "settler");
-	store_placement(*record, *backend, settled);
-	bool watching = config_.watch_vmm && settled.vmm && !settled.vcpus.empty();
-	// Named as the watcher until it ends, also when it only waits to see whether poststop comes.
-	record->settler.reset();
-	record->watcher = self_;
-	rearm_watchdog();
-	if (!replace_record(config_.record_dir, *record))
-		return 0; // poststop removed it meanwhile
+	bool watching = config_.watch_vmm && record->vmm && !record->vcpus.empty();
 	if (watching)
-		watch(*record, *settled.vmm);
+		watch(*record, *record->vmm);
 	clean_up_if_orphaned();
 	rearm_watchdog();
 	if (std::optional<Record> last = current()) {
@@ -239,6 +233,25 @@ int Watcher::run()
 		replace_record(config_.record_dir, *last);
 	}
 	return 0;
+}
+
+// The settler's part: places until complete (or settle_timeout_ms), then names itself the watcher in the
+// record. False when poststop removed the record meanwhile.
+bool Watcher::settle_now(Record &record)
+{
+	SettleResult settled = settle(record);
+	std::optional<Record> now = current();
+	if (!now)
+		return false;
+	record = *now;
+	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
+	log_settled(settled, "settler");
+	store_placement(record, *backend, settled);
+	// Named as the watcher until it ends, also when it only waits to see whether poststop comes.
+	record.settler.reset();
+	record.watcher = self_;
+	rearm_watchdog();
+	return replace_record(config_.record_dir, record);
 }
 
 } // namespace
