@@ -66,7 +66,7 @@ private:
 	bool wait(std::chrono::nanoseconds up_to);
 	SettleResult settle(Record &record);
 	bool settle_now(Record &record);
-	void watch(Record &record, const ProcessRef &vmm);
+	void watch(Record &record, const ProcessRef &vmm, bool look_first);
 	void clean_up_if_orphaned();
 	bool pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &vcpus, bool &unproven);
 
@@ -137,7 +137,9 @@ bool Watcher::pass(Backend &backend, const ProcessRef &vmm, std::vector<pid_t> &
 	return true;
 }
 
-void Watcher::watch(Record &record, const ProcessRef &vmm)
+// look_first: one pass before the first wait. A thread made between poststart's last listing and this
+// process's subscription to the events was seen by neither.
+void Watcher::watch(Record &record, const ProcessRef &vmm, bool look_first)
 {
 	std::unique_ptr<Backend> backend = make_backend(record.cgroups);
 	watched_ = {vmm.pid};
@@ -146,6 +148,12 @@ void Watcher::watch(Record &record, const ProcessRef &vmm)
 	ProcFs proc;
 	auto next_check = std::chrono::steady_clock::now() + tick;
 	unsigned retries = 0; // ticks left on which an unproven pass is tried again
+	if (look_first) {
+		bool unproven = false;
+		if (pass(*backend, vmm, record.vcpus, unproven))
+			write(record);
+		retries = unproven ? unproven_retries : 0;
+	}
 	while (proc.alive(vmm)) {
 		rearm_watchdog();
 		bool woken = wait(std::max<std::chrono::nanoseconds>(
@@ -220,12 +228,13 @@ int Watcher::run()
 		return 0;
 	if (systemd_running())
 		move_to_own_scope(self_.pid, name_); // not to die with the engine's unit
-	// Named as the watcher, poststart's placement was complete: it is not done again.
-	if (record->settler == self_ && !settle_now(*record))
+	// Named as the watcher, poststart's placement was complete: one pass, not the settling loop.
+	bool settling = record->settler == self_;
+	if (settling && !settle_now(*record))
 		return 0;
 	bool watching = config_.watch_vmm && record->vmm && !record->vcpus.empty();
 	if (watching)
-		watch(*record, *record->vmm);
+		watch(*record, *record->vmm, !settling);
 	clean_up_if_orphaned();
 	rearm_watchdog();
 	if (std::optional<Record> last = current()) {

@@ -16,7 +16,8 @@ namespace vmmcg {
 // The detached process's work. `base` is the record as poststart wrote it before letting go; go_fd reaches
 // EOF once poststart has written the record naming this process (or died: then it ends at once). The
 // record says what is left: placing (it names this process the settler), or only watching (the watcher:
-// poststart's placement was complete, and is not done again).
+// poststart's placement was complete: one pass, for a thread made before this process subscribed to the
+// events, and no settling loop).
 int settle_and_watch(const Config &config, const Record &base, const ProcessRef &container, int go_fd);
 
 } // namespace vmmcg
