@@ -268,14 +268,10 @@ bool V2Backend::restore_through_systemd(const CgroupMount &mount, const std::str
 		return false;
 	if (!mount.exists(layout_.sandbox))
 		return true;
-	std::string_view text = saved;
-	std::size_t space = text.find(' ');
-	auto quota = to_number<std::uint64_t>(text.substr(0, space));
-	auto period = space == std::string_view::npos ? std::nullopt
-						      : to_number<std::uint64_t>(text.substr(space + 1));
-	if (!quota || !period || *period == 0)
-		return text.starts_with("max"); // no limit was saved: systemd's infinity is it
-	return set_unit_cpu_quota(*unit, *quota * 1'000'000 / *period);
+	auto [quota, period] = parse_cpu_max(saved);
+	if (!quota || *quota < 0 || period == 0)
+		return saved.starts_with("max"); // no limit was saved: systemd's infinity is it
+	return set_unit_cpu_quota(*unit, static_cast<std::uint64_t>(*quota) * 1'000'000 / period);
 }
 
 std::size_t V2Backend::restore_sandbox(const CgroupMount &mount) const
