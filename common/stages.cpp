@@ -197,10 +197,6 @@ void record_intent(const Config &config, Record &intent)
 				": written by another hook meanwhile");
 }
 
-} // namespace
-
-namespace {
-
 // Every thread of the VMM that is not a proven vCPU (its I/O threads, and any thread the layout does not
 // recognise) goes to the overhead side, which is outside the container's own quota: its cap is what keeps
 // the container within its limit (security.md). Without one, only the pod's cgroup bounds it (v1, O beside
