@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -148,18 +149,16 @@ void Watcher::watch(Record &record, const ProcessRef &vmm, bool look_first)
 	ProcFs proc;
 	auto next_check = std::chrono::steady_clock::now() + tick;
 	unsigned retries = 0; // ticks left on which an unproven pass is tried again
-	if (look_first) {
-		bool unproven = false;
-		if (pass(*backend, vmm, record.vcpus, unproven))
-			write(record);
-		retries = unproven ? unproven_retries : 0;
-	}
 	while (proc.alive(vmm)) {
 		rearm_watchdog();
-		bool woken = wait(std::max<std::chrono::nanoseconds>(
-			next_check - std::chrono::steady_clock::now(), 0ns));
-		if (woken)
-			wait(debounce);
+		// look_first: the first pass comes before any wait, as if woken.
+		bool woken = std::exchange(look_first, false);
+		if (!woken) {
+			woken = wait(std::max<std::chrono::nanoseconds>(
+				next_check - std::chrono::steady_clock::now(), 0ns));
+			if (woken)
+				wait(debounce);
+		}
 		if (woken && !proc.alive(vmm))
 			break; // its exit woke this: no pass over a VMM that has ended
 		bool at_tick = std::chrono::steady_clock::now() >= next_check;
