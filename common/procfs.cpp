@@ -42,21 +42,6 @@ bool stat_fields(std::string_view rest, std::string_view &state, std::string_vie
 	return true;
 }
 
-std::vector<pid_t> numeric_entries(DIR *d, std::error_code &ec)
-{
-	std::vector<pid_t> out;
-	if (!d) {
-		ec = errno_code();
-		return out;
-	}
-	while (struct dirent *entry = ::readdir(d))
-		if (auto id = to_number<pid_t>(entry->d_name); id && *id > 0)
-			out.push_back(*id);
-	::closedir(d);
-	std::sort(out.begin(), out.end());
-	return out;
-}
-
 } // namespace
 
 std::optional<Stat> parse_stat(std::string_view line)
@@ -158,8 +143,7 @@ std::vector<pid_t> ProcFs::children(pid_t pid) const
 
 std::vector<pid_t> ProcFs::thread_ids(pid_t pid, std::error_code &ec) const
 {
-	ec.clear();
-	return numeric_entries(::opendir(path(pid, "task").c_str()), ec);
+	return TaskDir(*this, pid).ids(ec);
 }
 
 std::string ProcFs::read(pid_t pid, std::string_view file, std::error_code &ec) const
