@@ -39,6 +39,13 @@ std::string instance_name(std::string_view id, std::string_view bundle)
 	return name;
 }
 
+bool is_instance_of(std::string_view name, std::string_view id)
+{
+	constexpr std::size_t hash_digits = 16; // instance_name's 64 bits
+	return name.size() == id.size() + 1 + hash_digits && name.starts_with(id) && name[id.size()] == '-' &&
+	       name.substr(id.size() + 1).find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 namespace {
 
 // The overhead root and each of its ancestors, parents first.

@@ -66,6 +66,8 @@ using CgroupLayout = std::variant<std::monostate, cgroup_v1::Layout, cgroup_v2::
 // containers with one id (across runtime roots or containerd namespaces) have different bundles, so
 // their records and overhead cgroups never meet. Every stage has the bundle, poststop included.
 std::string instance_name(std::string_view id, std::string_view bundle);
+// `name` is an instance_name() of container `id` (of some bundle).
+bool is_instance_of(std::string_view name, std::string_view id);
 
 struct LayoutInput {
 	HostMode host = HostMode::v1;

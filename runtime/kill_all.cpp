@@ -6,26 +6,12 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "layout.h"
 #include "record.h"
 
 namespace vmmcg::runtime {
 
 namespace {
-
-bool is_hex_digits(std::string_view text)
-{
-	return text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-// A record file of id: "<id>-<16 hex digits>" (instance_name), or a version 1 record named "<id>".
-bool names_instance_of(std::string_view name, std::string_view id)
-{
-	if (name == id)
-		return true;
-	constexpr std::size_t hash_digits = 16;
-	return name.size() == id.size() + 1 + hash_digits && name.starts_with(id) && name[id.size()] == '-' &&
-	       is_hex_digits(name.substr(id.size() + 1));
-}
 
 // `--all`, `-a`, `-all`, with an optional "=true"/"=false" as Go's flag package reads a boolean.
 std::optional<bool> all_flag(std::string_view arg)
@@ -71,7 +57,8 @@ Collapse collapse_for_kill_all(const std::string &record_dir, const std::string 
 {
 	Collapse result;
 	for (const std::string &name : record_names(record_dir)) {
-		if (!names_instance_of(name, id))
+		// A record of one of its instances, or of version 1 (named "<id>").
+		if (name != id && !is_instance_of(name, id))
 			continue;
 		std::optional<Record> record;
 		try {

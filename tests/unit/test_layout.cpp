@@ -221,6 +221,12 @@ TEST_SUITE("layout")
 		CHECK(a.size() == 4 + 16);
 		CHECK(a != b); // one id in two containerd namespaces: two instances
 		CHECK(a == instance_name("abc", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc"));
+		CHECK(is_instance_of(a, "abc"));
+		CHECK(is_instance_of(b, "abc"));
+		CHECK_FALSE(is_instance_of(a, "ab")); // another id's instance: "ab" + "c-..."
+		CHECK_FALSE(is_instance_of(instance_name("abc-0", "/b"), "abc"));
+		CHECK_FALSE(is_instance_of("abc", "abc"));
+		CHECK_FALSE(is_instance_of("abc-0123456789abcdeg", "abc"));
 		// "tasks" is a valid runtime id, but <overhead_root>/tasks would be the root's own tasks
 		// file.
 		for (const char *bad : {"tasks", "cgroup.procs", "notify_on_release", "cpu.shares"}) {
