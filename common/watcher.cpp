@@ -1,5 +1,6 @@
 #include "watcher.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +197,10 @@ void Watcher::clean_up_if_orphaned()
 {
 	constexpr int window = 60, poststop_grace = 10;
 	int gone_for = 0;
+	// Out of SCHED_IDLE, still at nice 19: the wait is a few system calls a second for a minute at most,
+	// and at idle priority a node kept busy by its containers could put the clean-up off without bound.
+	struct sched_param param {};
+	::sched_setscheduler(0, SCHED_OTHER, &param);
 	// Bounded: past the window only while S is gone, for at most the grace. A second first: poststop
 	// normally comes at once, and looking before it would only compete with it for the CPU.
 	for (int second = 0;; ++second) {
