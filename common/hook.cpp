@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@
 #include "errors.h"
 #include "io.h"
 #include "log.h"
+#include "settler.h"
 #include "stages.h"
 #include "state.h"
 #include "text.h"
@@ -85,7 +88,19 @@ struct Arguments {
 	bool runtime_gate = false;
 	bool help = false;
 	bool version = false;
+	// --settler NAME ID PID START_TIME: this process is the settler poststart started (settler.h), not a
+	// hook; never given by a runtime or a user.
+	std::optional<SettlerStart> settler;
 };
+
+std::uint64_t settler_number(std::string_view text)
+{
+	std::uint64_t value = 0;
+	auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+	if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+		throw InputError("argument '--settler': '" + printable(text) + "' is no number");
+	return value;
+}
 
 Arguments parse_arguments(int argc, char **argv)
 {
@@ -106,7 +121,15 @@ Arguments parse_arguments(int argc, char **argv)
 			args.version = true;
 		else if (arg == "--gate=runtime")
 			args.runtime_gate = true;
-		else
+		else if (arg == "--settler" && i + 4 < argc) {
+			SettlerStart start;
+			start.name = argv[i + 1];
+			start.id = argv[i + 2];
+			start.container = {static_cast<pid_t>(settler_number(argv[i + 3])),
+					   settler_number(argv[i + 4])};
+			args.settler = std::move(start);
+			i += 4;
+		} else
 			throw InputError("argument '" + printable(arg) +
 					 "': unknown (usage: [--config PATH] [--gate=runtime], or --help)");
 	}
@@ -139,6 +162,15 @@ int run_hook(Stage stage, int argc, char **argv)
 				  : (void)std::printf("%s %s\n", info.executable, VMMCG_VERSION);
 			return exit_ok;
 		}
+		if (args.settler && stage == Stage::poststart) {
+			args.settler->config_path = args.config;
+			set_log_container(args.settler->id);
+			Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
+			apply_log_options(config.log);
+			return run_settler(config, *args.settler);
+		}
+		if (args.settler)
+			throw InputError("argument '--settler': only poststart starts a settler");
 		// Whatever happens below, the stage ends: the kernel ends the process at this bound (the hook
 		// files' timeout is longer). A killed createRuntime leaves its intent record for cleanup.
 		::alarm(stage_bound_seconds);
@@ -147,7 +179,8 @@ int run_hook(Stage stage, int argc, char **argv)
 		set_log_container(state.id);
 		Config config = load_config(args.config, VMMCG_DEFAULT_CONFIG);
 		apply_log_options(config.log);
-		return run_stage(stage, {std::move(state), std::move(config), args.runtime_gate});
+		return run_stage(stage,
+				 {std::move(state), std::move(config), args.runtime_gate, args.config});
 	} catch (const InputError &e) {
 		spdlog::error("{}", e.what());
 		return exit_bad_input;

@@ -1,8 +1,8 @@
 // The detached settler: poststart's work, carried on after the hook returned.
 #pragma once
 
-#include <functional>
 #include <optional>
+#include <string>
 
 #include "config.h"
 #include "procfs.h"
@@ -10,11 +10,12 @@
 
 namespace vmmcg {
 
-// Starts `work` in a detached child (its own session, stdio on /dev/null, no other inherited fd, reparented
-// when the hook exits): the runtime waits for the hook's stdout and stderr to close, and must not wait for
-// the settler. `work` gets a "go" fd (settler_go_fd) that reaches EOF once the caller
-// called let_go() on the returned handle (or exited): it waits on it before it writes the record, so that
-// its write lands after the caller's. Returns the settler, or std::nullopt if it could not be started.
+// The settler: poststart's own binary executed again (/proc/self/exe with --settler and what it needs to
+// find its record), in its own session, stdio on /dev/null, no inherited fd but its go pipe and its slot,
+// an empty environment, at idle priority, reparented when the hook exits: the runtime waits for the hook's
+// stdout and stderr to close, and must not wait for the settler. It waits for EOF on its go pipe
+// (settler_go_fd), which comes once the caller called let_go() on the returned handle (or exited), before
+// it reads or writes the record, so that its write lands after the caller's.
 class SettlerHandle
 {
 public:
@@ -32,9 +33,20 @@ private:
 inline constexpr int settler_go_fd = 3;
 inline constexpr int settler_slot_fd = 4;
 
-// nullopt also when all config.max_settlers slots are taken.
+// What the settler is started with; it reads the rest (the configuration, then the record) itself.
+struct SettlerStart {
+	std::optional<std::string> config_path; // as the hook was given it: none for the default
+	std::string name, id;                   // the record's
+	ProcessRef container;                   // the container's process
+};
+
+// Starts the settler. nullopt when it could not be started: all config.max_settlers slots are taken, or
+// this process started one already.
 std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &config,
-					   const std::function<int(int go_fd)> &work);
+					   const SettlerStart &start);
+
+// The settler's part, in the binary executed with --settler: `config` read from start.config_path.
+int run_settler(const Config &config, const SettlerStart &start);
 
 // Blocks until the go fd reaches EOF.
 void wait_for_go(int go_fd);

@@ -247,13 +247,12 @@ namespace {
 // Hands the VMM over to a detached settler and watcher (watcher.h): still placing when the placement is not
 // complete (runc runs poststart before exec; a VMM creates its vCPUs late), or only watching when it is.
 // Once the settler is started, it does not return: the hook exits with exit_ok.
-int hand_over(const Config &config, Record &record, Backend &backend, const SettleResult &result,
+int hand_over(const StageContext &context, Record &record, Backend &backend, const SettleResult &result,
 	      const ProcessRef &container)
 {
-	Record base = record;
-	auto settler = spawn_settler(ProcFs(), config, [&](int go_fd) {
-		return settle_and_watch(config, base, container, go_fd);
-	});
+	const Config &config = context.config;
+	auto settler =
+		spawn_settler(ProcFs(), config, {context.config_path, record.name, record.id, container});
 	if (!settler) {
 		spdlog::warn(
 			"no settler could be started (at most {} on this node): what is placed stays, the "
@@ -273,10 +272,8 @@ int hand_over(const Config &config, Record &record, Backend &backend, const Sett
 		spdlog::info(
 			"VMM or vCPUs not settled within {} ms: settler pid {} continues for up to {} ms",
 			config.poststart_budget_ms, settler->process().pid, config.settle_timeout_ms);
-	// Ended here, its objects left undestroyed: since the fork every page the hook writes is copied first
-	// (its memory is the settler's too, copy-on-write), and freeing what poststart parsed and built wrote
-	// enough of them to cost poststart a quarter of a millisecond. Nothing is left to do: the record is
-	// written, and the log writes each line as it comes (log.h).
+	// Ended here, its objects left undestroyed: nothing is left to do (the record is written, and the log
+	// writes each line as it comes, log.h), and freeing what poststart parsed and built only costs time.
 	std::_Exit(exit_ok);
 }
 
@@ -328,7 +325,7 @@ int poststart(StageContext context)
 	bool placing = !result.complete && !result.container_gone && may_become_vmm(config, result, bundle);
 	bool watching = result.complete && config.watch_vmm;
 	if (placing || watching)
-		return hand_over(config, *record, *backend, result, container);
+		return hand_over(context, *record, *backend, result, container);
 	log_settled(result, "poststart");
 	store_placement(*record, *backend, result);
 	write_record(config.record_dir, *record);

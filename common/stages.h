@@ -3,6 +3,9 @@
 // project created. The driver (hook.cpp) gives them a parsed state and configuration.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "config.h"
 #include "state.h"
 
@@ -14,6 +17,8 @@ struct StageContext {
 	// The hook was added by the node owner's runtime wrapper (--gate=runtime), not matched by an
 	// annotation: the container is enabled whatever its annotations say.
 	bool runtime_gate = false;
+	// The --config the hook was given (none: the default), for the settler it starts.
+	std::optional<std::string> config_path;
 };
 
 int create_runtime(StageContext context);

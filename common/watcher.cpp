@@ -49,11 +49,11 @@ void rearm_watchdog()
 class Watcher
 {
 public:
-	Watcher(const Config &config, const Record &base, const ProcessRef &container, ProcessRef self)
-		: config_(config), name_(base.name), id_(base.id), container_(container), self_(self),
+	Watcher(const Config &config, const SettlerStart &start, ProcessRef self)
+		: config_(config), name_(start.name), id_(start.id), container_(start.container), self_(self),
 		  events_(ProcEvents::open())
 	{
-		watched_ = {container.pid};
+		watched_ = {container_.pid};
 		if (events_)
 			events_->watch(watched_);
 	}
@@ -230,6 +230,8 @@ int Watcher::run()
 	std::optional<Record> record = current();
 	if (!record)
 		return 0;
+	config_.qmp_socket =
+		record->qmp_socket; // as poststart had it: the configuration's, or the annotation's
 	if (systemd_running())
 		move_to_own_scope(self_.pid, name_); // not to die with the engine's unit
 	// Named as the watcher, poststart's placement was complete: one pass, not the settling loop.
@@ -269,13 +271,13 @@ bool Watcher::settle_now(Record &record)
 
 } // namespace
 
-int settle_and_watch(const Config &config, const Record &base, const ProcessRef &container, int go_fd)
+int settle_and_watch(const Config &config, const SettlerStart &start, int go_fd)
 {
 	wait_for_go(go_fd);
 	auto self = ProcFs().process(::getpid());
 	if (!self)
 		return 0;
-	return Watcher(config, base, container, *self).run();
+	return Watcher(config, start, *self).run();
 }
 
 } // namespace vmmcg

@@ -10,14 +10,15 @@
 #include "config.h"
 #include "procfs.h"
 #include "record.h"
+#include "settler.h"
 
 namespace vmmcg {
 
-// The detached process's work. `base` is the record as poststart wrote it before letting go; go_fd reaches
-// EOF once poststart has written the record naming this process (or died: then it ends at once). The
-// record says what is left: placing (it names this process the settler), or only watching (the watcher:
-// poststart's placement was complete: one pass, for a thread made before this process subscribed to the
-// events, and no settling loop).
-int settle_and_watch(const Config &config, const Record &base, const ProcessRef &container, int go_fd);
+// The detached process's work (settler.h starts it). go_fd reaches EOF once poststart has written the record
+// naming this process (or died: then the record names no one, and it ends at once). The record says what is
+// left: placing (it names this process the settler), or only watching (the watcher: poststart's placement
+// was complete: one pass, for a thread made before this process subscribed to the events, and no settling
+// loop).
+int settle_and_watch(const Config &config, const SettlerStart &start, int go_fd);
 
 } // namespace vmmcg

@@ -61,7 +61,7 @@ bool tasks_inside(const Record &record)
 	return inside;
 }
 
-// The executable of every settler and watcher: they are forks of poststart, which never execs.
+// The executable of every settler and watcher: poststart's binary, executed again (settler.h).
 constexpr std::string_view helper_exe = "vmm-cgroup-poststart";
 
 // Whether the record's settler or watcher runs; the reason to leave it alone if it is not poststart's.

@@ -7,10 +7,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -157,6 +161,52 @@ TEST_SUITE("watcher")
 			60000));
 		CHECK(wait_until([&] { return sb.hook_processes().empty(); }, 10000));
 		CHECK(sb.poststop().status == 0); // late, and idempotent
+	}
+
+	TEST_CASE(
+		"the watcher is poststart's binary executed again: its own session, stdio on /dev/null, its "
+		"go pipe and slot, no environment, idle priority")
+	{
+		Sandbox sb("exec");
+		sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0); // returned: the watcher holds none of the hook's pipes
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		auto watcher = sb.watcher();
+		REQUIRE(watcher);
+		auto text = [](const std::string &path) {
+			std::ifstream in(path);
+			return std::string(std::istreambuf_iterator<char>(in), {});
+		};
+		std::string proc = "/proc/" + std::to_string(watcher->pid);
+		CHECK(std::filesystem::read_symlink(proc + "/exe").filename() == "vmm-cgroup-poststart");
+		// An exec of /proc/self/exe names the process "exe" until the settler names itself.
+		CHECK(wait_until([&] { return text(proc + "/comm") == "vmm-cgroup-post\n"; }, 5000));
+		CHECK(text(proc + "/environ").empty());
+		std::string cmdline = text(proc + "/cmdline");
+		std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+		CHECK(cmdline.find(" --settler " + sb.instance() + " ") != std::string::npos);
+		CHECK(::getsid(watcher->pid) == watcher->pid);
+		CHECK(::sched_getscheduler(watcher->pid) == SCHED_IDLE);
+		// 0-2 /dev/null, 3 the go pipe, 4 the slot; above them only what the watcher opened itself
+		// (the events connector, pidfds), no pipe of the hook's.
+		std::map<int, std::string> fds;
+		for (const auto &entry : std::filesystem::directory_iterator(proc + "/fd")) {
+			std::error_code gone; // an fd the watcher had open for a moment (a record it read)
+			std::string target = std::filesystem::read_symlink(entry.path(), gone);
+			if (!gone)
+				fds[std::stoi(entry.path().filename())] = target;
+		}
+		for (int fd = 0; fd < 3; ++fd)
+			CHECK(fds[fd] == "/dev/null");
+		CHECK(fds[3].starts_with("pipe:"));
+		CHECK(fds[4].starts_with("socket:"));
+		for (const auto &[fd, target] : fds)
+			if (fd > 4)
+				CHECK_MESSAGE(target.find("pipe:") != 0, "fd " << fd << " -> " << target);
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+		CHECK(wait_until([&] { return sb.hook_processes().empty(); }, 5000));
 	}
 
 	TEST_CASE("the watcher outlives the settler's alarm: a vCPU plugged 24 s after poststart is placed")
