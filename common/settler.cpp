@@ -141,9 +141,10 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &con
 	if (!null_high.valid() || !go_high.valid() || !slot_high.valid())
 		return std::nullopt;
 	if (!make_plan(start, null_high.get(), go_high.get(), slot_high.get())) {
-		spdlog::warn("settler: its arguments (the record's name and id, the configuration's path) exceed "
-			     "{} bytes",
-			     sizeof(plan.text));
+		spdlog::warn(
+			"settler: its arguments (the record's name and id, the configuration's path) exceed "
+			"{} bytes",
+			sizeof(plan.text));
 		return std::nullopt;
 	}
 	planned = true;
@@ -166,7 +167,8 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &con
 
 int run_settler(const Config &config, const SettlerStart &start)
 {
-	// The clone set the fds, the session and SCHED_IDLE before the exec; the signals it blocked come back.
+	// The clone set the fds, the session and SCHED_IDLE before the exec; the signals it blocked come
+	// back.
 	sigset_t none;
 	::sigemptyset(&none);
 	::sigprocmask(SIG_SETMASK, &none, nullptr);
