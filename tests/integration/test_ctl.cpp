@@ -945,3 +945,43 @@ TEST_SUITE("integration-ctl")
 		CHECK(live.overhead_gone());
 	}
 }
+
+TEST_SUITE("hostile")
+{
+	TEST_CASE("--settler by hand: the binary run as a settler for a live container's record acts on "
+		  "nothing; "
+		  "the other stages and bad numbers are refused")
+	{
+		Sandbox sb("by-hand");
+		pid_t vmm = sb.start_test_vmm({"--vcpus", "2"});
+		REQUIRE(sb.create_runtime().status == 0);
+		REQUIRE(sb.poststart().status == 0);
+		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
+		ProcessRef watcher = watcher_of(sb);
+		auto vmm_ref = ProcFs().process(vmm);
+		REQUIRE(vmm_ref);
+		std::this_thread::sleep_for(std::chrono::seconds(1)); // the watcher's first pass is done
+		std::string before = read_text(sb.record_file());
+		std::string poststart = build_path("hooks/vmm-cgroup-poststart");
+		// Everything a settler is started with, and the container's real process: the record names
+		// another process (the real watcher), so this one reads it and ends.
+		Output by_hand =
+			run_program({poststart, "--settler", sb.instance(), sb.id(), std::to_string(vmm),
+				     std::to_string(vmm_ref->start_time), "--config", config_of(sb)});
+		CHECK(by_hand.status == 0);
+		CHECK(read_text(sb.record_file()) == before);
+		CHECK(ProcFs().alive(watcher));
+		check_split(sb);
+
+		Output create = run_program({build_path("hooks/vmm-cgroup-create-runtime"), "--settler",
+					     sb.instance(), sb.id(), "1", "2"});
+		CHECK(create.status == 2);
+		CHECK(create.err.find("argument '--settler': only poststart starts a settler") !=
+		      std::string::npos);
+		Output bad = run_program({poststart, "--settler", sb.instance(), sb.id(), "1x", "2"});
+		CHECK(bad.status == 2);
+		CHECK(bad.err.find("argument '--settler': '1x' is no number") != std::string::npos);
+		sb.kill_vmm();
+		CHECK(sb.poststop().status == 0);
+	}
+}
