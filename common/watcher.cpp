@@ -230,8 +230,8 @@ int Watcher::run()
 	std::optional<Record> record = current();
 	if (!record)
 		return 0;
-	config_.qmp_socket =
-		record->qmp_socket; // as poststart had it: the configuration's, or the annotation's
+	// The QMP socket as poststart had it: the configuration's, or the one createRuntime recorded.
+	config_.qmp_socket = record->qmp_socket;
 	if (systemd_running())
 		move_to_own_scope(self_.pid, name_); // not to die with the engine's unit
 	// Named as the watcher, poststart's placement was complete: one pass, not the settling loop.
