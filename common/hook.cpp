@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -95,11 +94,9 @@ struct Arguments {
 
 std::uint64_t settler_number(std::string_view text)
 {
-	std::uint64_t value = 0;
-	auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-	if (ec != std::errc() || end != text.data() + text.size() || text.empty())
-		throw InputError("argument '--settler': '" + printable(text) + "' is no number");
-	return value;
+	if (auto value = to_number<std::uint64_t>(text))
+		return *value;
+	throw InputError("argument '--settler': '" + printable(text) + "' is no number");
 }
 
 Arguments parse_arguments(int argc, char **argv)
