@@ -29,17 +29,17 @@ namespace vmmcg::test {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-const std::string cgroup_root = "/sys/fs/cgroup";
-
-std::string read_text(const std::string &path)
+std::string file_text(const std::string &path)
 {
 	std::ifstream in(path);
 	std::stringstream buf;
 	buf << in.rdbuf();
 	return buf.str();
 }
+
+namespace {
+
+const std::string cgroup_root = "/sys/fs/cgroup";
 
 void write_text(const std::string &path, const std::string &text)
 {
@@ -76,7 +76,7 @@ void remove_tree(const std::string &path)
 			remove_tree(entry.path());
 	std::string root = path.substr(0, path.find('/', cgroup_root.size() + 1));
 	for (int attempt = 0; attempt < 50; ++attempt) {
-		std::istringstream tasks(read_text(path + "/tasks"));
+		std::istringstream tasks(file_text(path + "/tasks"));
 		for (std::string tid; std::getline(tasks, tid);) {
 			std::ofstream out(root + "/tasks");
 			out << tid;
@@ -95,7 +95,7 @@ std::vector<pid_t> processes_in(const std::string &path)
 	std::error_code ec;
 	if (!fs::exists(path, ec))
 		return pids;
-	std::istringstream procs(read_text(path + "/cgroup.procs"));
+	std::istringstream procs(file_text(path + "/cgroup.procs"));
 	for (pid_t pid; procs >> pid;)
 		pids.push_back(pid);
 	for (const auto &entry : fs::directory_iterator(path, ec))
@@ -121,14 +121,14 @@ void reap_children()
 {
 	std::error_code ec;
 	for (const auto &task : fs::directory_iterator("/proc/self/task", ec)) {
-		std::istringstream children(read_text(task.path() / "children"));
+		std::istringstream children(file_text(task.path() / "children"));
 		for (pid_t child; children >> child;) {
 			{
 				std::lock_guard lock(owned_mutex);
 				if (owned.count(child))
 					continue;
 			}
-			std::string stat = read_text("/proc/" + std::to_string(child) + "/stat");
+			std::string stat = file_text("/proc/" + std::to_string(child) + "/stat");
 			auto paren = stat.rfind(')');
 			if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z')
 				::waitpid(child, nullptr, WNOHANG);
@@ -228,7 +228,7 @@ Sandbox::Sandbox(const std::string &name, const std::string &id)
 		fs::create_directories(base + sandbox_);
 		if (c == "cpuset")
 			for (const char *file : {"cpuset.cpus", "cpuset.mems"}) {
-				std::string value = trim(read_text(base + "/" + file));
+				std::string value = trim(file_text(base + "/" + file));
 				write_text(base + prefix_ + "/" + file, value);
 				write_text(base + sandbox_ + "/" + file, value);
 			}
@@ -555,7 +555,7 @@ std::vector<pid_t> Sandbox::hook_processes() const
 		std::string name = entry.path().filename();
 		if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
 			continue;
-		std::string cmdline = read_text(entry.path() / "cmdline");
+		std::string cmdline = file_text(entry.path() / "cmdline");
 		std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
 		if (cmdline.find(" --config " + needle) != std::string::npos)
 			pids.push_back(std::stoi(name));

@@ -136,6 +136,8 @@ private:
 bool wait_until(const std::function<bool()> &pred, int timeout_ms = 10000);
 
 std::string build_path(const std::string &relative); // below the meson build dir
+// The whole of a file, as it is (empty when it cannot be read).
+std::string file_text(const std::string &path);
 bool is_vcpu_name(const std::string &name);
 // A launcher shell that names the test VMM but starts it only after a minute: a settler waits for it.
 std::vector<std::string> late_vmm_launcher();

@@ -12,8 +12,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -174,16 +172,12 @@ TEST_SUITE("watcher")
 		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
 		auto watcher = sb.watcher();
 		REQUIRE(watcher);
-		auto text = [](const std::string &path) {
-			std::ifstream in(path);
-			return std::string(std::istreambuf_iterator<char>(in), {});
-		};
 		std::string proc = "/proc/" + std::to_string(watcher->pid);
 		CHECK(std::filesystem::read_symlink(proc + "/exe").filename() == "vmm-cgroup-poststart");
 		// An exec of /proc/self/exe names the process "exe" until the settler names itself.
-		CHECK(wait_until([&] { return text(proc + "/comm") == "vmm-cgroup-post\n"; }, 5000));
-		CHECK(text(proc + "/environ").empty());
-		std::string cmdline = text(proc + "/cmdline");
+		CHECK(wait_until([&] { return file_text(proc + "/comm") == "vmm-cgroup-post\n"; }, 5000));
+		CHECK(file_text(proc + "/environ").empty());
+		std::string cmdline = file_text(proc + "/cmdline");
 		std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
 		CHECK(cmdline.find(" --settler " + sb.instance() + " ") != std::string::npos);
 		CHECK(::getsid(watcher->pid) == watcher->pid);
