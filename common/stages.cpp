@@ -24,7 +24,6 @@
 #include "record.h"
 #include "settler.h"
 #include "text.h"
-#include "watcher.h"
 
 namespace vmmcg {
 
