@@ -138,6 +138,10 @@ TEST_SUITE("watcher")
 		REQUIRE(wait_until([&] { return sb.settled(); }, 10000));
 		auto watcher = sb.watcher();
 		REQUIRE(watcher);
+		// Named by the record as soon as poststart has cloned it; SCHED_IDLE from its first system
+		// calls and named vmm-cgroup-post after its exec, which a loaded machine (CI's) may put off.
+		std::string comm = "/proc/" + std::to_string(watcher->pid) + "/comm";
+		REQUIRE(wait_until([&] { return file_text(comm) == "vmm-cgroup-post\n"; }, 10000));
 		CHECK(::sched_getscheduler(watcher->pid) == SCHED_IDLE); // while it watches a live VMM
 		sb.kill_vmm();
 		// While S is there the container may still be deleted by its runtime, with poststop: nothing
