@@ -1,6 +1,9 @@
 #include "hook.h"
 
+#include <sys/auxv.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <cstdint>
@@ -16,6 +19,7 @@
 #include "errors.h"
 #include "io.h"
 #include "log.h"
+#include "paths.h"
 #include "settler.h"
 #include "stages.h"
 #include "state.h"
@@ -92,11 +96,22 @@ struct Arguments {
 	std::optional<SettlerStart> settler;
 };
 
-std::uint64_t settler_number(std::string_view text)
+template <typename T>
+T settler_number(std::string_view text, T least)
 {
-	if (auto value = to_number<std::uint64_t>(text))
+	if (auto value = to_number<T>(text); value && *value >= least)
 		return *value;
-	throw InputError("argument '--settler': '" + printable(text) + "' is no number");
+	throw InputError("argument '--settler': '" + printable(text) + "' is no number of " +
+			 std::to_string(least) + " or more");
+}
+
+// The record's name and the container's id as a runtime's state would give them (no '/', no control
+// character): checked before either names a file or goes into a log line.
+std::string settler_name(std::string_view text, std::size_t max_size)
+{
+	if (!is_valid_container_id(text, max_size))
+		throw InputError("argument '--settler': '" + printable(text) + "' is no record name or id");
+	return std::string(text);
 }
 
 Arguments parse_arguments(int argc, char **argv)
@@ -120,10 +135,10 @@ Arguments parse_arguments(int argc, char **argv)
 			args.runtime_gate = true;
 		else if (arg == "--settler" && i + 4 < argc) {
 			SettlerStart start;
-			start.name = argv[i + 1];
-			start.id = argv[i + 2];
-			start.container = {static_cast<pid_t>(settler_number(argv[i + 3])),
-					   settler_number(argv[i + 4])};
+			start.name = settler_name(argv[i + 1], 145);
+			start.id = settler_name(argv[i + 2], 128);
+			start.container = {settler_number<pid_t>(argv[i + 3], 1),
+					   settler_number<std::uint64_t>(argv[i + 4], 0)};
 			args.settler = std::move(start);
 			i += 4;
 		} else
@@ -152,7 +167,18 @@ int run_hook(Stage stage, int argc, char **argv)
 {
 	StageInfo info = info_of(stage);
 	setup_logging(info.name);
+	// A child's exit is reaped by the hook (the settler's, the systemd helper's), so that its pid is not
+	// another process's while a record names it: a SIGCHLD the runtime left ignored would reap it at
+	// once.
+	::signal(SIGCHLD, SIG_DFL);
 	try {
+		// Set-user-id or file capabilities would make anyone who can run a hook root: a hook is run
+		// by root, never by a mistake of its installation.
+		if (::getauxval(AT_SECURE) != 0)
+			throw InputError(
+				std::string(info.executable) +
+				" runs with set-user-id or file capabilities: refused (install it 0755 "
+				"root:root, without either)");
 		Arguments args = parse_arguments(argc, argv);
 		if (args.help || args.version) {
 			args.help ? print_help(info)

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -20,6 +23,7 @@
 
 #include "hook.h"
 #include "log.h"
+#include "text.h"
 #include "watcher.h"
 
 namespace vmmcg {
@@ -31,12 +35,14 @@ namespace {
 // when the settler dies, however it dies: the number of settlers on the node is bounded whoever starts
 // them, and nothing is left on disk. (Abstract names belong to the network namespace: the hooks run in
 // the runtime's, the host's.)
-UniqueFd take_slot(const Config &config)
+UniqueFd take_slot(const Config &config, std::string &why)
 {
 	for (unsigned slot = 0; slot < config.max_settlers; ++slot) {
 		UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-		if (!sock.valid())
+		if (!sock.valid()) {
+			why = std::string("socket: ") + std::strerror(errno);
 			return {};
+		}
 		struct sockaddr_un addr {};
 		addr.sun_family = AF_UNIX;
 		std::string name = "vmm-cgroup-hooks-settler-" + std::to_string(slot);
@@ -44,9 +50,12 @@ UniqueFd take_slot(const Config &config)
 		auto len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
 		if (::bind(sock.get(), reinterpret_cast<struct sockaddr *>(&addr), len) == 0)
 			return sock;
-		if (errno != EADDRINUSE)
+		if (errno != EADDRINUSE) {
+			why = "binding slot " + name + ": " + std::strerror(errno);
 			return {};
+		}
 	}
+	why = "all " + std::to_string(config.max_settlers) + " settler slots of this node are taken";
 	return {};
 }
 
@@ -55,6 +64,7 @@ UniqueFd take_slot(const Config &config)
 // on (or unwound) by then. One settler per process.
 struct ExecPlan {
 	int null_fd = -1, go_fd = -1, slot_fd = -1;
+	int last_fd = -1;    // where close_range is missing (kernels before 5.9): the highest fd to close
 	char text[3 * 4096]; // the arguments, each ended by a NUL
 	char *argv[12];
 	char *envp[1]; // an empty environment
@@ -91,25 +101,80 @@ bool make_plan(const SettlerStart &start, int null_fd, int go_fd, int slot_fd)
 	return true;
 }
 
-// The clone, on its own stack with every signal blocked, while the hook goes on in the same memory: system
-// calls only, on what the plan holds, and nothing written (these wrappers write errno only when a call
-// fails). Its fd table is its own copy. Stdio on /dev/null, the go pipe and the slot at fixed numbers, and
-// every other fd closed, before anything else: the runtime waits for the hook's stdout and stderr (and
+// The clone's system calls. It shares the hook's memory, its thread-local storage included, so it must not
+// write errno, which libc's wrappers (and syscall()) do when a call fails: the hook's errno would change
+// under it, between a call of its own and its check. Raw system calls write nothing but their registers.
+// Elsewhere the clone takes CLONE_VFORK: the hook waits for the exec, and finds errno as the clone left it.
+#if defined(__x86_64__)
+constexpr bool raw_syscalls = true;
+inline long raw_syscall(long number, long a = 0, long b = 0, long c = 0)
+{
+	long result;
+	asm volatile("syscall" : "=a"(result) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return result;
+}
+#elif defined(__aarch64__)
+constexpr bool raw_syscalls = true;
+inline long raw_syscall(long number, long a = 0, long b = 0, long c = 0)
+{
+	register long x8 asm("x8") = number;
+	register long x0 asm("x0") = a;
+	register long x1 asm("x1") = b;
+	register long x2 asm("x2") = c;
+	asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory", "cc");
+	return x0;
+}
+#else
+constexpr bool raw_syscalls = false;
+inline long raw_syscall(long number, long a = 0, long b = 0, long c = 0)
+{
+	return ::syscall(number, a, b, c);
+}
+#endif
+
+// The clone, on its own stack with every signal blocked, while the hook goes on in the same memory: raw
+// system calls only, on what the plan holds, and nothing written. Its fd table is its own copy. Stdio on
+// /dev/null, the go pipe and the slot at fixed numbers (dup3: the plan's fds are above them, never equal),
+// and every other fd closed, before anything else: the runtime waits for the hook's stdout and stderr (and
 // whatever else it let the hook inherit) to close. Its own session (it is no group leader, so setsid
 // succeeds); idle scheduling before the exec, so that even the exec's work waits for a free CPU. The exec
 // ends the sharing.
 __attribute__((no_sanitize("address"))) int exec_settler(void *)
 {
 	for (int fd = 0; fd < 3; ++fd)
-		::dup2(plan.null_fd, fd);
-	::dup2(plan.go_fd, settler_go_fd);
-	::dup2(plan.slot_fd, settler_slot_fd);
-	::close_range(settler_slot_fd + 1, ~0U, 0);
-	::setsid();
+		raw_syscall(SYS_dup3, plan.null_fd, fd, 0);
+	raw_syscall(SYS_dup3, plan.go_fd, settler_go_fd, 0);
+	raw_syscall(SYS_dup3, plan.slot_fd, settler_slot_fd, 0);
+	if (plan.last_fd < 0)
+		raw_syscall(SYS_close_range, settler_slot_fd + 1, ~0U, 0);
+	else
+		for (int fd = settler_slot_fd + 1; fd <= plan.last_fd; ++fd)
+			raw_syscall(SYS_close, fd);
+	raw_syscall(SYS_setsid);
 	struct sched_param param {};
-	::sched_setscheduler(0, SCHED_IDLE, &param);
-	::execve("/proc/self/exe", plan.argv, plan.envp);
-	::_exit(127);
+	raw_syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, reinterpret_cast<long>(&param));
+	raw_syscall(SYS_execve, reinterpret_cast<long>("/proc/self/exe"), reinterpret_cast<long>(plan.argv),
+		    reinterpret_cast<long>(plan.envp));
+	raw_syscall(SYS_exit_group, 127);
+	return 127;
+}
+
+// -1 where close_range works; else the highest fd this process has open, for the clone to close one by
+// one. Probed on a range that holds no fd (closing nothing); poststart has no other thread to open more.
+int last_fd_to_close()
+{
+	if (::syscall(SYS_close_range, ~0U - 1, ~0U, 0) == 0 || errno != ENOSYS)
+		return -1;
+	int last = settler_slot_fd;
+	if (DIR *d = ::opendir("/proc/self/fd")) {
+		while (struct dirent *entry = ::readdir(d))
+			if (auto fd = to_number<int>(entry->d_name))
+				last = std::max(last, *fd);
+		::closedir(d);
+	} else {
+		last = 1023; // no /proc: the default soft limit of open files
+	}
+	return last;
 }
 
 // A copy of fd at settler_slot_fd + 1 or above, close-on-exec: the clone's dup2 onto 0..4 then always
@@ -122,31 +187,36 @@ UniqueFd above_kept_fds(int fd)
 } // namespace
 
 std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &config,
-					   const SettlerStart &start)
+					   const SettlerStart &start, std::string &why)
 {
-	if (planned)
+	auto failed = [&why](const char *call) {
+		why = std::string(call) + ": " + std::strerror(errno);
 		return std::nullopt;
-	UniqueFd slot = take_slot(config);
+	};
+	if (planned) {
+		why = "this process started one already";
+		return std::nullopt;
+	}
+	UniqueFd slot = take_slot(config, why);
 	if (!slot.valid())
 		return std::nullopt;
 	int go_pipe[2];
 	if (::pipe2(go_pipe, O_CLOEXEC) != 0)
-		return std::nullopt;
+		return failed("pipe2");
 	UniqueFd go_read(go_pipe[0]), go_write(go_pipe[1]);
 	UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
 	if (!null.valid())
-		return std::nullopt;
+		return failed("opening /dev/null");
 	UniqueFd null_high = above_kept_fds(null.get()), go_high = above_kept_fds(go_read.get()),
 		 slot_high = above_kept_fds(slot.get());
 	if (!null_high.valid() || !go_high.valid() || !slot_high.valid())
-		return std::nullopt;
+		return failed("fcntl(F_DUPFD_CLOEXEC)");
 	if (!make_plan(start, null_high.get(), go_high.get(), slot_high.get())) {
-		spdlog::warn(
-			"settler: its arguments (the record's name and id, the configuration's path) exceed "
-			"{} bytes",
-			sizeof(plan.text));
+		why = "its arguments (the record's name and id, the configuration's path) exceed " +
+		      std::to_string(sizeof(plan.text)) + " bytes";
 		return std::nullopt;
 	}
+	plan.last_fd = last_fd_to_close();
 	planned = true;
 
 	// Not a fork: a fork copied the hook's page tables, and each page the hook wrote afterwards was
@@ -155,10 +225,11 @@ std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &con
 	sigset_t all, old;
 	::sigfillset(&all);
 	::pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid_t settler = ::clone(exec_settler, clone_stack + sizeof(clone_stack), CLONE_VM | SIGCHLD, nullptr);
+	pid_t settler = ::clone(exec_settler, clone_stack + sizeof(clone_stack),
+				CLONE_VM | (raw_syscalls ? 0 : CLONE_VFORK) | SIGCHLD, nullptr);
 	::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 	if (settler < 0)
-		return std::nullopt;
+		return failed("clone");
 	auto ref = proc.process(settler);
 	if (!ref) // it already finished: nothing to track
 		ref = ProcessRef{settler, 0};
@@ -172,6 +243,10 @@ int run_settler(const Config &config, const SettlerStart &start)
 	sigset_t none;
 	::sigemptyset(&none);
 	::sigprocmask(SIG_SETMASK, &none, nullptr);
+	// Its go pipe and slot are its own: not the systemd helper's, which would hold the slot after a
+	// SIGKILL of this process until its own D-Bus timeout.
+	for (int fd : {settler_go_fd, settler_slot_fd})
+		::fcntl(fd, F_SETFD, FD_CLOEXEC);
 	// Its name as the hook's (an exec of /proc/self/exe names the process "exe").
 	::prctl(PR_SET_NAME, program_invocation_short_name, 0, 0, 0);
 	drop_stderr_logging();

@@ -40,15 +40,15 @@ struct SettlerStart {
 	ProcessRef container;                   // the container's process
 };
 
-// Starts the settler. nullopt when it could not be started: all config.max_settlers slots are taken, or
-// this process started one already.
+// Starts the settler. nullopt when it could not be started (all config.max_settlers slots are taken, this
+// process started one already, a system call failed), with `why` set to one line saying which.
 std::optional<SettlerHandle> spawn_settler(const ProcFs &proc, const Config &config,
-					   const SettlerStart &start);
+					   const SettlerStart &start, std::string &why);
 
 // The settler's part, in the binary executed with --settler: `config` read from start.config_path.
 int run_settler(const Config &config, const SettlerStart &start);
 
-// Blocks until the go fd reaches EOF.
+// Blocks until the go fd reaches EOF (or gives a byte, or fails: the caller never writes one).
 void wait_for_go(int go_fd);
 
 } // namespace vmmcg

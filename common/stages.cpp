@@ -250,13 +250,13 @@ int hand_over(const StageContext &context, Record &record, Backend &backend, con
 	      const ProcessRef &container)
 {
 	const Config &config = context.config;
-	auto settler =
-		spawn_settler(ProcFs(), config, {context.config_path, record.name, record.id, container});
+	std::string why;
+	auto settler = spawn_settler(ProcFs(), config,
+				     {context.config_path, record.name, record.id, container}, why);
 	if (!settler) {
-		spdlog::warn(
-			"no settler could be started (at most {} on this node): what is placed stays, the "
-			"rest stays in the container's cgroup",
-			config.max_settlers);
+		spdlog::warn("no settler could be started ({}): what is placed stays, the rest stays in the "
+			     "container's cgroup",
+			     why);
 		store_placement(record, backend, result);
 		write_record(config.record_dir, record);
 		return exit_ok;

@@ -84,6 +84,9 @@ std::optional<Record> Watcher::current() const
 	auto record = read_record(config_.record_dir, name_, id_);
 	if (!record || (record->settler != self_ && record->watcher != self_))
 		return std::nullopt;
+	if (record->container && *record->container != container_)
+		return std::nullopt; // named by a record of another container: --settler by hand
+
 	return record;
 }
 

@@ -6,14 +6,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -27,6 +30,7 @@
 #include "placement.h"
 #include "procfs.h"
 #include "record.h"
+#include "scope_exit.h"
 #include "text.h"
 
 namespace fs = std::filesystem;
@@ -797,7 +801,7 @@ TEST_SUITE("integration-ctl")
 		own_cgroups(steal_watcher, "steal-watcher");
 		steal_watcher.watcher = live_watcher;
 		write_record(records, steal_watcher);
-		// 4. A gone container whose "watcher" is a host process, not a fork of poststart.
+		// 4. A gone container whose "watcher" is a host process, not poststart's settler.
 		Child host;
 		Record foreign = forged_from(*base, live.id() + "-foreign");
 		foreign.container = dead;
@@ -981,7 +985,55 @@ TEST_SUITE("hostile")
 		Output bad = run_program({poststart, "--settler", sb.instance(), sb.id(), "1x", "2"});
 		CHECK(bad.status == 2);
 		CHECK(bad.err.find("argument '--settler': '1x' is no number") != std::string::npos);
+		// A pid of 0, or one that only a cast would make a pid (2^32 - 1 was -1): refused, not used.
+		for (const char *pid : {"0", "4294967295", "-1"}) {
+			INFO("pid " << pid);
+			Output refused =
+				run_program({poststart, "--settler", sb.instance(), sb.id(), pid, "2"});
+			CHECK(refused.status == 2);
+			CHECK(refused.err.find("is no number of 1 or more") != std::string::npos);
+		}
+		// A name that climbs out of the record directory, an id that would forge a log line: refused
+		// before either names a file or reaches the log, in one line.
+		for (const auto &[name, id] :
+		     {std::pair<std::string, std::string>{"../" + sb.instance(), sb.id()},
+		      {sb.instance(), sb.id() + "\ninfo: forged"}}) {
+			Output refused =
+				run_program({poststart, "--settler", name, id, std::to_string(vmm), "2"});
+			CHECK(refused.status == 2);
+			CHECK(refused.err.find("is no record name or id") != std::string::npos);
+			CHECK(std::count(refused.err.begin(), refused.err.end(), '\n') == 1);
+		}
+		CHECK(read_text(sb.record_file()) == before);
+		CHECK(ProcFs().alive(watcher));
 		sb.kill_vmm();
 		CHECK(sb.poststop().status == 0);
+	}
+
+	TEST_CASE(
+		"a hook installed set-user-id root refuses to run for anyone else (it would make them root)")
+	{
+		// A copy of poststop, run by nobody: as installed (0755) it runs (--help), set-user-id it is
+		// refused before it reads anything.
+		char dir_template[] = "/var/tmp/vmmcg-it-suid-XXXXXX";
+		REQUIRE(::mkdtemp(dir_template) != nullptr);
+		std::string dir = dir_template;
+		ScopeExit remove_dir([&] { fs::remove_all(dir); });
+		fs::permissions(dir, fs::perms(0755));
+		std::string copy = dir + "/vmm-cgroup-poststop";
+		fs::copy_file(build_path("hooks/vmm-cgroup-poststop"), copy);
+		auto as_nobody = [&] {
+			return run_program({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+					    copy, "--help"});
+		};
+		fs::permissions(copy, fs::perms(0755));
+		Output plain = as_nobody();
+		CHECK_MESSAGE(plain.status == 0, plain.err);
+		REQUIRE(::chmod(copy.c_str(), 04755) == 0);
+		Output setuid = as_nobody();
+		CHECK(setuid.status == 2);
+		CHECK(setuid.err.find("runs with set-user-id or file capabilities: refused") !=
+		      std::string::npos);
+		CHECK(setuid.out.empty());
 	}
 }

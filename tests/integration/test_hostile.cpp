@@ -993,7 +993,9 @@ TEST_SUITE("hostile")
 			REQUIRE(sb->create_runtime().status == 0);
 			HookRun started = sb->poststart();
 			CHECK_MESSAGE(started.status == 0, started.err);
-			refused += started.err.find("no settler could be started") != std::string::npos;
+			refused +=
+				started.err.find("no settler could be started (all 2 settler slots of this "
+						 "node are taken)") != std::string::npos;
 			sandboxes.push_back(std::move(sb));
 		}
 		std::size_t settlers = 0;
