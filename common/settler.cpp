@@ -1,9 +1,9 @@
 #include "settler.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -247,6 +247,8 @@ int run_settler(const Config &config, const SettlerStart &start)
 	// SIGKILL of this process until its own D-Bus timeout.
 	for (int fd : {settler_go_fd, settler_slot_fd})
 		::fcntl(fd, F_SETFD, FD_CLOEXEC);
+	// Not in the runtime's bundle directory for the VMM's life (every path it uses is absolute).
+	(void)!::chdir("/");
 	// Its name as the hook's (an exec of /proc/self/exe names the process "exe").
 	::prctl(PR_SET_NAME, program_invocation_short_name, 0, 0, 0);
 	drop_stderr_logging();

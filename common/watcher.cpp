@@ -86,7 +86,6 @@ std::optional<Record> Watcher::current() const
 		return std::nullopt;
 	if (record->container && *record->container != container_)
 		return std::nullopt; // named by a record of another container: --settler by hand
-
 	return record;
 }
 

@@ -1,5 +1,6 @@
 // The watcher: after placement, new threads of a placed VMM are placed by themselves (a hot-plugged vCPU,
 // of the test VMM and of real QEMU/KVM over QMP device_add), and the process events it sleeps on.
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -186,6 +188,17 @@ TEST_SUITE("watcher")
 		CHECK(cmdline.find(" --settler " + sb.instance() + " ") != std::string::npos);
 		CHECK(::getsid(watcher->pid) == watcher->pid);
 		CHECK(::sched_getscheduler(watcher->pid) == SCHED_IDLE);
+		// Not in the runtime's bundle directory; the go pipe and the slot close-on-exec once it runs
+		// (the systemd helper inherits neither). Both done before it named itself.
+		CHECK(std::filesystem::read_symlink(proc + "/cwd") == "/");
+		for (int fd : {3, 4}) {
+			std::istringstream info(file_text(proc + "/fdinfo/" + std::to_string(fd)));
+			std::string key, flags;
+			while (info >> key >> flags && key != "flags:") {
+			}
+			INFO("fd " << fd << " flags " << flags);
+			CHECK((std::stoul(flags, nullptr, 8) & O_CLOEXEC) != 0);
+		}
 		// 0-2 /dev/null, 3 the go pipe, 4 the slot; above them only what the watcher opened itself
 		// (the events connector, pidfds), no pipe of the hook's.
 		std::map<int, std::string> fds;
