@@ -97,17 +97,25 @@ is_vcpu() { [[ $1 =~ ^CPU\ [0-9]+/KVM$ ]]; }
 is_vmm() { get "/proc/$1/comm"; [ "$REPLY" = test-vmm ]; }
 # state_of TASKDIR: the state letter in REPLY
 state_of() { get "$1/stat"; REPLY=${REPLY##*) }; REPLY=${REPLY%% *}; }
+# of_container PROCDIR: true when the hook process names the current container: a hook's working directory
+# is the bundle (which names it), a settler's or watcher's command line has "--settler INSTANCE ID" (its
+# working directory is /).
+of_container() {
+	local cwd cmdline
+	cwd=$(readlink "$1/cwd")
+	cmdline=$(tr '\0' ' ' < "$1/cmdline" 2>/dev/null)
+	[[ $cwd == *"$ID"* ]] || [[ $cmdline == *" --settler $INSTANCE $ID "* ]]
+}
 # hook_processes [all]: running hook executables (a settler is one) of the current container, with their
 # cgroup; with "all", of any container. Two cases run at a time, so a hook process is the container's when
-# its pid is the settler its record names, or its working directory (the bundle) names the container.
+# its pid is the settler its record names, or it names the container (of_container).
 hook_processes() {
-	local link cwd
+	local link
 	note_settler
 	for link in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$HOOK_EXES/*" 2>/dev/null); do
 		link=${link%/exe}
 		if [ "${1:-}" != all ]; then
-			cwd=$(readlink "$link/cwd")
-			[ "${link#/proc/}" = "$SETTLER" ] || [[ $cwd == *"$ID"* ]] || continue
+			[ "${link#/proc/}" = "$SETTLER" ] || of_container "$link" || continue
 		fi
 		say "$(readlink "$link/exe" | sed 's|.*/||') pid ${link#/proc/} (cgroup $(cgroup_of "$link"), cwd $(s "$(readlink "$link/cwd")"))"
 	done
@@ -737,7 +745,7 @@ case_settler_unit() {
 	if [ -z "$settler" ]; then
 		for p in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$HOOK_EXES/vmm-cgroup-poststart" 2>/dev/null); do
 			p=${p%/exe}
-			[[ $(readlink "$p/cwd") == *"$ID"* ]] && settler=${p#/proc/}
+			of_container "$p" && settler=${p#/proc/}
 		done
 	fi
 	if [ -n "$settler" ]; then
