@@ -179,10 +179,17 @@ class Bench:
         for controller in CONTROLLERS:
             self.remove_cgroup_tree(controller, self.parent)
         if self.mounted:
-            subprocess.run(["umount", self.run_dir], check=False)
+            # Busy while a hook process runs from bin/: poststop SIGKILLs the watcher of an ended VMM
+            # and does not wait for its exit.
+            for attempt in range(100):
+                if subprocess.run(["umount", self.run_dir], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.01)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         left = [self.cgroup_dir(c, self.parent) for c in CONTROLLERS
                 if os.path.exists(self.cgroup_dir(c, self.parent))]
+        if os.path.ismount(self.run_dir):
+            left.append(f"the tmpfs mounted on {self.run_dir}")
         if left:
             print(f"warning: could not remove {', '.join(left)}", file=sys.stderr)
 
