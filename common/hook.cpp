@@ -3,9 +3,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include <csignal>
-
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -107,7 +106,7 @@ T settler_number(std::string_view text, T least)
 
 // The record's name and the container's id as a runtime's state would give them (no '/', no control
 // character): checked before either names a file or goes into a log line.
-std::string settler_name(std::string_view text, std::size_t max_size)
+std::string settler_name(std::string_view text, std::size_t max_size = max_container_id_size)
 {
 	if (!is_valid_container_id(text, max_size))
 		throw InputError("argument '--settler': '" + printable(text) + "' is no record name or id");
@@ -135,8 +134,8 @@ Arguments parse_arguments(int argc, char **argv)
 			args.runtime_gate = true;
 		else if (arg == "--settler" && i + 4 < argc) {
 			SettlerStart start;
-			start.name = settler_name(argv[i + 1], 145);
-			start.id = settler_name(argv[i + 2], 128);
+			start.name = settler_name(argv[i + 1], max_instance_name_size);
+			start.id = settler_name(argv[i + 2]);
 			start.container = {settler_number<pid_t>(argv[i + 3], 1),
 					   settler_number<std::uint64_t>(argv[i + 4], 0)};
 			args.settler = std::move(start);

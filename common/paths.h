@@ -16,7 +16,10 @@ std::string parent_path(std::string_view path);
 std::string join_path(std::string_view base, std::string_view name);
 
 // Runtime container ids: runc and crun accept [A-Za-z0-9_+.-]+ except "." and ".."; we also bound the length.
-// Instance names (layout.h instance_name) are ids with "-<16 hex digits>": max_size 145.
-bool is_valid_container_id(std::string_view id, std::size_t max_size = 128);
+// Instance names (layout.h instance_name) are ids with "-<16 hex digits>", checked with
+// max_instance_name_size.
+inline constexpr std::size_t max_container_id_size = 128;
+inline constexpr std::size_t max_instance_name_size = max_container_id_size + 17;
+bool is_valid_container_id(std::string_view id, std::size_t max_size = max_container_id_size);
 
 } // namespace vmmcg

@@ -203,7 +203,7 @@ const Schema<Record, 16> record_fields = {{
 	{"name", Presence::required,
 	 [](const Field &f, Record &r) {
 		 r.name = f.string();
-		 if (!is_valid_container_id(r.name, 145))
+		 if (!is_valid_container_id(r.name, max_instance_name_size))
 			 f.fail("not an instance name");
 	 },
 	 [](JsonWriter &w, const Record &r) { w.string(r.name); }},
@@ -433,7 +433,7 @@ std::vector<std::string> record_names(const std::string &dir)
 			if (file.starts_with('.') || !file.ends_with(".json"))
 				continue;
 			file.remove_suffix(5);
-			if (is_valid_container_id(file, 145))
+			if (is_valid_container_id(file, max_instance_name_size))
 				names.emplace_back(file);
 		}
 		::closedir(d);

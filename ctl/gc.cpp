@@ -218,8 +218,8 @@ void look_in(const Place &place, const Named &named, std::vector<Orphan> &out)
 			continue;
 		std::string instance = child.substr(place.prefix.size());
 		std::string path = join_path(place.parent, child);
-		if (!is_valid_container_id(instance, 145) || named.instances.count(instance) ||
-		    named.overheads.count({place.mount, path}))
+		if (!is_valid_container_id(instance, max_instance_name_size) ||
+		    named.instances.count(instance) || named.overheads.count({place.mount, path}))
 			continue;
 		bool empty = !holds_tasks(mount, path, "tasks") && child_dirs(mount->describe(path)).empty();
 		out.push_back({place.mount, path, instance, empty, false, {}, {}});
